@@ -1,0 +1,61 @@
+import { Type } from "@sinclair/typebox";
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { AppContext } from "../context.js";
+import { errors, Nullable, Ok, ProjectParams, Uuid } from "../core/http.js";
+
+const ApiKey = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  description: Type.String(),
+  created_by: Type.Optional(Type.String()),
+  created_at: Type.String(),
+});
+
+export const apiKeyRoutes =
+  (ctx: AppContext): FastifyPluginAsyncTypebox =>
+  async (app) => {
+    const tags = ["api-keys"];
+    app.post(
+      "/accounts/projects/:project_id/api-keys",
+      {
+        schema: {
+          tags,
+          summary: "create_api_key",
+          description: "Returns the full key in `value`, this once only.",
+          params: ProjectParams,
+          body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }), description: Nullable(Type.String({ maxLength: 2000 })) }),
+          response: { 201: Type.Intersect([ApiKey, Type.Object({ value: Type.String() })]), ...errors(400, 401, 403, 404) },
+        },
+      },
+      async (req, reply) => {
+        const access = await ctx.auth.projectAccess(req, req.params.project_id, "admin");
+        reply.code(201);
+        return ctx.apiKeys.create(req.params.project_id, req.body, access.userId ?? null);
+      },
+    );
+    app.get(
+      "/accounts/projects/:project_id/api-keys",
+      { schema: { tags, summary: "list_api_keys", params: ProjectParams, response: { 200: Type.Object({ keys: Type.Array(ApiKey) }), ...errors(401, 403, 404) } } },
+      async (req) => {
+        await ctx.auth.projectAccess(req, req.params.project_id, "admin");
+        return { keys: await ctx.apiKeys.list(req.params.project_id) };
+      },
+    );
+    app.delete(
+      "/accounts/projects/:project_id/api-keys/:id",
+      {
+        schema: {
+          tags,
+          summary: "delete_api_key",
+          description: "Revokes the key at once, in every server process.",
+          params: Type.Object({ project_id: Uuid, id: Type.String() }),
+          response: { 200: Ok, ...errors(401, 403, 404) },
+        },
+      },
+      async (req) => {
+        await ctx.auth.projectAccess(req, req.params.project_id, "admin");
+        await ctx.apiKeys.delete(req.params.project_id, req.params.id);
+        return { ok: true };
+      },
+    );
+  };

@@ -1,0 +1,84 @@
+import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import { Ajv } from "ajv";
+import addFormats from "ajv-formats";
+import { randomUUID } from "node:crypto";
+import type { AppContext } from "./context.js";
+import { ApiError, errorBody } from "./core/errors.js";
+import { ErrorResponse } from "./core/http.js";
+import { projectRoutes, projectSchemas } from "./projects/routes.js";
+import { profileRoutes } from "./users/routes.js";
+import { apiKeyRoutes } from "./api-keys/routes.js";
+import { pricingRoutes } from "./pricing/routes.js";
+
+function makeAjv(coerce: boolean) {
+  const ajv = new Ajv({ coerceTypes: coerce, useDefaults: true, removeAdditional: true, allErrors: false, strict: false });
+  (addFormats as unknown as (a: Ajv) => void)(ajv);
+  return ajv;
+}
+
+/** Builds the HTTP app from a context, without listening: `main.ts` listens, tests use it the same way. */
+export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: opts.logger === false ? false : { level: ctx.config.logLevel, redact: ["req.headers.authorization"] },
+    bodyLimit: ctx.config.bodyLimitBytes,
+    requestIdHeader: "x-request-id",
+    genReqId: () => randomUUID(),
+    routerOptions: { ignoreTrailingSlash: true },
+    forceCloseConnections: true,
+  });
+
+  // Bodies are validated strictly (a number is not a string); query strings and params arrive as text and are coerced.
+  const strict = makeAjv(false);
+  const coercing = makeAjv(true);
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === "body" ? strict : coercing).compile(schema as object) as never,
+  );
+
+  app.addHook("onSend", async (req, reply) => {
+    reply.header("x-request-id", req.id);
+  });
+
+  app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
+    if (err instanceof ApiError) return reply.code(err.status).send(errorBody(err.code, err.message));
+    const fe = err as FastifyError;
+    if (fe.validation) {
+      const v = fe.validation[0];
+      const where = (fe.validationContext ?? "request") + (v?.instancePath || "");
+      const missing = v?.keyword === "required" ? `/${(v.params as { missingProperty?: string }).missingProperty}` : "";
+      return reply.code(400).send(errorBody("invalid_request", `${where}${missing} ${v?.message ?? "is invalid"}`.trim()));
+    }
+    if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.code(413).send(errorBody("payload_too_large", `request body is larger than ${ctx.config.bodyLimitBytes} bytes`));
+    if (fe.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return reply.code(415).send(errorBody("unsupported_media_type", fe.message));
+    if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500)
+      return reply.code(fe.statusCode).send(errorBody(fe.code ? fe.code.toLowerCase().replace(/^fst_err_/, "") : "bad_request", fe.message));
+    req.log.error({ err }, "unhandled error");
+    return reply.code(500).send(errorBody("internal", "internal server error"));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).send(errorBody("not_found", `no route for ${req.method} ${req.url.split("?")[0]}`));
+  });
+
+  app.addSchema(ErrorResponse);
+  for (const s of projectSchemas) app.addSchema(s);
+
+  await app.register(swagger, {
+    openapi: {
+      info: { title: "MeshAgent self-hosted API", version: "0.1.0", description: "Wire-compatible with the MeshAgent clients 0.39.9" },
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: "/docs" });
+
+  app.get("/healthz", { schema: { hide: true } }, async () => ({ ok: true }));
+  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+
+  await app.register(projectRoutes(ctx));
+  await app.register(profileRoutes(ctx));
+  await app.register(apiKeyRoutes(ctx));
+  await app.register(pricingRoutes(ctx));
+  return app;
+}

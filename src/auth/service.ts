@@ -1,0 +1,128 @@
+import type { FastifyRequest } from "fastify";
+import type { Clock } from "../core/clock.js";
+import { forbidden, notFound, unauthorized } from "../core/errors.js";
+import { safeEqualHex, sha256Hex } from "../core/crypto.js";
+import { isUuid } from "../core/ids.js";
+import type { Invalidator } from "../core/invalidation.js";
+import type { ApiKeysService } from "../api-keys/service.js";
+import type { DB } from "../store/db.js";
+import { usersRepo } from "../users/repo.js";
+import { USER_TOKEN_PREFIX } from "../users/service.js";
+import { projectsRepo } from "../projects/repo.js";
+import { atLeast, type Principal, type ProjectAccess, type Role } from "./principal.js";
+
+interface CachedUserToken {
+  tokenId: string;
+  userId: string;
+  expiresAt: number | null;
+  hash: string;
+}
+
+const TOPIC = "user_token";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    principalCache?: Promise<Principal | null>;
+  }
+}
+
+/** Bearer resolution and project authorization: the one place every route asks "who is this, what may they do". */
+export class AuthService {
+  private userTokens = new Map<string, CachedUserToken>();
+  private epoch = 0;
+
+  constructor(
+    private readonly db: DB,
+    private readonly clock: Clock,
+    private readonly apiKeys: ApiKeysService,
+    private readonly invalidator: Invalidator,
+  ) {
+    invalidator.subscribe(TOPIC, (key) => {
+      this.epoch++;
+      if (key === "*") this.userTokens.clear();
+      else for (const [h, t] of this.userTokens) if (t.tokenId === key || t.userId === key) this.userTokens.delete(h);
+    });
+  }
+
+  /** Tell every process that a user's tokens (or one token id) changed. */
+  revokeUserTokens(userOrTokenId: string) {
+    return this.invalidator.publish(TOPIC, userOrTokenId);
+  }
+
+  static bearerOf(req: FastifyRequest): string | null {
+    const h = req.headers.authorization;
+    if (!h) return null;
+    const m = /^Bearer\s+(.+)$/i.exec(h.trim());
+    return m ? m[1].trim() : null;
+  }
+
+  async resolve(token: string): Promise<Principal | null> {
+    if (token.startsWith("ma-")) {
+      const k = await this.apiKeys.authenticate(token);
+      return k ? { kind: "api_key", keyId: k.keyId, projectId: k.projectId } : null;
+    }
+    if (token.startsWith(USER_TOKEN_PREFIX)) {
+      const hash = sha256Hex(token);
+      let t = this.userTokens.get(hash);
+      if (!t) {
+        const epoch = this.epoch;
+        const row = await usersRepo.tokenByHash(this.db, hash);
+        if (!row) return null;
+        t = { tokenId: row.id, userId: row.user_id, expiresAt: row.expires_at, hash: row.token_hash };
+        if (epoch === this.epoch) this.userTokens.set(hash, t);
+      }
+      if (!safeEqualHex(hash, t.hash)) return null;
+      if (t.expiresAt !== null && t.expiresAt <= this.clock.now()) return null;
+      return { kind: "user", userId: t.userId, tokenId: t.tokenId };
+    }
+    return null;
+  }
+
+  /** The caller, or 401. Resolved once per request. */
+  async principal(req: FastifyRequest): Promise<Principal> {
+    if (!req.principalCache) {
+      const bearer = AuthService.bearerOf(req);
+      req.principalCache = bearer ? this.resolve(bearer) : Promise.resolve(null);
+    }
+    const p = await req.principalCache;
+    if (!p) throw unauthorized(AuthService.bearerOf(req) ? "invalid or revoked token" : "missing bearer token");
+    return p;
+  }
+
+  /** Account-level calls (projects list/create, profiles) need a user. */
+  async user(req: FastifyRequest): Promise<Extract<Principal, { kind: "user" }>> {
+    const p = await this.principal(req);
+    if (p.kind !== "user") throw forbidden("this call needs a user token, not a project API key");
+    return p;
+  }
+
+  /** What the caller may do in a project; 404 when the caller has no access (existence is not revealed). */
+  async projectAccess(req: FastifyRequest, projectId: string, min: Role = "member"): Promise<ProjectAccess> {
+    const principal = await this.principal(req);
+    const access = await this.accessFor(principal, projectId);
+    if (!access) throw notFound("project");
+    if (!atLeast(access.role, min)) throw forbidden(`this call needs the ${min} role in the project; you are ${access.role}`);
+    return access;
+  }
+
+  async accessFor(principal: Principal, projectId: string): Promise<ProjectAccess | null> {
+    if (!isUuid(projectId)) return null;
+    if (principal.kind === "api_key") {
+      if (principal.projectId !== projectId) return null;
+      return { projectId, principal, role: "admin", isOwner: false, canCreateRooms: true, canUseLlmProxy: true };
+    }
+    const row = await projectsRepo.membershipWithOwner(this.db, projectId, principal.userId);
+    if (!row) return null;
+    const isOwner = row.owner_user_id === principal.userId;
+    const role: Role = isOwner || row.is_admin ? "admin" : row.is_developer ? "developer" : "member";
+    return {
+      projectId,
+      principal,
+      role,
+      isOwner,
+      canCreateRooms: role !== "member" || !!row.can_create_rooms,
+      canUseLlmProxy: !!row.can_use_llm_proxy || role === "admin",
+      userId: principal.userId,
+    };
+  }
+}

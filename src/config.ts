@@ -1,0 +1,66 @@
+import { mkdirSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { join, resolve } from "node:path";
+
+/** Typed configuration, read from MESHAGENT_* environment variables once. */
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  databaseUrl: string;
+  publicUrl: string;
+  masterKey: Buffer;
+  tokenTtlSeconds: number;
+  bodyLimitBytes: number;
+  pricingFile?: string;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {}
+
+function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
+  return n;
+}
+
+/** Accepts 64 hex chars or base64 of 32 bytes; anything else is rejected so a typo never silently changes the key. */
+export function parseMasterKey(raw: string): Buffer {
+  const s = raw.trim();
+  if (/^[0-9a-fA-F]{64}$/.test(s)) return Buffer.from(s, "hex");
+  const b = Buffer.from(s, "base64");
+  if (b.length === 32) return b;
+  throw new ConfigError("MESHAGENT_MASTER_KEY must be 32 bytes as 64 hex characters or base64");
+}
+
+function loadOrCreateMasterKey(dataDir: string): Buffer {
+  const file = join(dataDir, "master.key");
+  if (existsSync(file)) return parseMasterKey(readFileSync(file, "utf8"));
+  const key = randomBytes(32);
+  writeFileSync(file, key.toString("hex") + "\n", { mode: 0o600, flag: "wx" });
+  return key;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const port = int(env, "MESHAGENT_PORT", 8080);
+  const host = env.MESHAGENT_HOST || "127.0.0.1";
+  const dataDir = resolve(env.MESHAGENT_DATA_DIR || "./data");
+  mkdirSync(dataDir, { recursive: true });
+  const databaseUrl = env.MESHAGENT_DATABASE_URL || `sqlite://${join(dataDir, "meshagent.db")}`;
+  const publicUrl = (env.MESHAGENT_PUBLIC_URL || `http://localhost:${port}`).replace(/\/+$/, "");
+  const masterKey = env.MESHAGENT_MASTER_KEY ? parseMasterKey(env.MESHAGENT_MASTER_KEY) : loadOrCreateMasterKey(dataDir);
+  return {
+    port,
+    host,
+    dataDir,
+    databaseUrl,
+    publicUrl,
+    masterKey,
+    tokenTtlSeconds: int(env, "MESHAGENT_TOKEN_TTL", 6 * 3600),
+    bodyLimitBytes: int(env, "MESHAGENT_BODY_LIMIT", 1024 * 1024),
+    pricingFile: env.MESHAGENT_PRICING_FILE || undefined,
+    logLevel: env.MESHAGENT_LOG_LEVEL || "info",
+  };
+}

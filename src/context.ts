@@ -1,0 +1,26 @@
+import type { Config } from "./config.js";
+import type { Clock } from "./core/clock.js";
+import type { Sealer } from "./core/crypto.js";
+import type { EventBus } from "./core/events.js";
+import type { Invalidator } from "./core/invalidation.js";
+import type { Store } from "./store/db.js";
+import type { UsersService } from "./users/service.js";
+import type { ProjectsService } from "./projects/service.js";
+import type { ApiKeysService } from "./api-keys/service.js";
+import type { AuthService } from "./auth/service.js";
+import type { PricingService } from "./pricing/service.js";
+
+/** Everything a route file may use. Built once in services.ts; tests build it too. */
+export interface AppContext {
+  config: Config;
+  clock: Clock;
+  store: Store;
+  sealer: Sealer;
+  bus: EventBus;
+  invalidator: Invalidator;
+  users: UsersService;
+  projects: ProjectsService;
+  apiKeys: ApiKeysService;
+  auth: AuthService;
+  pricing: PricingService;
+}

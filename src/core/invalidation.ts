@@ -1,0 +1,61 @@
+import pg from "pg";
+
+/**
+ * Cache invalidation across server processes. In one process (SQLite) a local fan-out is enough; on
+ * PostgreSQL every process LISTENs on one channel so a key deleted anywhere stops working everywhere at once.
+ */
+export interface Invalidator {
+  publish(topic: string, key: string): Promise<void>;
+  subscribe(topic: string, fn: (key: string) => void): void;
+  close(): Promise<void>;
+}
+
+export class LocalInvalidator implements Invalidator {
+  protected subs = new Map<string, ((key: string) => void)[]>();
+  async publish(topic: string, key: string) {
+    this.deliver(topic, key);
+  }
+  protected deliver(topic: string, key: string) {
+    for (const fn of this.subs.get(topic) ?? []) fn(key);
+  }
+  subscribe(topic: string, fn: (key: string) => void) {
+    this.subs.set(topic, [...(this.subs.get(topic) ?? []), fn]);
+  }
+  async close() {}
+}
+
+const CHANNEL = "meshagent_invalidate";
+
+export class PgInvalidator extends LocalInvalidator {
+  private client?: pg.Client;
+  private closed = false;
+  constructor(private readonly url: string) {
+    super();
+  }
+  async start() {
+    const client = new pg.Client({ connectionString: this.url });
+    client.on("error", () => {});
+    client.on("notification", (msg) => {
+      if (!msg.payload) return;
+      const i = msg.payload.indexOf(":");
+      this.deliver(msg.payload.slice(0, i), msg.payload.slice(i + 1));
+    });
+    client.on("end", () => {
+      // Reconnect; while disconnected we may miss notifications, so tell every subscriber to drop everything.
+      if (this.closed) return;
+      for (const topic of this.subs.keys()) this.deliver(topic, "*");
+      setTimeout(() => this.start().catch(() => {}), 1000).unref();
+    });
+    await client.connect();
+    await client.query(`LISTEN ${CHANNEL}`);
+    this.client = client;
+  }
+  async publish(topic: string, key: string) {
+    this.deliver(topic, key);
+    if (this.client) await this.client.query("SELECT pg_notify($1, $2)", [CHANNEL, `${topic}:${key}`]);
+  }
+  async close() {
+    this.closed = true;
+    await this.client?.end().catch(() => {});
+  }
+}

@@ -1,0 +1,49 @@
+import type { Config } from "./config.js";
+import type { AppContext } from "./context.js";
+import { systemClock, type Clock } from "./core/clock.js";
+import { Sealer } from "./core/crypto.js";
+import { EventBus } from "./core/events.js";
+import { LocalInvalidator, PgInvalidator, type Invalidator } from "./core/invalidation.js";
+import { migrate, openStore } from "./store/db.js";
+import { UsersService } from "./users/service.js";
+import { ProjectsService } from "./projects/service.js";
+import { ApiKeysService } from "./api-keys/service.js";
+import { AuthService } from "./auth/service.js";
+import { PricingService } from "./pricing/service.js";
+
+/** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
+export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
+  const clock = opts.clock ?? systemClock;
+  const store = openStore(config.databaseUrl);
+  await migrate(store);
+  let invalidator: Invalidator;
+  if (store.dialect === "postgres" && opts.listen !== false) {
+    const pgInv = new PgInvalidator(config.databaseUrl);
+    await pgInv.start();
+    invalidator = pgInv;
+  } else invalidator = new LocalInvalidator();
+  const sealer = new Sealer(config.masterKey);
+  const bus = new EventBus();
+  const users = new UsersService(store.db, clock);
+  const projects = new ProjectsService(store.db, clock, users, bus);
+  const apiKeys = new ApiKeysService(store.db, clock, sealer, bus, invalidator);
+  const auth = new AuthService(store.db, clock, apiKeys, invalidator);
+  const pricing = new PricingService(config.pricingFile);
+  return {
+    config,
+    clock,
+    store,
+    sealer,
+    bus,
+    invalidator,
+    users,
+    projects,
+    apiKeys,
+    auth,
+    pricing,
+    async close() {
+      await invalidator.close();
+      await store.close();
+    },
+  };
+}

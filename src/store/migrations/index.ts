@@ -1,0 +1,14 @@
+import type { Migration, MigrationProvider } from "kysely";
+import { m0001_identity } from "./0001_identity.js";
+
+/**
+ * The one migration set, for SQLite and PostgreSQL alike. Names sort in order of application;
+ * each area appends its own file here.
+ */
+export const migrations: Record<string, Migration> = {
+  "0001_identity": m0001_identity,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};

@@ -1,0 +1,63 @@
+/**
+ * Table types for Kysely. Conventions that hold on both SQLite and PostgreSQL:
+ * times are epoch milliseconds (bigint), booleans are integers 0/1, JSON is text.
+ * Each area adds its tables here and a migration in ./migrations.
+ */
+export interface UsersTable {
+  id: string;
+  email: string;
+  email_lower: string;
+  first_name: string | null;
+  last_name: string | null;
+  password_hash: string | null;
+  invited: number;
+  created_at: number;
+}
+
+export interface ProjectsTable {
+  id: string;
+  name: string;
+  settings: string;
+  enabled: number;
+  owner_user_id: string | null;
+  created_at: number;
+}
+
+export interface MembershipsTable {
+  project_id: string;
+  user_id: string;
+  is_admin: number;
+  is_developer: number;
+  can_create_rooms: number;
+  can_use_llm_proxy: number;
+  created_at: number;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  project_id: string;
+  name: string;
+  description: string;
+  secret_sealed: string;
+  secret_hash: string;
+  created_by: string | null;
+  created_at: number;
+}
+
+export interface UserTokensTable {
+  id: string;
+  user_id: string;
+  token_hash: string;
+  kind: string;
+  name: string;
+  created_at: number;
+  expires_at: number | null;
+}
+
+export interface Database {
+  users: UsersTable;
+  projects: ProjectsTable;
+  memberships: MembershipsTable;
+  api_keys: ApiKeysTable;
+  user_tokens: UserTokensTable;
+}

@@ -1,0 +1,30 @@
+import type { Queryable } from "../store/db.js";
+import type { UsersTable } from "../store/schema.js";
+
+export type UserRow = UsersTable;
+
+export const usersRepo = {
+  byId: (q: Queryable, id: string) => q.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst(),
+  byEmail: (q: Queryable, email: string) =>
+    q.selectFrom("users").selectAll().where("email_lower", "=", email.toLowerCase()).executeTakeFirst(),
+  insert: (q: Queryable, row: UserRow) => q.insertInto("users").values(row).execute(),
+  update: (q: Queryable, id: string, patch: Partial<UserRow>) =>
+    q.updateTable("users").set(patch).where("id", "=", id).execute(),
+  /** Whether two users share at least one project (profiles are visible to project co-members). */
+  shareAProject: async (q: Queryable, a: string, b: string) => {
+    const row = await q
+      .selectFrom("memberships as m1")
+      .innerJoin("memberships as m2", "m1.project_id", "m2.project_id")
+      .select("m1.project_id")
+      .where("m1.user_id", "=", a)
+      .where("m2.user_id", "=", b)
+      .limit(1)
+      .executeTakeFirst();
+    return !!row;
+  },
+  tokenByHash: (q: Queryable, hash: string) =>
+    q.selectFrom("user_tokens").selectAll().where("token_hash", "=", hash).executeTakeFirst(),
+  insertToken: (q: Queryable, row: import("../store/schema.js").UserTokensTable) =>
+    q.insertInto("user_tokens").values(row).execute(),
+  deleteToken: (q: Queryable, id: string) => q.deleteFrom("user_tokens").where("id", "=", id).execute(),
+};

@@ -1,0 +1,110 @@
+import type { Clock } from "../core/clock.js";
+import { badRequest, conflict, forbidden, notFound } from "../core/errors.js";
+import { newId } from "../core/ids.js";
+import { hashPassword, randomSecret, sha256Hex } from "../core/crypto.js";
+import type { DB, Queryable } from "../store/db.js";
+import { usersRepo, type UserRow } from "./repo.js";
+
+export interface UserProfile {
+  id: string;
+  email: string;
+  first_name?: string;
+  last_name?: string;
+}
+
+export function toProfile(u: UserRow): UserProfile {
+  const p: UserProfile = { id: u.id, email: u.email };
+  if (u.first_name != null) p.first_name = u.first_name;
+  if (u.last_name != null) p.last_name = u.last_name;
+  return p;
+}
+
+const EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+/** Personal access tokens look like "mpat_<43 url-safe chars>"; OAuth access tokens reuse the same table. */
+export const USER_TOKEN_PREFIX = "mpat_";
+
+export class UsersService {
+  constructor(
+    private readonly db: DB,
+    private readonly clock: Clock,
+  ) {}
+
+  get(id: string, q: Queryable = this.db) {
+    return usersRepo.byId(q, id);
+  }
+
+  async require(id: string, q: Queryable = this.db) {
+    const u = await usersRepo.byId(q, id);
+    if (!u) throw notFound("user");
+    return u;
+  }
+
+  byEmail(email: string, q: Queryable = this.db) {
+    return usersRepo.byEmail(q, email);
+  }
+
+  /** Create a user. A password may be absent (an invited user who has not signed up yet). */
+  async create(
+    input: { email: string; password?: string; first_name?: string | null; last_name?: string | null; invited?: boolean },
+    q: Queryable = this.db,
+  ): Promise<UserRow> {
+    const email = input.email.trim();
+    if (!EMAIL_RE.test(email)) throw badRequest(`email "${email}" is not a valid address`);
+    if (await usersRepo.byEmail(q, email)) throw conflict(`a user with email ${email} already exists`);
+    const row: UserRow = {
+      id: newId(),
+      email,
+      email_lower: email.toLowerCase(),
+      first_name: input.first_name ?? null,
+      last_name: input.last_name ?? null,
+      password_hash: input.password ? await hashPassword(input.password) : null,
+      invited: input.invited ? 1 : 0,
+      created_at: this.clock.now(),
+    };
+    await usersRepo.insert(q, row);
+    return row;
+  }
+
+  async setPassword(id: string, password: string) {
+    await usersRepo.update(this.db, id, { password_hash: await hashPassword(password), invited: 0 });
+  }
+
+  /** Profiles are readable by the user themselves and by anyone who shares a project with them. */
+  async profileFor(callerId: string, userId: string): Promise<UserProfile> {
+    const target = userId === "me" ? callerId : userId;
+    const u = await usersRepo.byId(this.db, target);
+    if (!u) throw notFound("user");
+    if (target !== callerId && !(await usersRepo.shareAProject(this.db, callerId, target))) throw notFound("user");
+    return toProfile(u);
+  }
+
+  async updateProfile(callerId: string, userId: string, patch: { first_name?: string | null; last_name?: string | null }) {
+    const target = userId === "me" ? callerId : userId;
+    if (target !== callerId) {
+      // Don't reveal whether a stranger exists; a co-member learns only that it is not theirs to change.
+      if (!(await usersRepo.shareAProject(this.db, callerId, target))) throw notFound("user");
+      throw forbidden("you can only update your own profile");
+    }
+    const set: Partial<UserRow> = {};
+    if (patch.first_name !== undefined) set.first_name = patch.first_name;
+    if (patch.last_name !== undefined) set.last_name = patch.last_name;
+    if (Object.keys(set).length) await usersRepo.update(this.db, target, set);
+  }
+
+  /** Issue a user token; the plaintext is returned once, only its hash is stored. */
+  async issueToken(userId: string, opts: { kind: "pat" | "oauth"; name: string; ttlMs?: number }, q: Queryable = this.db) {
+    const token = USER_TOKEN_PREFIX + randomSecret(32);
+    const now = this.clock.now();
+    await usersRepo.insertToken(q, {
+      id: newId(),
+      user_id: userId,
+      token_hash: sha256Hex(token),
+      kind: opts.kind,
+      name: opts.name,
+      created_at: now,
+      expires_at: opts.ttlMs ? now + opts.ttlMs : null,
+    });
+    return token;
+  }
+}

@@ -1,0 +1,132 @@
+import pg from "pg";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import type { FastifyInstance } from "fastify";
+import { Meshagent } from "./official.js";
+import { loadConfig, type Config } from "../../src/config.js";
+import { createContext } from "../../src/services.js";
+import { buildApp } from "../../src/app.js";
+import { bootstrap } from "../../src/bootstrap.js";
+import type { AppContext } from "../../src/context.js";
+import type { Clock } from "../../src/core/clock.js";
+
+/** The Postgres suite runs when MESHAGENT_TEST_DATABASE_URL is set; each test file gets its own fresh database. */
+export const PG_URL = process.env.MESHAGENT_TEST_DATABASE_URL;
+export const dialectName = PG_URL ? "postgres" : "sqlite";
+
+export interface TestDatabase {
+  url: string;
+  drop(): Promise<void>;
+}
+
+export async function freshDatabase(dataDir: string): Promise<TestDatabase> {
+  if (!PG_URL) return { url: `sqlite://${join(dataDir, "meshagent.db")}`, drop: async () => {} };
+  const name = `mt_${randomBytes(6).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const u = new URL(PG_URL);
+  u.pathname = `/${name}`;
+  return {
+    url: u.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export interface TestServer {
+  url: string;
+  app: FastifyInstance;
+  ctx: AppContext;
+  config: Config;
+  dataDir: string;
+  /** The bootstrapped admin: owner of `projectId`, with an API key and a user token. */
+  admin: { userId: string; email: string; projectId: string; apiKey: string; userToken: string };
+  /** The official client with the given bearer (default: the admin's API key). */
+  client(token?: string): InstanceType<typeof Meshagent>;
+  /** Raw HTTP against the server. */
+  http(method: string, path: string, opts?: { token?: string | null; json?: unknown; body?: string | Buffer; headers?: Record<string, string> }): Promise<{ status: number; headers: Headers; text: string; json: any }>;
+  /** A new user with a token, added to the project with the given flags (or to no project when flags is null). */
+  user(flags?: { is_admin?: boolean; is_developer?: boolean; can_create_rooms?: boolean } | null, projectId?: string): Promise<{ userId: string; email: string; token: string }>;
+  /** Another project with its own admin user and API key. */
+  otherProject(): Promise<{ projectId: string; apiKey: string; userToken: string; userId: string }>;
+  close(): Promise<void>;
+}
+
+export async function startServer(opts: { env?: Record<string, string>; clock?: Clock; keepData?: string } = {}): Promise<TestServer> {
+  const dataDir = opts.keepData ?? mkdtempSync(join(tmpdir(), "meshagent-test-"));
+  const db = await freshDatabase(dataDir);
+  const config = loadConfig({
+    MESHAGENT_DATA_DIR: dataDir,
+    MESHAGENT_DATABASE_URL: db.url,
+    MESHAGENT_PORT: "0",
+    MESHAGENT_LOG_LEVEL: "warn",
+    ...opts.env,
+  });
+  const ctx = await createContext(config, { clock: opts.clock });
+  const app = await buildApp(ctx, { logger: false });
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  const addr = app.server.address();
+  const port = typeof addr === "object" && addr ? addr.port : 0;
+  const url = `http://127.0.0.1:${port}`;
+  (config as { publicUrl: string }).publicUrl = url;
+  const b = await bootstrap(ctx, { email: `admin-${randomBytes(3).toString("hex")}@example.com`, project: "default" });
+  const admin = { userId: b.user_id, email: b.email, projectId: b.project_id, apiKey: b.api_key, userToken: b.user_token };
+  let n = 0;
+
+  const http: TestServer["http"] = async (method, path, o = {}) => {
+    const headers: Record<string, string> = { ...(o.headers ?? {}) };
+    const token = o.token === undefined ? admin.apiKey : o.token;
+    if (token !== null) headers.authorization = `Bearer ${token}`;
+    let body: string | Buffer | undefined = o.body;
+    if (o.json !== undefined) {
+      body = JSON.stringify(o.json);
+      headers["content-type"] ??= "application/json";
+    }
+    const res = await fetch(url + path, { method, headers, body: body as BodyInit | undefined });
+    const text = await res.text();
+    let json: any;
+    try {
+      json = text ? JSON.parse(text) : undefined;
+    } catch {
+      json = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, json };
+  };
+
+  const server: TestServer = {
+    url,
+    app,
+    ctx,
+    config,
+    dataDir,
+    admin,
+    client: (token = admin.apiKey) => new Meshagent({ baseUrl: url, token }),
+    http,
+    async user(flags = {}, projectId = admin.projectId) {
+      const email = `user${++n}-${randomBytes(3).toString("hex")}@example.com`;
+      const u = await ctx.users.create({ email, password: "pw-" + n, first_name: `First${n}`, last_name: `Last${n}` });
+      const token = await ctx.users.issueToken(u.id, { kind: "pat", name: "test" });
+      if (flags) await ctx.projects.addUser(projectId, { user_id: u.id, ...flags });
+      return { userId: u.id, email, token };
+    },
+    async otherProject() {
+      const o = await bootstrap(ctx, { email: `other-${randomBytes(3).toString("hex")}@example.com`, project: "other" });
+      return { projectId: o.project_id, apiKey: o.api_key, userToken: o.user_token, userId: o.user_id };
+    },
+    async close() {
+      await app.close();
+      await (ctx as AppContext & { close(): Promise<void> }).close();
+      await db.drop();
+      if (!opts.keepData) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}
