@@ -9,6 +9,7 @@ import type { ProjectsService } from "./projects/service.js";
 import type { ApiKeysService } from "./api-keys/service.js";
 import type { AuthService } from "./auth/service.js";
 import type { PricingService } from "./pricing/service.js";
+import type { RoomsService } from "./rooms/service.js";
 
 /** Everything a route file may use. Built once in services.ts; tests build it too. */
 export interface AppContext {
@@ -23,4 +24,5 @@ export interface AppContext {
   apiKeys: ApiKeysService;
   auth: AuthService;
   pricing: PricingService;
+  rooms: RoomsService;
 }

@@ -10,6 +10,7 @@ import { ProjectsService } from "./projects/service.js";
 import { ApiKeysService } from "./api-keys/service.js";
 import { AuthService } from "./auth/service.js";
 import { PricingService } from "./pricing/service.js";
+import { RoomsService } from "./rooms/service.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -29,6 +30,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const apiKeys = new ApiKeysService(store.db, clock, sealer, bus, invalidator);
   const auth = new AuthService(store.db, clock, apiKeys, invalidator);
   const pricing = new PricingService(config.pricingFile);
+  const rooms = new RoomsService(store.db);
   return {
     config,
     clock,
@@ -41,6 +43,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     apiKeys,
     auth,
     pricing,
+    rooms,
     async close() {
       await invalidator.close();
       await store.close();

@@ -54,10 +54,21 @@ export interface UserTokensTable {
   expires_at: number | null;
 }
 
+export interface RoomsTable {
+  id: string;
+  project_id: string;
+  name: string;
+  metadata: string;
+  annotations: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
   memberships: MembershipsTable;
   api_keys: ApiKeysTable;
   user_tokens: UserTokensTable;
+  rooms: RoomsTable;
 }

@@ -1,5 +1,6 @@
 import type { Migration, MigrationProvider } from "kysely";
 import { m0001_identity } from "./0001_identity.js";
+import { m0002_rooms } from "./0002_rooms.js";
 
 /**
  * The one migration set, for SQLite and PostgreSQL alike. Names sort in order of application;
@@ -7,6 +8,7 @@ import { m0001_identity } from "./0001_identity.js";
  */
 export const migrations: Record<string, Migration> = {
   "0001_identity": m0001_identity,
+  "0002_rooms": m0002_rooms,
 };
 
 export const migrationProvider: MigrationProvider = {
