@@ -50,6 +50,9 @@ describe("connect_room tokens and the participant-token verifier", () => {
     expect(b64json(h)).toEqual({ alg: "HS256", typ: "JWT" });
     expect(Object.keys(b64json(p))).toEqual(["name", "grants", "sub", "kid", "version", "exp"]);
     expect(b64json(p).grants.map((g: any) => g.name)).toEqual(["room", "role", "api"]);
+    // byte for byte what jose signs for the same payload and key
+    const again = await new SignJWT(b64json(p)).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(new TextEncoder().encode(secretOf(s.admin.apiKey)));
+    expect(info.jwt).toBe(again);
   });
 
   it("raw HTTP (Python): body {} → the four required string keys", async () => {

@@ -2,6 +2,7 @@ import { sql } from "kysely";
 import type { Queryable } from "../store/db.js";
 import type { RoomGrantsTable } from "../store/schema.js";
 import { likePattern } from "../core/paging.js";
+import { prepared } from "../store/prepared.js";
 
 export type GrantRow = RoomGrantsTable;
 export type GrantOrder = "room_name" | "created_at";
@@ -19,10 +20,22 @@ export interface GrantListQuery {
 const ROOM_COLS = ["rooms.id", "rooms.project_id", "rooms.name", "rooms.metadata", "rooms.annotations", "rooms.created_at", "rooms.updated_at"] as const;
 const like = (s: string) => sql<string>`${likePattern(s)} ESCAPE '\\'`;
 
+const byKeyQ = prepared((q, roomId: string, userId: string) =>
+  q.selectFrom("room_grants").selectAll().where("room_id", "=", roomId).where("user_id", "=", userId),
+);
+const connectLookupQ = prepared((q, projectId: string, roomName: string, userId: string) =>
+  q
+    .selectFrom("rooms")
+    .leftJoin("room_grants", (j) => j.onRef("room_grants.room_id", "=", "rooms.id").on("room_grants.user_id", "=", userId))
+    .leftJoin("users", (j) => j.on("users.id", "=", userId))
+    .select([...ROOM_COLS, "room_grants.permissions", "users.email"])
+    .where("rooms.project_id", "=", projectId)
+    .where("rooms.name", "=", roomName),
+);
+
 /** Room-grant SQL. Grants are keyed on (room_id, user_id); project_id is kept for project-wide listing. */
 export const grantsRepo = {
-  byKey: (q: Queryable, roomId: string, userId: string) =>
-    q.selectFrom("room_grants").selectAll().where("room_id", "=", roomId).where("user_id", "=", userId).executeTakeFirst(),
+  byKey: async (q: Queryable, roomId: string, userId: string): Promise<GrantRow | undefined> => (await byKeyQ(q, roomId, userId))[0],
   insert: (q: Queryable, row: GrantRow) => q.insertInto("room_grants").values(row).execute(),
   updatePermissions: async (q: Queryable, roomId: string, userId: string, permissions: string, now: number) => {
     const r = await q
@@ -119,15 +132,7 @@ export const grantsRepo = {
   },
 
   /** The connect_room lookup in one round trip: the room by name, the user's grant on it (if any), their email. */
-  connectLookup: (q: Queryable, projectId: string, roomName: string, userId: string) =>
-    q
-      .selectFrom("rooms")
-      .leftJoin("room_grants", (j) => j.onRef("room_grants.room_id", "=", "rooms.id").on("room_grants.user_id", "=", userId))
-      .leftJoin("users", (j) => j.on("users.id", "=", userId))
-      .select([...ROOM_COLS, "room_grants.permissions", "users.email"])
-      .where("rooms.project_id", "=", projectId)
-      .where("rooms.name", "=", roomName)
-      .executeTakeFirst(),
+  connectLookup: async (q: Queryable, projectId: string, roomName: string, userId: string) => (await connectLookupQ(q, projectId, roomName, userId))[0],
 };
 
 function usersFilter(filter: string) {

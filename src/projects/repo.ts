@@ -2,6 +2,17 @@ import { sql } from "kysely";
 import type { Queryable } from "../store/db.js";
 import type { MembershipsTable, ProjectsTable } from "../store/schema.js";
 import { likePattern } from "../core/paging.js";
+import { prepared } from "../store/prepared.js";
+
+/** Every user request resolves its membership: compiled once (see store/prepared.ts). */
+const membershipWithOwnerQ = prepared((q, projectId: string, userId: string) =>
+  q
+    .selectFrom("memberships")
+    .innerJoin("projects", "projects.id", "memberships.project_id")
+    .select(["memberships.is_admin", "memberships.is_developer", "memberships.can_create_rooms", "memberships.can_use_llm_proxy", "projects.owner_user_id"])
+    .where("memberships.project_id", "=", projectId)
+    .where("memberships.user_id", "=", userId),
+);
 
 export type ProjectRow = ProjectsTable;
 export type MembershipRow = MembershipsTable;
@@ -35,14 +46,7 @@ export const projectsRepo = {
       .where("project_id", "=", projectId)
       .where("user_id", "=", userId)
       .executeTakeFirst(),
-  membershipWithOwner: (q: Queryable, projectId: string, userId: string) =>
-    q
-      .selectFrom("memberships")
-      .innerJoin("projects", "projects.id", "memberships.project_id")
-      .select(["memberships.is_admin", "memberships.is_developer", "memberships.can_create_rooms", "memberships.can_use_llm_proxy", "projects.owner_user_id"])
-      .where("memberships.project_id", "=", projectId)
-      .where("memberships.user_id", "=", userId)
-      .executeTakeFirst(),
+  membershipWithOwner: async (q: Queryable, projectId: string, userId: string) => (await membershipWithOwnerQ(q, projectId, userId))[0],
   insertMembership: (q: Queryable, row: MembershipRow) => q.insertInto("memberships").values(row).execute(),
   /** Insert unless the user is already a member; true when a row was added. */
   insertMembershipIfAbsent: async (q: Queryable, row: MembershipRow) => {

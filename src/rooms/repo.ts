@@ -2,6 +2,7 @@ import { sql } from "kysely";
 import type { Queryable } from "../store/db.js";
 import type { RoomsTable } from "../store/schema.js";
 import { likePattern } from "../core/paging.js";
+import { prepared } from "../store/prepared.js";
 
 export type RoomRow = RoomsTable;
 export type RoomOrder = "room_name" | "created_at";
@@ -18,12 +19,15 @@ export interface RoomListQuery {
   onlyName?: string;
 }
 
+const byIdQ = prepared((q, projectId: string, id: string) => q.selectFrom("rooms").selectAll().where("project_id", "=", projectId).where("id", "=", id));
+const byNameQ = prepared((q, projectId: string, name: string) =>
+  q.selectFrom("rooms").selectAll().where("project_id", "=", projectId).where("name", "=", name),
+);
+
 /** Room SQL. Other areas reach rooms through RoomsService, never through this file. */
 export const roomsRepo = {
-  byId: (q: Queryable, projectId: string, id: string) =>
-    q.selectFrom("rooms").selectAll().where("project_id", "=", projectId).where("id", "=", id).executeTakeFirst(),
-  byName: (q: Queryable, projectId: string, name: string) =>
-    q.selectFrom("rooms").selectAll().where("project_id", "=", projectId).where("name", "=", name).executeTakeFirst(),
+  byId: async (q: Queryable, projectId: string, id: string): Promise<RoomRow | undefined> => (await byIdQ(q, projectId, id))[0],
+  byName: async (q: Queryable, projectId: string, name: string): Promise<RoomRow | undefined> => (await byNameQ(q, projectId, name))[0],
   insert: (q: Queryable, row: RoomRow) => q.insertInto("rooms").values(row).execute(),
   update: (q: Queryable, id: string, patch: Partial<RoomRow>) => q.updateTable("rooms").set(patch).where("id", "=", id).execute(),
   delete: async (q: Queryable, id: string) => {

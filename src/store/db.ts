@@ -43,9 +43,37 @@ export function openStore(url: string): Store {
     sqlite.pragma("synchronous = NORMAL");
     sqlite.pragma("foreign_keys = ON");
     sqlite.pragma("busy_timeout = 5000");
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   }
   return { db, dialect, url, close: () => db.destroy() };
+}
+
+/**
+ * Kysely's SQLite driver prepares every statement anew; preparing costs more than running a point lookup. Keep the
+ * prepared statements by SQL text (bounded, least recently used out). Safe: Kysely runs one query at a time on the
+ * connection, and SQLite re-prepares a cached statement by itself after a schema change.
+ */
+function withStatementCache(sqlite: SQLite.Database, max = 1000): SQLite.Database {
+  const cache = new Map<string, SQLite.Statement>();
+  const prepare = (text: string) => {
+    let st = cache.get(text);
+    if (st) {
+      cache.delete(text);
+      cache.set(text, st);
+      return st;
+    }
+    st = sqlite.prepare(text);
+    if (cache.size >= max) cache.delete(cache.keys().next().value!);
+    cache.set(text, st);
+    return st;
+  };
+  return new Proxy(sqlite, {
+    get(target, prop) {
+      if (prop === "prepare") return prepare;
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
 }
 
 export async function migrate(store: Store): Promise<void> {

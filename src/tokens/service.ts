@@ -1,5 +1,5 @@
-import { webcrypto } from "node:crypto";
-import { decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from "jose";
+import { createHmac, webcrypto } from "node:crypto";
+import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
 import type { Clock } from "../core/clock.js";
 import { randomSecret, type Sealer } from "../core/crypto.js";
 import { unauthorized } from "../core/errors.js";
@@ -29,7 +29,10 @@ export interface ParticipantClaims extends JWTPayload {
 
 interface VerificationKey {
   projectId: string;
+  /** For jose's verification. */
   key: CryptoKey;
+  /** The raw secret, for signing. */
+  raw: Buffer;
   source: "api_key" | "project";
 }
 
@@ -39,8 +42,23 @@ export type Signer = { kind: "api_key"; keyId: string } | { kind: "project" };
 const API_KEY_TOPIC = "api_key";
 const CACHE_MAX = 100_000;
 
-const importHmac = (secret: string) =>
-  webcrypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+async function hmacKey(secret: string, projectId: string, source: VerificationKey["source"]): Promise<VerificationKey> {
+  const raw = Buffer.from(secret, "utf8");
+  const key = await webcrypto.subtle.importKey("raw", raw, { name: "HMAC", hash: "SHA-256" }, false, ["verify"]);
+  return { projectId, key, raw, source };
+}
+
+const JWT_HEADER = Buffer.from(JSON.stringify({ alg: "HS256", typ: "JWT" })).toString("base64url");
+
+/**
+ * HS256 compact JWS, byte for byte what jose's `new SignJWT(payload).setProtectedHeader({alg:"HS256",typ:"JWT"})`
+ * produces, but with node:crypto's synchronous HMAC: WebCrypto's asynchronous HMAC (what jose uses) costs an order of
+ * magnitude more per token than the rest of connect_room (see bench/rooms-connect.ts).
+ */
+function signHs256(payload: object, secret: Buffer): string {
+  const input = `${JWT_HEADER}.${Buffer.from(JSON.stringify(payload)).toString("base64url")}`;
+  return `${input}.${createHmac("sha256", secret).update(input).digest("base64url")}`;
+}
 
 /**
  * Participant tokens: minting (connect_room, connect_share) and the one verifier every part of the server uses
@@ -84,20 +102,20 @@ export class ParticipantTokens {
     const epoch = this.epoch;
     const sk = await signingKeysRepo.byId(this.db, kid);
     let entry: VerificationKey | null = null;
-    if (sk) entry = { projectId: sk.project_id, key: await importHmac(this.sealer.open(sk.secret_sealed)), source: "project" };
+    if (sk) entry = await hmacKey(this.sealer.open(sk.secret_sealed), sk.project_id, "project");
     else {
       const ak = await this.apiKeys.secretOf(kid);
-      if (ak) entry = { projectId: ak.projectId, key: await importHmac(ak.secret), source: "api_key" };
+      if (ak) entry = await hmacKey(ak.secret, ak.projectId, "api_key");
     }
     if (entry) this.remember(kid, entry, epoch);
     return entry;
   }
 
   /** The project's own signing key (created on first use, sealed at rest like an API-key secret). */
-  async projectKey(projectId: string): Promise<{ kid: string; key: CryptoKey }> {
+  async projectKey(projectId: string): Promise<{ kid: string; key: VerificationKey }> {
     const known = this.projectKid.get(projectId);
     const hit = known && this.keys.get(known);
-    if (known && hit) return { kid: known, key: hit.key };
+    if (known && hit) return { kid: known, key: hit };
     let row = await signingKeysRepo.byProject(this.db, projectId);
     if (!row) {
       await signingKeysRepo.insertIfAbsent(this.db, {
@@ -109,10 +127,10 @@ export class ParticipantTokens {
       row = await signingKeysRepo.byProject(this.db, projectId);
       if (!row) throw new Error("project signing key vanished");
     }
-    const entry: VerificationKey = { projectId, key: await importHmac(this.sealer.open(row.secret_sealed)), source: "project" };
+    const entry = await hmacKey(this.sealer.open(row.secret_sealed), projectId, "project");
     this.remember(row.id, entry, this.epoch);
     this.projectKid.set(projectId, row.id);
-    return { kid: row.id, key: entry.key };
+    return { kid: row.id, key: entry };
   }
 
   /** Mint a participant JWT with the claims of the official ParticipantToken, plus `exp` (MESHAGENT_TOKEN_TTL). */
@@ -128,12 +146,12 @@ export class ParticipantTokens {
     notAfter?: number | null;
   }): Promise<string> {
     let kid: string;
-    let key: CryptoKey;
+    let key: VerificationKey;
     if (input.signer.kind === "api_key") {
       const k = await this.keyFor(input.signer.keyId);
       if (!k || k.projectId !== input.projectId) throw unauthorized("the API key was revoked");
       kid = input.signer.keyId;
-      key = k.key;
+      key = k;
     } else ({ kid, key } = await this.projectKey(input.projectId));
     const payload: Record<string, unknown> = {
       name: input.name,
@@ -150,7 +168,7 @@ export class ParticipantTokens {
     let exp = ttl > 0 ? Math.floor(this.clock.now() / 1000) + ttl : undefined;
     if (input.notAfter != null) exp = Math.min(exp ?? Infinity, Math.floor(input.notAfter / 1000));
     if (exp !== undefined) payload.exp = exp;
-    return new SignJWT(payload).setProtectedHeader({ alg: "HS256", typ: "JWT" }).sign(key);
+    return signHs256(payload, key.raw);
   }
 
   /** Verify a participant JWT; the decoded payload, or a 401 saying why not. */
