@@ -86,8 +86,16 @@ describe("rooms", () => {
     await c.createRoom({ projectId: s.admin.projectId, name: "ren-b" });
     const r = await s.http("PUT", `${P}/rooms/${a.id}`, { json: { name: "ren-b" } });
     expect(r.status).toBe(409);
+    const u = await s.user({});
+    await c.createRoomGrant({ projectId: s.admin.projectId, roomId: a.id, userId: u.userId, permissions: ApiScope.fromJSON({ messaging: {} }) });
     await c.updateRoom(s.admin.projectId, a.id, "ren-c");
     expect((await c.getRoom(s.admin.projectId, "ren-c")).id).toBe(a.id);
+    // the grant stayed with the room: readable under the new name, and connect_room under the new name uses it
+    const g = await c.getRoomGrant(s.admin.projectId, "ren-c", u.userId);
+    expect([g.room.id, g.room.name, g.permissions.toJSON()]).toEqual([a.id, "ren-c", { messaging: {} }]);
+    const info = await s.client(u.token).connectRoom(s.admin.projectId, "ren-c");
+    expect(info.roomName).toBe("ren-c");
+    expect((await s.http("POST", `${P}/rooms/ren-a/connect`, { token: u.token, json: {} })).status).toBe(404);
   });
 
   it("bad input is 400 naming the problem, never 500", async () => {
