@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignJWT, generateKeyPair, decodeProtectedHeader } from "jose";
 import { randomUUID } from "node:crypto";
-import { startServer, type TestServer } from "./helpers/server.js";
+import { PG_URL, startServer, type TestServer } from "./helpers/server.js";
+import { createContext } from "../src/services.js";
 import { ApiScope, ParticipantToken } from "./helpers/official.js";
 import { ManualClock } from "../src/core/clock.js";
 import { parseApiKey } from "../src/api-keys/format.js";
@@ -193,6 +194,26 @@ describe("connect_room tokens and the participant-token verifier", () => {
     await s.client().deleteApiKey(pid, k.id);
     expect((await validate(jwt)).status).toBe(401);
     expect((await validate(own)).status).toBe(401);
+  });
+
+  it.runIf(PG_URL)("a key deleted through one process stops its tokens verifying at once in another (Postgres)", async () => {
+    const other = await createContext(s.config); // a second server process' services: own caches, own LISTEN
+    try {
+      const k: any = await s.client().createApiKey(pid, "shared-key", "");
+      const t = new ParticipantToken({ name: "svc" });
+      t.addApiGrant(ApiScope.agentDefault());
+      const jwt = await t.toJwt({ apiKey: k.value });
+      expect((await other.tokens.verify(jwt)).name).toBe("svc"); // now cached there
+      await s.client().deleteApiKey(pid, k.id);
+      let refused = false;
+      for (let i = 0; i < 100 && !refused; i++) {
+        refused = await other.tokens.verify(jwt).then(() => false, () => true);
+        if (!refused) await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(refused).toBe(true);
+    } finally {
+      await other.close();
+    }
   });
 
   it("a participant JWT as bearer has narrow rights: its project as a member, its own room only", async () => {
