@@ -17,6 +17,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { createHmac, randomBytes, webcrypto } from "node:crypto";
 import { SignJWT } from "jose";
 import pg from "pg";
@@ -54,9 +55,13 @@ async function baselineServer(port: number, payloadFile: string, mode: string) {
 
 async function spawnBaseline(payloadFile: string, mode: "jose" | "hmac"): Promise<{ url: string; child: ChildProcess }> {
   const port = await freePort();
-  const child = spawn(process.execPath, [join(import.meta.dirname, "../node_modules/tsx/dist/cli.mjs"), import.meta.filename, "--baseline", String(port), payloadFile, mode], {
-    stdio: ["ignore", "inherit", "inherit"],
-  });
+  // Node with tsx's loader directly (not the tsx CLI, which would run the server as a grandchild that outlives a kill).
+  const tsx = join(import.meta.dirname, "../node_modules/tsx/dist");
+  const child = spawn(
+    process.execPath,
+    ["--require", join(tsx, "preflight.cjs"), "--import", pathToFileURL(join(tsx, "loader.mjs")).href, import.meta.filename, "--baseline", String(port), payloadFile, mode],
+    { stdio: ["ignore", "inherit", "inherit"] },
+  );
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 300; i++) {
     try {
@@ -103,7 +108,7 @@ async function main(dialect: "sqlite" | "postgres") {
     };
   }
   const env = { MESHAGENT_DATA_DIR: dataDir, MESHAGENT_DATABASE_URL: dbUrl, MESHAGENT_LOG_LEVEL: "warn" };
-  const children: { kill(): void }[] = [];
+  const children: { kill(): Promise<unknown> | void }[] = [];
   try {
     // Project, room, a plain member with a grant on it.
     const ctx = await createContext(loadConfig(env), { listen: false });
@@ -118,7 +123,8 @@ async function main(dialect: "sqlite" | "postgres") {
 
     progress("starting servers");
     const ours = await spawnServer(env);
-    children.push({ kill: () => void ours.kill("SIGKILL") });
+    // SIGTERM: the tsx CLI passes it on to the server process (SIGKILL would orphan it)
+    children.push({ kill: () => ours.kill("SIGTERM") });
     const path = `${ours.url}/accounts/projects/${b.project_id}/rooms/bench-room/connect`;
     const sample = async (token: string) => {
       const r = await fetch(path, { method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: "{}" });
@@ -134,9 +140,9 @@ async function main(dialect: "sqlite" | "postgres") {
     const payloadFile = join(dataDir, "payload.json");
     writeFileSync(payloadFile, JSON.stringify({ payload, secret: randomBytes(32).toString("base64url"), room: "bench-room", project: b.project_id, url: memberInfo.room_url }));
     const base = await spawnBaseline(payloadFile, "jose");
-    children.push({ kill: () => base.child.kill("SIGKILL") });
+    children.push({ kill: () => void base.child.kill("SIGKILL") });
     const base2 = await spawnBaseline(payloadFile, "hmac");
-    children.push({ kill: () => base2.child.kill("SIGKILL") });
+    children.push({ kill: () => void base2.child.kill("SIGKILL") });
     const baseJwt = ((await (await fetch(`${base.url}/connect`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).json()) as { jwt: string }).jwt;
 
     progress("warming up");
@@ -161,7 +167,7 @@ async function main(dialect: "sqlite" | "postgres") {
         `member ${(mem / bl2).toFixed(2)}x, API key ${(key / bl2).toFixed(2)}x`,
     );
   } finally {
-    for (const c of children) c.kill();
+    for (const c of children) await c.kill();
     await drop();
     rmSync(dataDir, { recursive: true, force: true });
   }

@@ -176,7 +176,8 @@ async function bench(dialect: "sqlite" | "postgres") {
         `count(*) over the 1M rows: median ${f(pct(counts, 50))} ms (off the request path: total comes from the room counter)`,
     );
   } finally {
-    for (const s of servers) await s.kill("SIGKILL");
+    // SIGTERM: the tsx CLI passes it on to the server process (SIGKILL would orphan it)
+    for (const s of servers) await s.kill("SIGTERM");
     await small.cleanup();
     await big.cleanup();
   }
