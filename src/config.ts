@@ -1,6 +1,7 @@
 import { mkdirSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
+import { loadWebhookConfig, type WebhookConfig } from "./webhooks/config.js";
 
 /** Typed configuration, read from MESHAGENT_* environment variables once. */
 export interface Config {
@@ -14,6 +15,7 @@ export interface Config {
   bodyLimitBytes: number;
   pricingFile?: string;
   logLevel: string;
+  webhooks: WebhookConfig;
 }
 
 export class ConfigError extends Error {}
@@ -62,5 +64,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: int(env, "MESHAGENT_BODY_LIMIT", 1024 * 1024),
     pricingFile: env.MESHAGENT_PRICING_FILE || undefined,
     logLevel: env.MESHAGENT_LOG_LEVEL || "info",
+    webhooks: loadWebhookConfig(env),
   };
 }

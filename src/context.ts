@@ -10,6 +10,8 @@ import type { ApiKeysService } from "./api-keys/service.js";
 import type { AuthService } from "./auth/service.js";
 import type { PricingService } from "./pricing/service.js";
 import type { RoomsService } from "./rooms/service.js";
+import type { WebhooksService } from "./webhooks/service.js";
+import type { WebhookDispatcher } from "./webhooks/dispatcher.js";
 
 /** Everything a route file may use. Built once in services.ts; tests build it too. */
 export interface AppContext {
@@ -25,4 +27,7 @@ export interface AppContext {
   auth: AuthService;
   pricing: PricingService;
   rooms: RoomsService;
+  webhooks: WebhooksService;
+  /** Started by `serve` (and the test server), stopped by close(). */
+  webhookDispatcher: WebhookDispatcher;
 }

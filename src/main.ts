@@ -17,6 +17,7 @@ async function serve() {
   const ctx = await createContext(config);
   const app = await buildApp(ctx);
   await app.listen({ port: config.port, host: config.host });
+  await ctx.webhookDispatcher.start();
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

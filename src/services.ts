@@ -11,6 +11,9 @@ import { ApiKeysService } from "./api-keys/service.js";
 import { AuthService } from "./auth/service.js";
 import { PricingService } from "./pricing/service.js";
 import { RoomsService } from "./rooms/service.js";
+import { WebhooksService } from "./webhooks/service.js";
+import { WebhookDispatcher } from "./webhooks/dispatcher.js";
+import pino from "pino";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -31,6 +34,8 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const auth = new AuthService(store.db, clock, apiKeys, invalidator);
   const pricing = new PricingService(config.pricingFile);
   const rooms = new RoomsService(store.db);
+  const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }));
+  const webhooks = new WebhooksService(store.db, clock, sealer, bus, config.webhooks, () => webhookDispatcher.wake());
   return {
     config,
     clock,
@@ -44,7 +49,10 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     auth,
     pricing,
     rooms,
+    webhooks,
+    webhookDispatcher,
     async close() {
+      await webhookDispatcher.stop();
       await invalidator.close();
       await store.close();
     },

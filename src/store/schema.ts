@@ -64,6 +64,53 @@ export interface RoomsTable {
   updated_at: number;
 }
 
+export interface WebhooksTable {
+  id: string;
+  project_id: string;
+  name: string;
+  description: string;
+  url: string;
+  events: string;
+  action: string | null;
+  payload: string | null;
+  secret_sealed: string;
+  enabled: number;
+  disabled_reason: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  project_id: string;
+  event_id: string;
+  event: string;
+  body: string;
+  status: "pending" | "delivered" | "failed" | "held";
+  attempts: number;
+  next_attempt_at: number;
+  locked_until: number | null;
+  locked_by: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+  delivered_at: number | null;
+}
+
+export interface WebhookAttemptsTable {
+  id: string;
+  delivery_id: string;
+  attempt: number;
+  started_at: number;
+  latency_ms: number;
+  status_code: number | null;
+  error: string | null;
+  response_excerpt: string | null;
+  worker: string;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -71,4 +118,7 @@ export interface Database {
   api_keys: ApiKeysTable;
   user_tokens: UserTokensTable;
   rooms: RoomsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
 }

@@ -73,6 +73,7 @@ export async function startServer(opts: { env?: Record<string, string>; clock?: 
   const ctx = await createContext(config, { clock: opts.clock });
   const app = await buildApp(ctx, { logger: false });
   await app.listen({ port: 0, host: "127.0.0.1" });
+  await ctx.webhookDispatcher.start();
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : 0;
   const url = `http://127.0.0.1:${port}`;
