@@ -323,11 +323,14 @@ export class WebhookDispatcher {
       const batch = this.results;
       this.results = [];
       if (!batch.length) return;
+      const write = (b: AttemptResult[]) => inTx(this.store.db, (tx) => webhooksRepo.record(tx, this.store.dialect, this.worker, b));
       try {
-        await inTx(this.store.db, (tx) => webhooksRepo.record(tx, this.worker, batch));
+        await write(batch);
       } catch (err) {
-        // The rows stay leased and are retried when the lease ends: at-least-once holds.
-        this.log?.error({ err }, "webhook dispatcher: recording attempts failed");
+        // Record one by one so one bad row cannot lose the others. Rows that still fail stay leased and are
+        // attempted again when the lease ends: at-least-once holds.
+        this.log?.warn({ err }, "webhook dispatcher: recording a batch failed; recording one by one");
+        for (const r of batch) await write([r]).catch((e) => this.log?.error({ err: e }, "webhook dispatcher: recording an attempt failed"));
       }
     });
     return this.flushing;

@@ -142,11 +142,12 @@ export const webhooksRepo = {
     q.updateTable("webhook_deliveries").set({ locked_until: null, locked_by: null }).where("locked_until", "is not", null).execute(),
 
   /** Write back a batch of attempt outcomes in one transaction. */
-  record: async (q: Queryable, worker: string, results: AttemptResult[]) => {
-    // A delivery can vanish while in flight (its webhook was deleted): skip those, or the batch would fail.
-    const live = new Set(
-      (await q.selectFrom("webhook_deliveries").select("id").where("id", "in", results.map((r) => r.delivery.id)).execute()).map((r) => r.id),
-    );
+  record: async (q: Queryable, dialect: Dialect, worker: string, results: AttemptResult[]) => {
+    // A delivery can vanish while in flight (its webhook was deleted): skip those, or the batch would fail. On
+    // PostgreSQL the survivors are locked (KEY SHARE) so a concurrent delete waits for this transaction.
+    let sel = q.selectFrom("webhook_deliveries").select("id").where("id", "in", results.map((r) => r.delivery.id));
+    if (dialect === "postgres") sel = sel.forKeyShare();
+    const live = new Set((await sel.execute()).map((r) => r.id));
     results = results.filter((r) => live.has(r.delivery.id));
     if (!results.length) return;
     const attempts = results.filter((r) => r.outcome !== "release").map((r) => r.attempt);

@@ -20,7 +20,7 @@ const Webhook = Type.Object(
     created_at: Type.String(),
     updated_at: Type.String(),
   },
-  { $id: "Webhook" },
+  { title: "Webhook" },
 );
 
 const Delivery = Type.Object(
@@ -50,7 +50,7 @@ const Delivery = Type.Object(
       }),
     ),
   },
-  { $id: "WebhookDelivery" },
+  { title: "WebhookDelivery" },
 );
 
 const Fields = {
@@ -69,8 +69,8 @@ export const webhookRoutes =
   async (app) => {
     const { auth, webhooks } = ctx;
     const tags = ["webhooks"];
-    app.addSchema(Webhook);
-    app.addSchema(Delivery);
+    // Schemas are inlined, not added with addSchema: a plugin-level addSchema gives the plugin a schema controller
+    // without the app's strict body validator.
     const admin = (req: Parameters<typeof auth.projectAccess>[0], projectId: string) => auth.projectAccess(req, projectId, "admin");
 
     app.get(
@@ -88,7 +88,7 @@ export const webhookRoutes =
           description: "The secret is generated (whsec_…) when absent and returned here and on GET.",
           params: ProjectParams,
           body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }), url: Type.String({ minLength: 1, maxLength: 2000 }), events: EventList, ...Fields }),
-          response: { 201: Type.Ref("Webhook"), ...errors(400, 401, 403, 404, 413) },
+          response: { 201: Webhook, ...errors(400, 401, 403, 404, 413) },
         },
       },
       async (req, reply) => {
@@ -100,7 +100,7 @@ export const webhookRoutes =
 
     app.get(
       "/accounts/projects/:project_id/webhooks",
-      { schema: { tags, summary: "list_webhooks", params: ProjectParams, response: { 200: Type.Object({ webhooks: Type.Array(Type.Ref("Webhook")) }), ...errors(401, 403, 404) } } },
+      { schema: { tags, summary: "list_webhooks", params: ProjectParams, response: { 200: Type.Object({ webhooks: Type.Array(Webhook) }), ...errors(401, 403, 404) } } },
       async (req) => {
         await admin(req, req.params.project_id);
         return { webhooks: await webhooks.list(req.params.project_id) };
@@ -109,7 +109,7 @@ export const webhookRoutes =
 
     app.get(
       "/accounts/projects/:project_id/webhooks/:webhook_id",
-      { schema: { tags, summary: "get a webhook", params: HookParams, response: { 200: Type.Ref("Webhook"), ...errors(401, 403, 404) } } },
+      { schema: { tags, summary: "get a webhook", params: HookParams, response: { 200: Webhook, ...errors(401, 403, 404) } } },
       async (req) => {
         await admin(req, req.params.project_id);
         return webhooks.get(req.params.project_id, req.params.webhook_id);
@@ -125,7 +125,7 @@ export const webhookRoutes =
           description: "Keys that are null or absent keep their value. `enabled: true` re-enables a webhook disabled by a 410; its held deliveries resume.",
           params: HookParams,
           body: Type.Object({ name: Nullable(Type.String({ minLength: 1, maxLength: 200 })), url: Nullable(Type.String({ minLength: 1, maxLength: 2000 })), events: Nullable(EventList), ...Fields }),
-          response: { 200: Type.Ref("Webhook"), ...errors(400, 401, 403, 404, 413) },
+          response: { 200: Webhook, ...errors(400, 401, 403, 404, 413) },
         },
       },
       async (req) => {
@@ -156,7 +156,7 @@ export const webhookRoutes =
             offset: QueryInt(),
             status: Type.Optional(Type.Union([Type.Literal("pending"), Type.Literal("delivered"), Type.Literal("failed"), Type.Literal("held")])),
           }),
-          response: { 200: Type.Object({ deliveries: Type.Array(Type.Ref("WebhookDelivery")), total: Type.Integer() }), ...errors(400, 401, 403, 404) },
+          response: { 200: Type.Object({ deliveries: Type.Array(Delivery), total: Type.Integer() }), ...errors(400, 401, 403, 404) },
         },
       },
       async (req) => {
@@ -167,7 +167,7 @@ export const webhookRoutes =
 
     app.get(
       "/accounts/projects/:project_id/webhooks/:webhook_id/deliveries/:delivery_id",
-      { schema: { tags, summary: "one delivery with every attempt", params: DeliveryParams, response: { 200: Type.Ref("WebhookDelivery"), ...errors(401, 403, 404) } } },
+      { schema: { tags, summary: "one delivery with every attempt", params: DeliveryParams, response: { 200: Delivery, ...errors(401, 403, 404) } } },
       async (req) => {
         await admin(req, req.params.project_id);
         return webhooks.delivery(req.params.project_id, req.params.webhook_id, req.params.delivery_id);
@@ -181,7 +181,7 @@ export const webhookRoutes =
           tags,
           summary: "send a delivery again now (same id and body)",
           params: DeliveryParams,
-          response: { 200: Type.Ref("WebhookDelivery"), ...errors(401, 403, 404, 409) },
+          response: { 200: Delivery, ...errors(401, 403, 404, 409) },
         },
       },
       async (req) => {
@@ -197,7 +197,7 @@ export const webhookRoutes =
           tags,
           summary: "send a webhook.test ping to this webhook",
           params: HookParams,
-          response: { 201: Type.Ref("WebhookDelivery"), ...errors(401, 403, 404) },
+          response: { 201: Delivery, ...errors(401, 403, 404) },
         },
       },
       async (req, reply) => {

@@ -39,7 +39,7 @@ function webhookJson(w: WebhookRow, secret: string) {
     payload: w.payload === null ? null : (JSON.parse(w.payload) as Record<string, unknown>),
     secret,
     enabled: !!w.enabled,
-    state: w.enabled ? "active" : "disabled",
+    state: (w.enabled ? "active" : "disabled") as "active" | "disabled",
     disabled_reason: w.disabled_reason,
     created_at: iso(w.created_at),
     updated_at: iso(w.updated_at),
