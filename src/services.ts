@@ -35,7 +35,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const pricing = new PricingService(config.pricingFile);
   const rooms = new RoomsService(store.db);
   const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }));
-  const webhooks = new WebhooksService(store.db, clock, sealer, bus, config.webhooks, () => webhookDispatcher.wake());
+  const webhooks = new WebhooksService(store.db, clock, sealer, bus, config.webhooks, webhookDispatcher);
   return {
     config,
     clock,

@@ -63,7 +63,10 @@ interface HookInfo {
   secret: string;
   signer: ReturnType<typeof standardSigner>;
   updatedAt: number;
+  checkedAt: number;
 }
+
+const HOOK_TTL_MS = 1000;
 
 interface Outcome {
   status: number | null;
@@ -186,18 +189,32 @@ export class WebhookDispatcher {
     }
   }
 
+  /**
+   * URL and secret of the claimed rows' webhooks. Cached for HOOK_TTL_MS; an update in this process forgets its entry
+   * at once (another process's update is seen within HOOK_TTL_MS).
+   */
   private async loadHooks(rows: ClaimedRow[]) {
-    const ids = [...new Set(rows.map((r) => r.webhook_id))];
+    const now = this.leaseClock.now();
+    const ids = [...new Set(rows.map((r) => r.webhook_id))].filter((id) => (this.hooks.get(id)?.checkedAt ?? 0) <= now - HOOK_TTL_MS);
+    if (!ids.length) return;
     const found = await webhooksRepo.forDelivery(this.store.db, ids);
     for (const h of found) {
       const cached = this.hooks.get(h.id);
-      if (cached && cached.updatedAt === h.updated_at) continue;
+      if (cached && cached.updatedAt === h.updated_at) {
+        cached.checkedAt = now;
+        continue;
+      }
       const secret = this.sealer.open(h.secret_sealed);
-      this.hooks.set(h.id, { url: new URL(h.url), secret, signer: standardSigner(secret), updatedAt: h.updated_at });
+      this.hooks.set(h.id, { url: new URL(h.url), secret, signer: standardSigner(secret), updatedAt: h.updated_at, checkedAt: now });
     }
     const present = new Set(found.map((h) => h.id));
     for (const id of ids) if (!present.has(id)) this.hooks.delete(id);
     if (this.hooks.size > 10_000) this.hooks.clear();
+  }
+
+  /** A webhook changed or was deleted in this process: read it again before the next attempt. */
+  forget(webhookId: string) {
+    this.hooks.delete(webhookId);
   }
 
   private launch(row: ClaimedRow) {

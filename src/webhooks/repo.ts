@@ -105,37 +105,22 @@ export const webhooksRepo = {
    * FOR UPDATE SKIP LOCKED, so concurrent processes never claim the same row; on SQLite one process dispatches.
    */
   claim: async (q: Queryable, dialect: Dialect, opts: { now: number; leaseNow: number; leaseUntil: number; worker: string; limit: number }): Promise<ClaimedRow[]> => {
-    if (dialect === "postgres") {
-      const r = await sql<ClaimedRow>`
-        UPDATE webhook_deliveries SET locked_until = ${opts.leaseUntil}, locked_by = ${opts.worker}
-        WHERE id IN (
-          SELECT id FROM webhook_deliveries
-          WHERE status = 'pending' AND next_attempt_at <= ${opts.now}
-            AND (locked_until IS NULL OR locked_until <= ${opts.leaseNow})
-          ORDER BY next_attempt_at
-          LIMIT ${opts.limit}
-          FOR UPDATE SKIP LOCKED)
-        RETURNING id, webhook_id, event, body, attempts, created_at`.execute(q);
-      return r.rows.map((x) => ({ ...x, attempts: Number(x.attempts), created_at: Number(x.created_at) }));
-    }
-    return q.transaction().execute(async (tx) => {
-      const due = await tx
-        .selectFrom("webhook_deliveries")
-        .select("id")
-        .where("status", "=", "pending")
-        .where("next_attempt_at", "<=", opts.now)
-        .where((e) => e.or([e("locked_until", "is", null), e("locked_until", "<=", opts.leaseNow)]))
-        .orderBy("next_attempt_at")
-        .limit(opts.limit)
-        .execute();
-      if (!due.length) return [];
-      return tx
-        .updateTable("webhook_deliveries")
-        .set({ locked_until: opts.leaseUntil, locked_by: opts.worker })
-        .where("id", "in", due.map((d) => d.id))
-        .returning(["id", "webhook_id", "event", "body", "attempts", "created_at"])
-        .execute();
-    });
+    let due = q
+      .selectFrom("webhook_deliveries")
+      .select("id")
+      .where("status", "=", "pending")
+      .where("next_attempt_at", "<=", opts.now)
+      .where((e) => e.or([e("locked_until", "is", null), e("locked_until", "<=", opts.leaseNow)]))
+      .orderBy("next_attempt_at")
+      .limit(opts.limit);
+    if (dialect === "postgres") due = due.forUpdate().skipLocked();
+    const rows = await q
+      .updateTable("webhook_deliveries")
+      .set({ locked_until: opts.leaseUntil, locked_by: opts.worker })
+      .where("id", "in", due)
+      .returning(["id", "webhook_id", "event", "body", "attempts", "created_at"])
+      .execute();
+    return rows.map((x) => ({ ...x, attempts: Number(x.attempts), created_at: Number(x.created_at) }));
   },
   /** SQLite runs one dispatcher: at its start, leases left by a killed process are released at once. */
   releaseAllLeases: (q: Queryable) =>
@@ -152,7 +137,31 @@ export const webhooksRepo = {
     if (!results.length) return;
     const attempts = results.filter((r) => r.outcome !== "release").map((r) => r.attempt);
     for (let i = 0; i < attempts.length; i += 200) await q.insertInto("webhook_attempts").values(attempts.slice(i, i + 200)).execute();
+    // Successes are the bulk: one statement per status code. (attempts + 1 is the attempt number: only the lease
+    // holder changes a claimed row.)
+    const delivered = new Map<number, string[]>();
+    for (const r of results)
+      if (r.outcome === "delivered") delivered.set(r.attempt.status_code!, [...(delivered.get(r.attempt.status_code!) ?? []), r.delivery.id]);
+    const now = results[0].now;
+    for (const [code, ids] of delivered)
+      for (let i = 0; i < ids.length; i += 500)
+        await q
+          .updateTable("webhook_deliveries")
+          .set((e) => ({
+            status: "delivered",
+            attempts: e("attempts", "+", 1),
+            locked_until: null,
+            locked_by: null,
+            last_status_code: code,
+            last_error: null,
+            updated_at: now,
+            delivered_at: now,
+          }))
+          .where("id", "in", ids.slice(i, i + 500))
+          .where("locked_by", "=", worker)
+          .execute();
     for (const r of results) {
+      if (r.outcome === "delivered") continue;
       const base = q.updateTable("webhook_deliveries").where("id", "=", r.delivery.id).where("locked_by", "=", worker);
       const a = r.attempt;
       if (r.outcome === "release") {
@@ -167,13 +176,11 @@ export const webhooksRepo = {
         last_error: a.error,
         updated_at: r.now,
       };
-      if (r.outcome === "delivered") await base.set({ ...common, status: "delivered", delivered_at: r.now }).execute();
-      else if (r.outcome === "failed") await base.set({ ...common, status: "failed" }).execute();
+      if (r.outcome === "failed") await base.set({ ...common, status: "failed" }).execute();
       // A retry of a webhook that was disabled meanwhile stays held.
       else await base.set({ ...common, next_attempt_at: r.nextAt!, status: sql<"pending">`CASE WHEN status = 'held' THEN 'held' ELSE 'pending' END` }).execute();
     }
     for (const id of new Set(results.map((r) => r.disableWebhook).filter(Boolean) as string[])) {
-      const now = results[0].now;
       await q.updateTable("webhooks").set({ enabled: 0, disabled_reason: "the endpoint answered 410 Gone", updated_at: now }).where("id", "=", id).execute();
       await webhooksRepo.setHeld(q, id, true, now);
     }

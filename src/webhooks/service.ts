@@ -99,11 +99,11 @@ export class WebhooksService {
     private readonly sealer: Sealer,
     bus: EventBus,
     private readonly config: WebhookConfig,
-    private readonly wake: () => void,
+    private readonly dispatcher: { wake(): void; forget(webhookId: string): void },
   ) {
     bus.subscribeTx((q, ev) => this.enqueue(q, ev));
     bus.on((ev) => {
-      if (this.wrote.has(ev)) this.wake();
+      if (this.wrote.has(ev)) this.dispatcher.wake();
     });
   }
 
@@ -253,12 +253,14 @@ export class WebhooksService {
       await webhooksRepo.update(tx, projectId, id, patch);
       return { ...cur, ...patch };
     });
-    if (input.enabled) this.wake();
+    this.dispatcher.forget(id);
+    if (input.enabled) this.dispatcher.wake();
     return webhookJson(w, this.sealer.open(w.secret_sealed));
   }
 
   async delete(projectId: string, id: string) {
     if (!isUuid(id) || !(await webhooksRepo.delete(this.db, projectId, id))) throw notFound("webhook");
+    this.dispatcher.forget(id);
   }
 
   async deliveries(projectId: string, id: string, opts: { limit?: number; offset?: number; status?: string | null }) {
@@ -291,7 +293,7 @@ export class WebhooksService {
     if (!d) throw notFound("delivery");
     if (!d.body) throw new ApiError(409, "conflict", `this delivery cannot be sent: ${d.last_error ?? "it has no body"}`);
     await webhooksRepo.requeue(this.db, id, deliveryId, this.clock.now());
-    this.wake();
+    this.dispatcher.wake();
     return this.delivery(projectId, id, deliveryId);
   }
 
@@ -310,7 +312,7 @@ export class WebhooksService {
       now,
     );
     await webhooksRepo.insertDeliveries(this.db, [row]);
-    this.wake();
+    this.dispatcher.wake();
     return deliveryJson(row, []);
   }
 }
