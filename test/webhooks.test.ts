@@ -459,6 +459,34 @@ describe("webhooks", () => {
     });
   });
 
+  describe("a hanging endpoint does not hold every slot", () => {
+    it("after a timeout its extra rows wait, and another webhook's event goes through (concurrency 4, timeout 1 s)", async () => {
+      const small = await startServer({ env: { ...ALLOW, MESHAGENT_WEBHOOK_CONCURRENCY: "4", MESHAGENT_WEBHOOK_TIMEOUT_MS: "1000" } });
+      const hang = await Receiver.start();
+      hang.responder = () => "hang";
+      const fast = await Receiver.start();
+      try {
+        const sp = `/accounts/projects/${small.admin.projectId}/webhooks`;
+        const a = (await small.http("POST", sp, { json: { name: "hang", url: hang.url, events: ["room.ended"] } })).json;
+        await small.http("POST", sp, { json: { name: "fast", url: fast.url, events: ["room.started"] } });
+        const pub = async (type: string, data: Record<string, unknown>) =>
+          (await inTx(small.ctx.store.db, (tx) => small.ctx.bus.publish(tx, { type, project_id: small.admin.projectId, data })))();
+        for (let i = 0; i < 20; i++) await pub("room.ended", { room_name: `h${i}` });
+        await pub("room.started", { room_name: "f", room_url: "ws://x/rooms/f" });
+        await fast.waitFor(1, 15_000);
+        // Without the limit, 20 hanging rows would take 5 rounds of 4 timeouts before the fast one.
+        expect(hang.requests.length).toBeLessThan(10);
+        const rows = await small.ctx.store.db.selectFrom("webhook_deliveries").select(["attempts", "status"]).where("webhook_id", "=", a.id).execute();
+        expect(rows).toHaveLength(20);
+        expect(rows.every((x) => x.status === "pending")).toBe(true);
+      } finally {
+        await hang.close();
+        await fast.close();
+        await small.close();
+      }
+    });
+  });
+
   describe("SSRF guard (MESHAGENT_WEBHOOK_ALLOW_PRIVATE unset)", () => {
     it("refuses private, loopback and link-local URLs on save and at delivery time", async () => {
       const strict = await startServer();

@@ -67,6 +67,9 @@ interface HookInfo {
 }
 
 const HOOK_TTL_MS = 1000;
+/** How long an endpoint that timed out or refused stays limited to one attempt in flight, and how long its extra rows wait. */
+const TROUBLED_MS = 30_000;
+const TROUBLED_DEFER_MS = 5_000;
 
 interface Outcome {
   status: number | null;
@@ -90,6 +93,9 @@ export class WebhookDispatcher {
   private flushing: Promise<void> = Promise.resolve();
   private flushTimer: NodeJS.Timeout | null = null;
   private hooks = new Map<string, HookInfo>();
+  /** Deliveries in flight per webhook, and webhooks whose last attempt timed out or could not connect (until when). */
+  private perHook = new Map<string, number>();
+  private troubled = new Map<string, number>();
   private httpAgent: http.Agent;
   private httpsAgent: https.Agent;
   /** Leases are about process liveness, so they use real time even when tests move the scheduling clock. */
@@ -218,12 +224,25 @@ export class WebhookDispatcher {
   }
 
   private launch(row: ClaimedRow) {
+    // An endpoint that is timing out or refusing connections gets one attempt in flight at a time; its other due rows
+    // wait (without counting an attempt), so it cannot hold every slot for the length of a timeout.
+    const troubledUntil = this.troubled.get(row.webhook_id) ?? 0;
+    if (troubledUntil > this.leaseClock.now() && (this.perHook.get(row.webhook_id) ?? 0) >= 1) {
+      const now = this.clock.now();
+      const attempt = { id: "", delivery_id: row.id, attempt: row.attempts, started_at: now, latency_ms: 0, status_code: null, error: null, response_excerpt: null, worker: this.worker };
+      this.push({ delivery: row, attempt, now, outcome: "defer", nextAt: now + TROUBLED_DEFER_MS });
+      return;
+    }
+    this.perHook.set(row.webhook_id, (this.perHook.get(row.webhook_id) ?? 0) + 1);
     const ctl = new AbortController();
     this.inflight.set(row.id, ctl);
     void this.deliver(row, ctl.signal)
       .then((r) => this.push(r))
       .catch((err) => this.log?.error({ err }, "webhook dispatcher: delivery crashed"))
       .finally(() => {
+        const n = (this.perHook.get(row.webhook_id) ?? 1) - 1;
+        if (n > 0) this.perHook.set(row.webhook_id, n);
+        else this.perHook.delete(row.webhook_id);
         this.inflight.delete(row.id);
         if (this.inflight.size <= this.config.concurrency / 2) this.wake();
       });
@@ -250,6 +269,8 @@ export class WebhookDispatcher {
     };
     const base = { delivery: row, attempt, now };
     if (signal.aborted) return { ...base, outcome: "release" };
+    if (out.status === null) this.troubled.set(row.webhook_id, this.leaseClock.now() + TROUBLED_MS);
+    else this.troubled.delete(row.webhook_id);
     if (out.status !== null && out.status >= 200 && out.status < 300) return { ...base, outcome: "delivered" };
     if (out.status === 410) return { ...base, outcome: "failed", disableWebhook: row.webhook_id };
     const delay = parseRetryAfter(out.retryAfter, now) ?? backoff(attemptNo);

@@ -20,8 +20,11 @@ export interface ClaimedRow {
 export interface AttemptResult {
   delivery: ClaimedRow;
   attempt: AttemptRow;
-  /** delivered: 2xx; retry: try again at nextAt; failed: give up (410 or retries exhausted); release: not attempted. */
-  outcome: "delivered" | "retry" | "failed" | "release";
+  /**
+   * delivered: 2xx; retry: try again at nextAt; failed: give up (410 or retries exhausted); release: not attempted,
+   * claimable again at once; defer: not attempted, due again at nextAt (the attempt count is unchanged).
+   */
+  outcome: "delivered" | "retry" | "failed" | "release" | "defer";
   nextAt?: number;
   disableWebhook?: string;
   now: number;
@@ -135,7 +138,7 @@ export const webhooksRepo = {
     const live = new Set((await sel.execute()).map((r) => r.id));
     results = results.filter((r) => live.has(r.delivery.id));
     if (!results.length) return;
-    const attempts = results.filter((r) => r.outcome !== "release").map((r) => r.attempt);
+    const attempts = results.filter((r) => r.outcome !== "release" && r.outcome !== "defer").map((r) => r.attempt);
     for (let i = 0; i < attempts.length; i += 200) await q.insertInto("webhook_attempts").values(attempts.slice(i, i + 200)).execute();
     // Successes are the bulk: one statement per status code. (attempts + 1 is the attempt number: only the lease
     // holder changes a claimed row.)
@@ -166,6 +169,10 @@ export const webhooksRepo = {
       const a = r.attempt;
       if (r.outcome === "release") {
         await base.set({ locked_until: null, locked_by: null }).execute();
+        continue;
+      }
+      if (r.outcome === "defer") {
+        await base.set({ locked_until: null, locked_by: null, next_attempt_at: r.nextAt! }).execute();
         continue;
       }
       const common = {

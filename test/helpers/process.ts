@@ -25,7 +25,8 @@ export interface ServerProcess {
 /** Start `src/main.ts serve` as a real child process (for kill -9 and multi-process tests). */
 export async function spawnServer(env: Record<string, string>, args: string[] = ["serve"]): Promise<ServerProcess> {
   const port = env.MESHAGENT_PORT ? Number(env.MESHAGENT_PORT) : await freePort();
-  const child = spawn(process.execPath, [join(ROOT, "node_modules/tsx/dist/cli.mjs"), join(ROOT, "src/main.ts"), ...args], {
+  // node itself with tsx as a loader (not the tsx CLI, which runs the server in a grandchild that SIGKILL would orphan)
+  const child = spawn(process.execPath, ["--import", "tsx", join(ROOT, "src/main.ts"), ...args], {
     cwd: ROOT,
     env: { ...process.env, MESHAGENT_LOG_LEVEL: "warn", ...env, MESHAGENT_PORT: String(port), MESHAGENT_HOST: "127.0.0.1" },
     stdio: ["ignore", "pipe", "pipe"],
