@@ -165,6 +165,7 @@ async function main() {
   await pacedDone;
   const pacedLat = [...arrivals.entries()].map(([i, t]) => t - pacedPub[i]);
 
+  await ctx.webhookDispatcher.idle();
   const delivered = await ctx.store.db.selectFrom("webhook_deliveries").select((e) => e.fn.countAll<number>().as("n")).where("status", "=", "delivered").executeTakeFirstOrThrow();
   console.log(`webhooks-delivery ${dialect}: drain of a ${N}-event backlog: deliveries/s = ${drainRate.toFixed(0)} (${drainArrived} delivered, ${drainDupes} duplicates; enqueueing them, one transaction each: ${enqueueRate.toFixed(0)} events/s)`);
   console.log(`webhooks-delivery ${dialect}: burst of ${N} events published while delivering: deliveries/s = ${rate.toFixed(0)} (${burstArrived} delivered, ${burstDupes} duplicates; publishing alone ${(N / publishSecs).toFixed(0)} events/s), queued event→delivery p50 = ${pct(latencies, 50).toFixed(0)} ms, p99 = ${pct(latencies, 99).toFixed(0)} ms`);
