@@ -11,6 +11,7 @@ import { projectRoutes, projectSchemas } from "./projects/routes.js";
 import { profileRoutes } from "./users/routes.js";
 import { apiKeyRoutes } from "./api-keys/routes.js";
 import { pricingRoutes } from "./pricing/routes.js";
+import { mailboxRoutes, mailboxSchemas } from "./mailboxes/routes.js";
 
 function makeAjv(coerce: boolean) {
   const ajv = new Ajv({ coerceTypes: coerce, useDefaults: true, removeAdditional: true, allErrors: false, strict: false });
@@ -63,6 +64,7 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
 
   app.addSchema(ErrorResponse);
   for (const s of projectSchemas) app.addSchema(s);
+  for (const s of mailboxSchemas) app.addSchema(s);
 
   await app.register(swagger, {
     openapi: {
@@ -80,5 +82,6 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   await app.register(profileRoutes(ctx));
   await app.register(apiKeyRoutes(ctx));
   await app.register(pricingRoutes(ctx));
+  await app.register(mailboxRoutes(ctx));
   return app;
 }

@@ -10,6 +10,9 @@ import type { ApiKeysService } from "./api-keys/service.js";
 import type { AuthService } from "./auth/service.js";
 import type { PricingService } from "./pricing/service.js";
 import type { RoomsService } from "./rooms/service.js";
+import type { QueuesService } from "./queues/service.js";
+import type { MailboxesService } from "./mailboxes/service.js";
+import type { MailService } from "./mail/service.js";
 
 /** Everything a route file may use. Built once in services.ts; tests build it too. */
 export interface AppContext {
@@ -25,4 +28,9 @@ export interface AppContext {
   auth: AuthService;
   pricing: PricingService;
   rooms: RoomsService;
+  /** Durable room queues (mailboxes, scheduler, room server). */
+  queues: QueuesService;
+  mailboxes: MailboxesService;
+  /** Inbound SMTP; started by `serve` (and the test harness) when MESHAGENT_SMTP_PORT is set. */
+  mail: MailService;
 }

@@ -11,6 +11,11 @@ import { ApiKeysService } from "./api-keys/service.js";
 import { AuthService } from "./auth/service.js";
 import { PricingService } from "./pricing/service.js";
 import { RoomsService } from "./rooms/service.js";
+import { QueuesService } from "./queues/service.js";
+import { MailboxesService } from "./mailboxes/service.js";
+import { MailService } from "./mail/service.js";
+import { FileAttachmentSink } from "./mail/attachments.js";
+import { join } from "node:path";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -31,6 +36,10 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const auth = new AuthService(store.db, clock, apiKeys, invalidator);
   const pricing = new PricingService(config.pricingFile);
   const rooms = new RoomsService(store.db);
+  const queues = new QueuesService(store, clock, invalidator);
+  const mailboxes = new MailboxesService(store.db, clock, rooms, projects, users);
+  // Attachments go to the room's storage: <data dir>/storage/rooms/<room id>/… (the BlobStore can replace this sink).
+  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new FileAttachmentSink(join(config.dataDir, "storage", "rooms")), config.logLevel);
   return {
     config,
     clock,
@@ -44,7 +53,12 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     auth,
     pricing,
     rooms,
+    queues,
+    mailboxes,
+    mail,
     async close() {
+      await mail.stop();
+      queues.shutdown();
       await invalidator.close();
       await store.close();
     },
