@@ -112,7 +112,11 @@ export class MailService {
       onRcptTo: (address, session, cb) => {
         this.checkRecipient(address, session).then(
           () => cb(),
-          (err: SmtpError) => cb(err),
+          (err: SmtpError) => {
+            if (err.responseCode) return cb(err);
+            this.log.error({ err: { message: err.message, stack: err.stack } }, "recipient check failed");
+            cb(smtpError(451, "4.3.0 temporary failure, try again later"));
+          },
         );
       },
       onData: (stream, session, cb) => this.onData(stream, session, cb),
@@ -161,7 +165,7 @@ export class MailService {
       const rcpts = session.envelope.rcptTo.map((r) => r.address);
       const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : null;
       this.deliver(Buffer.concat(chunks), rcpts, sender).then(
-        (ids) => cb(null, `2.0.0 queued as ${ids.join(",")}`),
+        (ids) => (ids.length ? cb(null, `2.0.0 queued as ${ids.join(",")}`) : cb(smtpError(550, "5.1.1 the mailbox no longer exists"))),
         (err: Error) => {
           this.log.error({ err: { message: err.message, stack: err.stack } }, "mail delivery failed");
           cb(smtpError(451, "4.3.0 temporary failure, try again later"));
