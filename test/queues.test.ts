@@ -66,6 +66,20 @@ describe("room queues (ctx.queues)", () => {
     expect((await q.list(room.id)).find((x) => x.name === name)?.size).toBe(0);
   });
 
+  it("a redelivered message queues up behind the messages never delivered yet", async () => {
+    const name = qname();
+    await q.send(room.id, name, "a");
+    const a = (await q.receive(room.id, name, { visibilityMs: 1_000 }))!;
+    await q.send(room.id, name, "b");
+    clock.advance(1_000); // a's claim runs out
+    await q.send(room.id, name, "c");
+    expect((await q.peek(room.id, name)).map((m) => m.message)).toEqual(["b", "c", "a"]);
+    const order = [];
+    for (let m; (m = await q.receive<string>(room.id, name)); ) order.push(m.message);
+    expect(order).toEqual(["b", "c", "a"]);
+    expect(a.message).toBe("a");
+  });
+
   it("release gives a message back at once or after a delay", async () => {
     const name = qname();
     await q.send(room.id, name, "x");

@@ -72,9 +72,10 @@ function encode(message: unknown): string {
 /**
  * Durable room queues, shared by mailboxes, scheduled tasks and the room server (`queues.*` toolkit).
  *
- * Every message is a row before `send` returns. `receive` claims the oldest visible message for a visibility
+ * Every message is a row before `send` returns. `receive` claims the next visible message for a visibility
  * timeout; `ack` removes it. A message claimed and never acknowledged (its consumer died) is delivered again once
- * the timeout passes, so delivery is at-least-once. On PostgreSQL claims use FOR UPDATE SKIP LOCKED, so any number of
+ * the timeout passes, so delivery is at-least-once. Order: new messages strictly first-in first-out; a message
+ * delivered again (claim timed out, or released) queues up behind the messages never delivered yet. On PostgreSQL claims use FOR UPDATE SKIP LOCKED, so any number of
  * server processes can receive from one queue without blocking each other or double-delivering.
  *
  * Long polls never busy-loop: a waiting receive sleeps until `send` wakes it (in this process directly, in other
@@ -127,11 +128,9 @@ export class QueuesService {
     const body = encode(message);
     const now = this.clock.now();
     const id = newId();
-    if (opts.create !== false) await queuesRepo.ensureQueue(q, { id: newId(), room_id: roomId, name, created_at: now });
-    // Inserting through a SELECT of the queue row: if the queue was closed in between, nothing is inserted.
+    // One statement when the queue exists: the insert selects the queue row, so it inserts nothing if it is missing.
     if (!(await queuesRepo.insertMessage(q, roomId, name, { id, body, now }))) {
       if (opts.create === false) throw queueNotFound(name);
-      // Closed concurrently between the two statements: create it again and insert (a send that says create wins).
       await queuesRepo.ensureQueue(q, { id: newId(), room_id: roomId, name, created_at: now });
       if (!(await queuesRepo.insertMessage(q, roomId, name, { id, body, now }))) throw queueNotFound(name);
     }
@@ -146,24 +145,29 @@ export class QueuesService {
   }
 
   /**
-   * Claim the oldest visible message, or null. With `wait`, a long poll: returns when a message could be claimed, the
+   * Claim the next visible message, or null. With `wait`, a long poll: returns when a message could be claimed, the
    * timeout passed, the signal aborted or the service shut down (the last three return null).
    */
   async receive<T = unknown>(roomId: string, name: string, opts: ReceiveOptions = {}): Promise<QueueMessage<T> | null> {
     checkQueueName(name);
-    if (opts.create === false) {
-      if (!(await this.exists(roomId, name))) throw queueNotFound(name);
-    } else await this.open(roomId, name);
     const visibilityMs = opts.visibilityMs ?? this.visibilityMs;
     if (!(visibilityMs > 0)) throw badRequest("visibility timeout must be positive");
     const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
     const key = QueuesService.key(roomId, name);
+    let first = true;
     for (;;) {
       // Register before looking, so a send between the look and the sleep is not missed.
       const w = this.waiter(key);
       try {
         const m = await this.claim<T>(roomId, name, visibilityMs);
         if (m) return m;
+        // Nothing to claim: only now find out whether the queue exists (the hot path is the one claim statement).
+        if (first) {
+          first = false;
+          if (opts.create === false) {
+            if (!(await this.exists(roomId, name))) throw queueNotFound(name);
+          } else await this.open(roomId, name);
+        }
         if (!opts.wait || this.stopped || opts.signal?.aborted) return null;
         const left = deadline - Date.now();
         if (left <= 0) return null;
