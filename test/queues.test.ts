@@ -218,6 +218,19 @@ describe("room queues (ctx.queues)", () => {
     }
   });
 
+  it("a room that does not exist is a 404, not a crash", async () => {
+    await expect(q.send("00000000-0000-0000-0000-000000000000", "x", 1)).rejects.toMatchObject({ status: 404, message: "room not found" });
+    await expect(q.receive("00000000-0000-0000-0000-000000000000", "x")).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("shutting the service down ends waiting receives with null", async () => {
+    const other = await createContext(s.config, { clock });
+    const pending = other.queues.receive(room.id, qname(), { wait: true });
+    await new Promise((r) => setTimeout(r, 50));
+    await other.close();
+    expect(await pending).toBeNull();
+  });
+
   it("a send inside the caller's transaction is invisible until it commits, and rolled back with it", async () => {
     const name = qname();
     await q.open(room.id, name);

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../core/clock.js";
-import { ApiError, badRequest } from "../core/errors.js";
+import { ApiError, badRequest, notFound } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { Invalidator } from "../core/invalidation.js";
 import type { Queryable, Store } from "../store/db.js";
@@ -112,7 +112,17 @@ export class QueuesService {
   /** Create the queue when missing. Idempotent. */
   async open(roomId: string, name: string, q: Queryable = this.db): Promise<void> {
     checkQueueName(name);
-    await queuesRepo.ensureQueue(q, { id: newId(), room_id: roomId, name, created_at: this.clock.now() });
+    await this.create(q, roomId, name, this.clock.now());
+  }
+
+  private async create(q: Queryable, roomId: string, name: string, now: number) {
+    try {
+      await queuesRepo.ensureQueue(q, { id: newId(), room_id: roomId, name, created_at: now });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "23503" || code === "SQLITE_CONSTRAINT_FOREIGNKEY") throw notFound("room");
+      throw err;
+    }
   }
 
   async exists(roomId: string, name: string, q: Queryable = this.db): Promise<boolean> {
@@ -131,7 +141,7 @@ export class QueuesService {
     // One statement when the queue exists: the insert selects the queue row, so it inserts nothing if it is missing.
     if (!(await queuesRepo.insertMessage(q, roomId, name, { id, body, now }))) {
       if (opts.create === false) throw queueNotFound(name);
-      await queuesRepo.ensureQueue(q, { id: newId(), room_id: roomId, name, created_at: now });
+      await this.create(q, roomId, name, now);
       if (!(await queuesRepo.insertMessage(q, roomId, name, { id, body, now }))) throw queueNotFound(name);
     }
     return { id, notify: () => this.announce(roomId, name) };
