@@ -31,7 +31,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const sealer = new Sealer(config.masterKey);
   const bus = new EventBus();
   const users = new UsersService(store.db, clock);
-  const projects = new ProjectsService(store.db, clock, users, bus);
+  const projects = new ProjectsService(store.db, clock, users, bus, invalidator);
   const apiKeys = new ApiKeysService(store.db, clock, sealer, bus, invalidator);
   const auth = new AuthService(store.db, clock, apiKeys, invalidator);
   const pricing = new PricingService(config.pricingFile);

@@ -139,7 +139,7 @@ export async function startServer(
     http,
     async user(flags = {}, projectId = admin.projectId) {
       const email = `user${++n}-${randomBytes(3).toString("hex")}@example.com`;
-      const u = await ctx.users.create({ email, password: "pw-" + n, first_name: `First${n}`, last_name: `Last${n}` });
+      const u = await ctx.users.create({ email, first_name: `First${n}`, last_name: `Last${n}` });
       const token = await ctx.users.issueToken(u.id, { kind: "pat", name: "test" });
       if (flags) await ctx.projects.addUser(projectId, { user_id: u.id, ...flags });
       return { userId: u.id, email, token };
