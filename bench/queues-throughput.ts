@@ -1,6 +1,7 @@
 /**
  * Room queue benchmark. Run: `npx tsx bench/queues-throughput.ts` (SQLite in a temp dir), or with
- * `MESHAGENT_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres` (a fresh database is created and dropped).
+ * `MESHAGENT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres` (a fresh database is created on that server and
+ * dropped afterwards). `BENCH_N` sets the message count (default 2000).
  *
  * Prints ratios against baselines measured in the same run:
  *  1. send + receive + ack through ctx.queues vs the bare minimum a durable queue needs (insert a row, then
@@ -20,7 +21,7 @@ import { loadConfig } from "../src/config.js";
 import { createContext } from "../src/services.js";
 import { bootstrap } from "../src/bootstrap.js";
 
-const PG = process.env.MESHAGENT_BENCH_DATABASE_URL;
+const PG = /^postgres(ql)?:/.test(process.env.MESHAGENT_DATABASE_URL ?? "") ? process.env.MESHAGENT_DATABASE_URL : undefined;
 const N = Number(process.env.BENCH_N || 2000);
 
 async function main() {

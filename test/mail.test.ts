@@ -1,15 +1,13 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
-import { createServer } from "node:net";
-import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import nodemailer from "nodemailer";
 import selfsigned from "selfsigned";
 import { startServer, type TestServer } from "./helpers/server.js";
 import { createRoom } from "./helpers/rooms.js";
 import { smtpSession } from "./helpers/smtp.js";
+import { freePort, spawnServer } from "./helpers/process.js";
 import type { MailMessage } from "../src/mail/service.js";
 
 const MAX = 200_000;
@@ -338,24 +336,10 @@ describe("durability of queued mail", () => {
       await s1.close();
 
       const smtpPort = await freePort();
-      const tsx = createRequire(import.meta.url).resolve("tsx/cli");
-      const child = spawn(process.execPath, [tsx, resolve("src/main.ts"), "serve"], {
-        cwd: dir, // no stray .env
-        env: {
-          PATH: process.env.PATH,
-          MESHAGENT_DATA_DIR: dir,
-          MESHAGENT_DATABASE_URL: s1.databaseUrl,
-          MESHAGENT_PORT: "0",
-          MESHAGENT_SMTP_PORT: String(smtpPort),
-          MESHAGENT_LOG_LEVEL: "warn",
-        },
-        stdio: ["ignore", "ignore", "pipe"],
-      });
-      let stderr = "";
-      child.stderr!.on("data", (d) => (stderr += d));
-      const exited = new Promise<void>((r) => child.once("exit", () => r()));
+      // The real server process (`src/main.ts serve`), with SMTP on.
+      const srv = await spawnServer({ MESHAGENT_DATA_DIR: dir, MESHAGENT_DATABASE_URL: s1.databaseUrl, MESHAGENT_SMTP_PORT: String(smtpPort) });
       try {
-        await waitForSmtp(smtpPort, () => stderr);
+        await waitForSmtp(smtpPort, srv.output);
         const info = await transport(smtpPort).sendMail({
           from: "x@outside.example",
           to: "killed@kill.example.com",
@@ -365,8 +349,7 @@ describe("durability of queued mail", () => {
         });
         expect(info.response).toMatch(/^250 /);
       } finally {
-        child.kill("SIGKILL");
-        await exited;
+        await srv.kill("SIGKILL");
       }
       s2 = await startServer({ keepData: dir, databaseUrl: s1.databaseUrl });
       const m = (await s2.ctx.queues.take<MailMessage>(room.id, "email"))?.message;
@@ -379,17 +362,6 @@ describe("durability of queued mail", () => {
     }
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const p = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
 
 async function waitForSmtp(port: number, log: () => string) {
   const until = Date.now() + 30_000;
