@@ -233,6 +233,27 @@ describe("SMTP inbound into room queues", () => {
     expect((await s.ctx.queues.list(room.id)).find((q) => q.name === "gone")).toBeUndefined();
   });
 
+  it("takes at most 100 recipients per message (452 for more)", async () => {
+    const many = Array.from({ length: 100 }, (_, i) => `many-${i}@inbound.example.com`);
+    for (const address of many) await s.ctx.mailboxes.create(s.admin.projectId, { address, room: room.name, queue: "many", public: true });
+    const session = await smtpSession(port);
+    try {
+      await session.send("EHLO test.example");
+      await session.send("MAIL FROM:<x@outside.example>");
+      for (let i = 0; i < 100; i++) expect((await session.send(`RCPT TO:<${many[i]}>`)).code).toBe(250);
+      const r = await session.send(`RCPT TO:<${pub}>`);
+      expect(r.code).toBe(452);
+      expect(r.text).toMatch(/too many recipients/);
+      expect((await session.send("DATA")).code).toBe(354);
+      await session.write(`From: x@outside.example\r\nTo: ${pub}\r\nSubject: many\r\n\r\nhi\r\n`);
+      expect((await session.send(".")).code).toBe(250);
+    } finally {
+      session.close();
+    }
+    expect((await s.ctx.queues.peek(room.id, "many", 1000)).length).toBe(100);
+    expect((await s.ctx.queues.peek(room.id, "email")).length).toBe(0);
+  });
+
   it("does not offer STARTTLS or AUTH without a certificate", async () => {
     const session = await smtpSession(port);
     try {
