@@ -2,7 +2,7 @@
  * Webhook delivery throughput and latency.
  *
  *   npx tsx bench/webhooks-delivery.ts                 # SQLite (temp dir)
- *   MESHAGENT_BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx bench/webhooks-delivery.ts
+ *   MESHAGENT_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres npx tsx bench/webhooks-delivery.ts
  *
  * Events are published the way areas do (ctx.bus in a transaction, one transaction per event) to a webhook whose
  * receiver is a local HTTP server. Three phases:
@@ -81,7 +81,7 @@ async function main() {
 
   // The server's outbox and dispatcher.
   const dataDir = mkdtempSync(join(tmpdir(), "meshagent-bench-wh-"));
-  const pgBase = process.env.MESHAGENT_BENCH_DATABASE_URL;
+  const pgBase = /^postgres/.test(process.env.MESHAGENT_DATABASE_URL ?? "") ? process.env.MESHAGENT_DATABASE_URL : undefined;
   let dbUrl = `sqlite://${join(dataDir, "meshagent.db")}`;
   let dbName = "";
   if (pgBase) {

@@ -12,6 +12,9 @@ import type { PricingService } from "./pricing/service.js";
 import type { RoomsService } from "./rooms/service.js";
 import type { WebhooksService } from "./webhooks/service.js";
 import type { WebhookDispatcher } from "./webhooks/dispatcher.js";
+import type { QueuesService } from "./queues/service.js";
+import type { MailboxesService } from "./mailboxes/service.js";
+import type { MailService } from "./mail/service.js";
 
 /** Everything a route file may use. Built once in services.ts; tests build it too. */
 export interface AppContext {
@@ -30,4 +33,9 @@ export interface AppContext {
   webhooks: WebhooksService;
   /** Started by `serve` (and the test server), stopped by close(). */
   webhookDispatcher: WebhookDispatcher;
+  /** Durable room queues (mailboxes, scheduler, room server). */
+  queues: QueuesService;
+  mailboxes: MailboxesService;
+  /** Inbound SMTP; started by `serve` (and the test harness) when MESHAGENT_SMTP_PORT is set. */
+  mail: MailService;
 }

@@ -18,6 +18,8 @@ async function serve() {
   const app = await buildApp(ctx);
   await app.listen({ port: config.port, host: config.host });
   await ctx.webhookDispatcher.start();
+  // Inbound SMTP for mailboxes, only when MESHAGENT_SMTP_PORT is set.
+  await ctx.mail.start(app.log);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

@@ -14,6 +14,11 @@ import { RoomsService } from "./rooms/service.js";
 import { WebhooksService } from "./webhooks/service.js";
 import { WebhookDispatcher } from "./webhooks/dispatcher.js";
 import pino from "pino";
+import { QueuesService } from "./queues/service.js";
+import { MailboxesService } from "./mailboxes/service.js";
+import { MailService } from "./mail/service.js";
+import { FileAttachmentSink } from "./mail/attachments.js";
+import { join } from "node:path";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -29,13 +34,17 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const sealer = new Sealer(config.masterKey);
   const bus = new EventBus();
   const users = new UsersService(store.db, clock);
-  const projects = new ProjectsService(store.db, clock, users, bus);
+  const projects = new ProjectsService(store.db, clock, users, bus, invalidator);
   const apiKeys = new ApiKeysService(store.db, clock, sealer, bus, invalidator);
   const auth = new AuthService(store.db, clock, apiKeys, invalidator);
   const pricing = new PricingService(config.pricingFile);
   const rooms = new RoomsService(store.db);
   const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }));
   const webhooks = new WebhooksService(store.db, clock, sealer, bus, config.webhooks, webhookDispatcher);
+  const queues = new QueuesService(store, clock, invalidator);
+  const mailboxes = new MailboxesService(store.db, clock, rooms, projects, users);
+  // Attachments go to the room's storage: <data dir>/storage/rooms/<room id>/… (the BlobStore can replace this sink).
+  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new FileAttachmentSink(join(config.dataDir, "storage", "rooms")), config.logLevel);
   return {
     config,
     clock,
@@ -51,8 +60,13 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     rooms,
     webhooks,
     webhookDispatcher,
+    queues,
+    mailboxes,
+    mail,
     async close() {
       await webhookDispatcher.stop();
+      await mail.stop();
+      queues.shutdown();
       await invalidator.close();
       await store.close();
     },
