@@ -253,7 +253,8 @@ export class WebhookDispatcher {
     const attemptNo = row.attempts + 1;
     const startedAt = this.clock.now();
     const t0 = performance.now();
-    if (!hook) return { delivery: row, attempt: { id: "", delivery_id: row.id, attempt: attemptNo, started_at: startedAt, latency_ms: 0, status_code: null, error: null, response_excerpt: null, worker: this.worker }, now: startedAt, outcome: "release" };
+    // Its webhook was deleted after the claim (the row is about to go with it): put it aside, never spin on it.
+    if (!hook) return { delivery: row, attempt: { id: "", delivery_id: row.id, attempt: attemptNo, started_at: startedAt, latency_ms: 0, status_code: null, error: null, response_excerpt: null, worker: this.worker }, now: startedAt, outcome: "defer", nextAt: startedAt + TROUBLED_DEFER_MS };
     const out = await this.send(hook, row, attemptNo, signal);
     const now = this.clock.now();
     const attempt = {
