@@ -278,6 +278,20 @@ describe("webhooks", () => {
       await s.http("DELETE", `${base()}/${w.id}`);
     });
 
+    it("many events in one transaction each get a row; a webhook created later is seen by the next transaction", async () => {
+      const a = await create({ name: "bulk-a", events: ["storage.file.deleted"] });
+      await inTx(s.ctx.store.db, async (tx) => {
+        for (let i = 0; i < 30; i++) await s.ctx.bus.publish(tx, { type: "storage.file.deleted", project_id: P, data: { path: `f${i}`, participant_id: null } });
+      });
+      expect((await deliveries(a.id, "?limit=100")).total).toBe(30);
+      const b = await create({ name: "bulk-b", events: ["storage.file.deleted"] });
+      await s.ctx.bus.publish(s.ctx.store.db, { type: "storage.file.deleted", project_id: P, data: { path: "g", participant_id: null } });
+      expect((await deliveries(b.id)).total).toBe(1);
+      expect((await deliveries(a.id, "?limit=100")).total).toBe(31);
+      await s.http("DELETE", `${base()}/${a.id}`);
+      await s.http("DELETE", `${base()}/${b.id}`);
+    });
+
     it("a payload over 256 KiB is recorded as failed and never sent; retrying it is refused", async () => {
       const w = await create({ name: "big", events: ["storage.file.updated"] });
       await publish("storage.file.updated", { path: "x".repeat(300 * 1024), participant_id: null });

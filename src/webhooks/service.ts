@@ -92,6 +92,7 @@ export function buildBody(event: string, data: Record<string, unknown>, action: 
 export class WebhooksService {
   /** Events whose transaction wrote outbox rows: the after-commit listener wakes the dispatcher only for those. */
   private wrote = new WeakSet<DomainEvent>();
+  private perTx = new WeakMap<object, Map<string, Awaited<ReturnType<typeof webhooksRepo.enabledForProject>>>>();
 
   constructor(
     private readonly db: DB,
@@ -110,7 +111,15 @@ export class WebhooksService {
   /** The outbox: inside the transaction of the change, one row per matching enabled webhook. */
   async enqueue(q: Queryable, ev: DomainEvent) {
     if (!ev.project_id) return;
-    const hooks = await webhooksRepo.enabledForProject(q, ev.project_id);
+    // One lookup per project and transaction: a change that publishes many events (a folder deleted) reads once.
+    // (Only inside a transaction: a publisher that passes the database itself gets a fresh read every time.)
+    let byProject = q.isTransaction ? this.perTx.get(q) : undefined;
+    if (!byProject) {
+      byProject = new Map();
+      if (q.isTransaction) this.perTx.set(q, byProject);
+    }
+    let hooks = byProject.get(ev.project_id);
+    if (!hooks) byProject.set(ev.project_id, (hooks = await webhooksRepo.enabledForProject(q, ev.project_id)));
     if (!hooks.length) return;
     const now = this.clock.now();
     const eventId = newId();
