@@ -532,7 +532,7 @@ describe("webhooks", () => {
             const a = await strict.ctx.store.db.selectFrom("webhook_attempts").selectAll().execute();
             return a.length === 2 && a;
           }, "two refused attempts");
-          for (const a of rows as { error: string | null }[]) expect(a.error).toMatch(/refused.*private/);
+          for (const a of rows) expect(a.error).toMatch(/refused.*private/);
           expect(r2.requests).toHaveLength(0);
         } finally {
           await r2.close();

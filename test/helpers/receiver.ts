@@ -73,11 +73,11 @@ export class Receiver {
 }
 
 /** Poll until fn returns a truthy value (for state that settles asynchronously: rows written after a delivery). */
-export async function until<T>(fn: () => Promise<T> | T, what = "condition", timeoutMs = 20_000): Promise<NonNullable<T>> {
+export async function until<T>(fn: () => Promise<T | false | null | undefined> | T | false | null | undefined, what = "condition", timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();
-    if (v) return v as NonNullable<T>;
+    if (v) return v as T;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
