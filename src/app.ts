@@ -11,6 +11,7 @@ import { projectRoutes, projectSchemas } from "./projects/routes.js";
 import { profileRoutes } from "./users/routes.js";
 import { apiKeyRoutes } from "./api-keys/routes.js";
 import { pricingRoutes } from "./pricing/routes.js";
+import { storageRoutes } from "./storage/routes.js";
 
 function makeAjv(coerce: boolean) {
   const ajv = new Ajv({ coerceTypes: coerce, useDefaults: true, removeAdditional: true, allErrors: false, strict: false });
@@ -80,5 +81,6 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   await app.register(profileRoutes(ctx));
   await app.register(apiKeyRoutes(ctx));
   await app.register(pricingRoutes(ctx));
+  await app.register(storageRoutes(ctx));
   return app;
 }

@@ -10,6 +10,8 @@ import type { ApiKeysService } from "./api-keys/service.js";
 import type { AuthService } from "./auth/service.js";
 import type { PricingService } from "./pricing/service.js";
 import type { RoomsService } from "./rooms/service.js";
+import type { BlobStore } from "./blobs/types.js";
+import type { StorageService } from "./storage/service.js";
 
 /** Everything a route file may use. Built once in services.ts; tests build it too. */
 export interface AppContext {
@@ -25,4 +27,7 @@ export interface AppContext {
   auth: AuthService;
   pricing: PricingService;
   rooms: RoomsService;
+  /** The blob store (local directory or S3); room storage uses it too, with keys from blobs/keys.ts. */
+  blobs: BlobStore;
+  storage: StorageService;
 }

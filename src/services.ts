@@ -11,6 +11,8 @@ import { ApiKeysService } from "./api-keys/service.js";
 import { AuthService } from "./auth/service.js";
 import { PricingService } from "./pricing/service.js";
 import { RoomsService } from "./rooms/service.js";
+import { openBlobStore } from "./blobs/index.js";
+import { StorageService } from "./storage/service.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -31,6 +33,13 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const auth = new AuthService(store.db, clock, apiKeys, invalidator);
   const pricing = new PricingService(config.pricingFile);
   const rooms = new RoomsService(store.db);
+  const blobs = await openBlobStore(config);
+  const storage = new StorageService(store.db, store.dialect, blobs, clock, bus, projects, {
+    maxUploadBytes: config.maxUploadBytes,
+    log: (msg, err) => process.stderr.write(JSON.stringify({ level: 40, time: Date.now(), msg, err: String((err as Error)?.message ?? err) }) + "\n"),
+  });
+  // Servers recover interrupted writes and sweep dead uploads' leftovers; one-shot CLI commands don't.
+  if (opts.listen !== false) storage.start();
   return {
     config,
     clock,
@@ -44,7 +53,11 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     auth,
     pricing,
     rooms,
+    blobs,
+    storage,
     async close() {
+      await storage.stop();
+      await blobs.close();
       await invalidator.close();
       await store.close();
     },

@@ -64,6 +64,34 @@ export interface RoomsTable {
   updated_at: number;
 }
 
+export interface StorageFilesTable {
+  scope: string;
+  path_hash: string;
+  path: string;
+  project_id: string;
+  size: number;
+  etag: string;
+  updated_at: number;
+}
+
+export interface StorageUsageTable {
+  project_id: string;
+  bytes: number;
+  files: number;
+  updated_at: number;
+}
+
+export interface StoragePendingTable {
+  id: string;
+  project_id: string;
+  scope: string;
+  path: string;
+  op: string;
+  participant_id: string;
+  started_at: number;
+  lease_until: number;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -71,4 +99,7 @@ export interface Database {
   api_keys: ApiKeysTable;
   user_tokens: UserTokensTable;
   rooms: RoomsTable;
+  storage_files: StorageFilesTable;
+  storage_usage: StorageUsageTable;
+  storage_pending: StoragePendingTable;
 }
