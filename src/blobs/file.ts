@@ -167,7 +167,7 @@ export class FileBlobStore implements BlobStore {
         if (used) throw new Error("a blob handle is read once");
         used = true;
         // An empty file with no range: createReadStream with end -1 would misbehave, so give it no bounds.
-        return fh.createReadStream({ start: range?.start, end: range?.end, highWaterMark: 256 * 1024, autoClose: true });
+        return fh.createReadStream({ start: range?.start, end: range?.end, highWaterMark: 1024 * 1024, autoClose: true });
       },
       async close() {
         if (!used) {

@@ -47,7 +47,9 @@ export const storageRoutes =
     // Uploads stream: no parser may buffer a body in this scope, and the app's JSON body limit does not apply.
     // Every content type (or none) hands the raw request stream to the handler untouched.
     app.removeAllContentTypeParsers();
-    app.addContentTypeParser("*", (_req, payload, done) => done(null, payload));
+    const passThrough = (_req: FastifyRequest, payload: unknown, done: (err: null, body: unknown) => void) => done(null, payload);
+    app.addContentTypeParser("application/octet-stream", passThrough);
+    app.addContentTypeParser("*", passThrough);
 
     app.addHook("onSend", async (req, reply) => {
       if (req.method !== "POST" || req.raw.complete) return;
