@@ -17,9 +17,8 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { fileURLToPath } from "node:url";
+import { ROOT, TSX_LOADER } from "./lib.js";
 
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const SIZE = Number(process.env.MESHAGENT_BENCH_SIZE_MB ?? 1024) * 1024 * 1024;
 const MiB = 1024 * 1024;
 const ROUNDS = Number(process.env.MESHAGENT_BENCH_ROUNDS ?? 2);
@@ -101,11 +100,11 @@ async function main() {
 
   writeSource();
 
-  const boot = spawnSync(process.execPath, ["--import", "tsx", "src/main.ts", "bootstrap", "--json", "--email", "bench@example.com"], { cwd: ROOT, env, encoding: "utf8" });
+  const boot = spawnSync(process.execPath, ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), "bootstrap", "--json", "--email", "bench@example.com"], { cwd: ROOT, env, encoding: "utf8" });
   if (boot.status !== 0) throw new Error(`bootstrap failed: ${boot.stderr}`);
   const { project_id: projectId, api_key: apiKey } = JSON.parse(boot.stdout.trim().split("\n").pop()!) as { project_id: string; api_key: string };
 
-  server = spawn(process.execPath, ["--import", "tsx", "src/main.ts", "serve"], { cwd: ROOT, env, stdio: ["ignore", "inherit", "inherit"] });
+  server = spawn(process.execPath, ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), "serve"], { cwd: ROOT, env, stdio: ["ignore", "inherit", "inherit"] });
   for (let i = 0; ; i++) {
     try {
       if ((await fetch(`${url}/healthz`)).ok) break;

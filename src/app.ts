@@ -12,6 +12,7 @@ import { profileRoutes } from "./users/routes.js";
 import { apiKeyRoutes } from "./api-keys/routes.js";
 import { pricingRoutes } from "./pricing/routes.js";
 import { storageRoutes } from "./storage/routes.js";
+import { mailboxRoutes, mailboxSchemas } from "./mailboxes/routes.js";
 
 function makeAjv(coerce: boolean) {
   const ajv = new Ajv({ coerceTypes: coerce, useDefaults: true, removeAdditional: true, allErrors: false, strict: false });
@@ -22,7 +23,8 @@ function makeAjv(coerce: boolean) {
 /** Builds the HTTP app from a context, without listening: `main.ts` listens, tests use it the same way. */
 export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: opts.logger === false ? false : { level: ctx.config.logLevel, redact: ["req.headers.authorization"] },
+    // pino's default request serializer logs method, url and ids, never headers: bearer tokens stay out of logs.
+    logger: opts.logger === false ? false : { level: ctx.config.logLevel },
     bodyLimit: ctx.config.bodyLimitBytes,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
@@ -37,8 +39,9 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
     (httpPart === "body" ? strict : coercing).compile(schema as object) as never,
   );
 
-  app.addHook("onSend", async (req, reply) => {
+  app.addHook("onRequest", (req, reply, done) => {
     reply.header("x-request-id", req.id);
+    done();
   });
 
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
@@ -64,6 +67,7 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
 
   app.addSchema(ErrorResponse);
   for (const s of projectSchemas) app.addSchema(s);
+  for (const s of mailboxSchemas) app.addSchema(s);
 
   await app.register(swagger, {
     openapi: {
@@ -82,5 +86,6 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   await app.register(apiKeyRoutes(ctx));
   await app.register(pricingRoutes(ctx));
   await app.register(storageRoutes(ctx));
+  await app.register(mailboxRoutes(ctx));
   return app;
 }

@@ -1,6 +1,7 @@
 import { mkdirSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
+import { hostname } from "node:os";
 
 /** Typed configuration, read from MESHAGENT_* environment variables once. */
 export interface Config {
@@ -20,6 +21,8 @@ export interface Config {
   maxUploadBytes: number;
   /** S3 connection settings, read from the standard AWS variables (used when storageUrl is s3://). */
   s3: S3Settings;
+  /** Inbound SMTP (mailboxes). Off unless MESHAGENT_SMTP_PORT is set. */
+  smtp: SmtpConfig;
 }
 
 export interface S3Settings {
@@ -29,6 +32,19 @@ export interface S3Settings {
   accessKeyId?: string;
   secretAccessKey?: string;
   sessionToken?: string;
+}
+
+export interface SmtpConfig {
+  /** null = no SMTP listener (the default); 0 = a random free port (tests). */
+  port: number | null;
+  host: string;
+  /** Name in the greeting and EHLO answer. */
+  hostname: string;
+  /** Largest accepted message in bytes (552 above it). */
+  maxBytes: number;
+  /** PEM files; when both are set the server offers STARTTLS. */
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
@@ -66,6 +82,25 @@ function loadOrCreateMasterKey(dataDir: string): Buffer {
   return key;
 }
 
+function smtpConfig(env: NodeJS.ProcessEnv, host: string): SmtpConfig {
+  const rawPort = env.MESHAGENT_SMTP_PORT;
+  const port = rawPort === undefined || rawPort === "" ? null : int(env, "MESHAGENT_SMTP_PORT", 0);
+  if (port !== null && port > 65535) throw new ConfigError(`MESHAGENT_SMTP_PORT must be a port number, got "${rawPort}"`);
+  const tlsCert = env.MESHAGENT_SMTP_TLS_CERT || undefined;
+  const tlsKey = env.MESHAGENT_SMTP_TLS_KEY || undefined;
+  if (!!tlsCert !== !!tlsKey) throw new ConfigError("MESHAGENT_SMTP_TLS_CERT and MESHAGENT_SMTP_TLS_KEY must be set together");
+  const maxBytes = int(env, "MESHAGENT_SMTP_MAX_BYTES", 25 * 1024 * 1024);
+  if (maxBytes < 1024) throw new ConfigError("MESHAGENT_SMTP_MAX_BYTES must be at least 1024");
+  return {
+    port,
+    host: env.MESHAGENT_SMTP_HOST || host,
+    hostname: env.MESHAGENT_SMTP_HOSTNAME || hostname(),
+    maxBytes,
+    tlsCert,
+    tlsKey,
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = int(env, "MESHAGENT_PORT", 8080);
   const host = env.MESHAGENT_HOST || "127.0.0.1";
@@ -95,5 +130,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       secretAccessKey: env.AWS_SECRET_ACCESS_KEY || undefined,
       sessionToken: env.AWS_SESSION_TOKEN || undefined,
     },
+    smtp: smtpConfig(env, host),
   };
 }

@@ -12,6 +12,9 @@ import type { PricingService } from "./pricing/service.js";
 import type { RoomsService } from "./rooms/service.js";
 import type { BlobStore } from "./blobs/types.js";
 import type { StorageService } from "./storage/service.js";
+import type { QueuesService } from "./queues/service.js";
+import type { MailboxesService } from "./mailboxes/service.js";
+import type { MailService } from "./mail/service.js";
 
 /** Everything a route file may use. Built once in services.ts; tests build it too. */
 export interface AppContext {
@@ -30,4 +33,9 @@ export interface AppContext {
   /** The blob store (local directory or S3); room storage uses it too, with keys from blobs/keys.ts. */
   blobs: BlobStore;
   storage: StorageService;
+  /** Durable room queues (mailboxes, scheduler, room server). */
+  queues: QueuesService;
+  mailboxes: MailboxesService;
+  /** Inbound SMTP; started by `serve` (and the test harness) when MESHAGENT_SMTP_PORT is set. */
+  mail: MailService;
 }

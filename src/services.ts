@@ -13,6 +13,11 @@ import { PricingService } from "./pricing/service.js";
 import { RoomsService } from "./rooms/service.js";
 import { openBlobStore } from "./blobs/index.js";
 import { StorageService } from "./storage/service.js";
+import { QueuesService } from "./queues/service.js";
+import { MailboxesService } from "./mailboxes/service.js";
+import { MailService } from "./mail/service.js";
+import { FileAttachmentSink } from "./mail/attachments.js";
+import { join } from "node:path";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -28,7 +33,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const sealer = new Sealer(config.masterKey);
   const bus = new EventBus();
   const users = new UsersService(store.db, clock);
-  const projects = new ProjectsService(store.db, clock, users, bus);
+  const projects = new ProjectsService(store.db, clock, users, bus, invalidator);
   const apiKeys = new ApiKeysService(store.db, clock, sealer, bus, invalidator);
   const auth = new AuthService(store.db, clock, apiKeys, invalidator);
   const pricing = new PricingService(config.pricingFile);
@@ -40,6 +45,10 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   });
   // Servers recover interrupted writes and sweep dead uploads' leftovers; one-shot CLI commands don't.
   if (opts.listen !== false) storage.start();
+  const queues = new QueuesService(store, clock, invalidator);
+  const mailboxes = new MailboxesService(store.db, clock, rooms, projects, users);
+  // Attachments go to the room's storage: <data dir>/storage/rooms/<room id>/… (the BlobStore can replace this sink).
+  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new FileAttachmentSink(join(config.dataDir, "storage", "rooms")), config.logLevel);
   return {
     config,
     clock,
@@ -55,7 +64,12 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     rooms,
     blobs,
     storage,
+    queues,
+    mailboxes,
+    mail,
     async close() {
+      await mail.stop();
+      queues.shutdown();
       await storage.stop();
       await blobs.close();
       await invalidator.close();

@@ -1,83 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { Meshagent } from "./helpers/official.js";
 import { freshDatabase, type TestDatabase } from "./helpers/server.js";
+import { freePort, ROOT, spawnServer, TSX_LOADER, type ServerProcess } from "./helpers/process.js";
 import { BACKENDS, backendEnv, q, rawUpload, until, type Backend } from "./helpers/storage.js";
 import type { TestS3 } from "./helpers/s3.js";
 import { openStore, type Store } from "../src/store/db.js";
 
 /**
- * Durability of storage across `kill -9`: the real server runs as a child process (tsx src/main.ts serve) on a fixed
- * data directory and database, is killed with SIGKILL in the middle of a large slow upload, and restarted.
+ * Durability of storage across `kill -9`: the real server runs as a child process (src/main.ts serve, one process)
+ * on a fixed data directory and database, is killed with SIGKILL in the middle of a large slow upload, and restarted.
  */
-const ROOT = fileURLToPath(new URL("..", import.meta.url));
-const TSX = join(ROOT, "node_modules/.bin/tsx");
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-interface Child {
-  proc: ChildProcess;
-  output: () => string;
-}
-
-async function startChild(env: Record<string, string>, baseUrl: string): Promise<Child> {
-  let out = "";
-  // tsx runs the server in a child of its own: start it as a process group so kill -9 reaches the server itself.
-  const proc = spawn(TSX, ["src/main.ts", "serve"], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true });
-  proc.stdout!.on("data", (c) => (out += c));
-  proc.stderr!.on("data", (c) => (out += c));
-  await until(
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`the server exited with ${proc.exitCode}: ${out}`);
-      try {
-        return (await fetch(`${baseUrl}/healthz`)).ok;
-      } catch {
-        return false;
-      }
-    },
-    "the server to listen",
-    30_000,
-  );
-  return { proc, output: () => out };
-}
-
-/** SIGKILL to the server's whole process group (tsx and the node process running the server). */
-async function kill9(c: Child) {
-  const pid = c.proc.pid!;
-  const exited = c.proc.exitCode === null && c.proc.signalCode === null ? new Promise((r) => c.proc.once("exit", r)) : Promise.resolve();
-  try {
-    process.kill(-pid, "SIGKILL");
-  } catch {
-    // already gone
-  }
-  await exited;
-  // The group is gone once no member is left (the server may outlive tsx by a moment).
-  await until(() => {
-    try {
-      process.kill(-pid, 0);
-      return false;
-    } catch {
-      return true;
-    }
-  }, "the server's process group to die");
-}
-
 describe.each(BACKENDS)("storage survives kill -9 (%s backend)", (backend: Backend) => {
   let s3: TestS3 | undefined;
   let dataDir: string;
@@ -87,7 +25,8 @@ describe.each(BACKENDS)("storage survives kill -9 (%s backend)", (backend: Backe
   let baseUrl: string;
   let projectId: string;
   let apiKey: string;
-  let child: Child | undefined;
+  let child: ServerProcess | undefined;
+  const restart = async () => (child = await spawnServer(env));
   const storageDir = () => join(dataDir, "storage");
   const http = (path: string) => fetch(baseUrl + path, { headers: { authorization: `Bearer ${apiKey}` } });
 
@@ -102,26 +41,23 @@ describe.each(BACKENDS)("storage survives kill -9 (%s backend)", (backend: Backe
       MESHAGENT_DATA_DIR: dataDir,
       MESHAGENT_DATABASE_URL: db.url,
       MESHAGENT_PORT: String(port),
-      MESHAGENT_HOST: "127.0.0.1",
       MESHAGENT_PUBLIC_URL: baseUrl,
-      MESHAGENT_LOG_LEVEL: "warn",
       MESHAGENT_STORAGE_URL: join(dataDir, "storage"),
       ...b.env,
     };
-    const boot = spawnSync(TSX, ["src/main.ts", "bootstrap", "--json", "--email", "kill@example.com", "--project", "kill"], {
-      cwd: ROOT,
-      env: { ...process.env, ...env },
+    const out = execFileSync(process.execPath, ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), "bootstrap", "--json", "--email", "kill@example.com", "--project", "kill"], {
+      cwd: dataDir,
+      env: { ...process.env, ...env, MESHAGENT_LOG_LEVEL: "warn" },
       encoding: "utf8",
     });
-    if (boot.status !== 0) throw new Error(`bootstrap failed: ${boot.stderr}`);
-    const j = JSON.parse(boot.stdout.trim().split("\n").pop()!) as { project_id: string; api_key: string };
+    const j = JSON.parse(out.trim().split("\n").pop()!) as { project_id: string; api_key: string };
     projectId = j.project_id;
     apiKey = j.api_key;
     store = openStore(db.url);
   });
 
   afterAll(async () => {
-    if (child) await kill9(child);
+    await child?.kill("SIGKILL");
     await store?.close();
     await db?.drop();
     await s3?.close();
@@ -129,7 +65,7 @@ describe.each(BACKENDS)("storage survives kill -9 (%s backend)", (backend: Backe
   });
 
   it("a server killed mid-upload restarts with no partial file and the old version intact", async () => {
-    child = await startChild(env, baseUrl);
+    await restart();
     const client = new Meshagent({ baseUrl, token: apiKey });
     const v1 = randomBytes(1024 * 1024);
     await client.upload({ projectId, path: "big/file.bin", data: v1 });
@@ -159,11 +95,11 @@ describe.each(BACKENDS)("storage survives kill -9 (%s backend)", (backend: Backe
       expect(parts).toHaveLength(1);
       expect(statSync(join(storageDir(), ".tmp", parts[0])).size).toBeGreaterThan(0);
     }
-    await kill9(child);
+    expect(await child!.kill("SIGKILL")).toBe(null);
     await up.response;
     await feeding;
 
-    child = await startChild(env, baseUrl);
+    await restart();
     const back = Buffer.from(await client.download({ projectId, path: "big/file.bin" }));
     expect(back.equals(v1)).toBe(true);
     expect(await (await http(`/projects/${projectId}/storage/stat?path=big/file.bin`)).json()).toEqual(stat1);
@@ -187,17 +123,17 @@ describe.each(BACKENDS)("storage survives kill -9 (%s backend)", (backend: Backe
   });
 
   it("an acknowledged upload survives kill -9 right after the answer", async () => {
-    child ??= await startChild(env, baseUrl);
+    if (!child || child.child.exitCode !== null || child.child.signalCode !== null) await restart();
     const client = new Meshagent({ baseUrl, token: apiKey });
     const v2 = randomBytes(3 * 1024 * 1024);
     await client.upload({ projectId, path: "big/file.bin", data: v2 });
     await client.upload({ projectId, path: "big/second.bin", data: Buffer.from("acknowledged") });
-    await kill9(child);
-    child = await startChild(env, baseUrl);
+    expect(await child!.kill("SIGKILL")).toBe(null);
+    await restart();
     expect(Buffer.from(await client.download({ projectId, path: "big/file.bin" })).equals(v2)).toBe(true);
     expect(Buffer.from(await client.download({ projectId, path: "big/second.bin" })).toString()).toBe("acknowledged");
     expect(await (await http(`/projects/${projectId}/storage/usage`)).json()).toMatchObject({ bytes: v2.length + 12, files: 2 });
-    await kill9(child);
+    await child!.kill("SIGKILL");
     child = undefined;
   });
 });

@@ -1,6 +1,7 @@
 import { Type } from "@sinclair/typebox";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { AppContext } from "../context.js";
+import { actorId } from "../auth/principal.js";
 import { errors, Nullable, Ok, ProjectParams, Uuid } from "../core/http.js";
 
 const ApiKey = Type.Object({
@@ -30,7 +31,7 @@ export const apiKeyRoutes =
       async (req, reply) => {
         const access = await ctx.auth.projectAccess(req, req.params.project_id, "admin");
         reply.code(201);
-        return ctx.apiKeys.create(req.params.project_id, req.body, access.userId ?? null);
+        return ctx.apiKeys.create(req.params.project_id, req.body, actorId(access.principal));
       },
     );
     app.get(

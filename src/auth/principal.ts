@@ -19,3 +19,8 @@ export interface ProjectAccess {
 
 const RANK: Record<Role, number> = { member: 0, developer: 1, admin: 2 };
 export const atLeast = (role: Role, min: Role) => RANK[role] >= RANK[min];
+
+/** A stable id for "who did this" columns: the user id, or "api_key:<key id>". */
+export function actorId(p: Principal): string {
+  return p.kind === "user" ? p.userId : `${p.kind}:${p.keyId}`;
+}

@@ -1,3 +1,5 @@
+import type { Generated } from "kysely";
+
 /**
  * Table types for Kysely. Conventions that hold on both SQLite and PostgreSQL:
  * times are epoch milliseconds (bigint), booleans are integers 0/1, JSON is text.
@@ -92,6 +94,39 @@ export interface StoragePendingTable {
   lease_until: number;
 }
 
+export interface RoomQueuesTable {
+  id: string;
+  room_id: string;
+  name: string;
+  created_at: number;
+}
+
+export interface QueueMessagesTable {
+  seq: Generated<number>;
+  id: string;
+  queue_id: string;
+  /** The message as JSON text. */
+  body: string;
+  enqueued_at: number;
+  /** Claimable when visible_at <= now; a claim moves it to now + visibility timeout. */
+  visible_at: number;
+  claim_token: string | null;
+  attempts: number;
+}
+
+export interface MailboxesTable {
+  id: string;
+  address: string;
+  address_lower: string;
+  project_id: string;
+  room_id: string;
+  queue: string;
+  public: number;
+  annotations: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -102,4 +137,7 @@ export interface Database {
   storage_files: StorageFilesTable;
   storage_usage: StorageUsageTable;
   storage_pending: StoragePendingTable;
+  room_queues: RoomQueuesTable;
+  queue_messages: QueueMessagesTable;
+  mailboxes: MailboxesTable;
 }

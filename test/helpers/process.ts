@@ -1,0 +1,69 @@
+import { spawn, type ChildProcess } from "node:child_process";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+
+export const ROOT = join(import.meta.dirname, "..", "..");
+/** tsx's loader by absolute URL, so `node --import` finds it whatever the child's working directory. */
+export const TSX_LOADER = pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const a = srv.address();
+      srv.close(() => (typeof a === "object" && a ? resolve(a.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+export interface ServerProcess {
+  url: string;
+  port: number;
+  child: ChildProcess;
+  output(): string;
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * Start `src/main.ts serve` as a real child process (for kill -9 and multi-process tests). It runs as ONE process
+ * (node --import tsx), so a signal reaches the server itself, not a wrapper that would leave it orphaned.
+ */
+export async function spawnServer(env: Record<string, string>, args: string[] = ["serve"]): Promise<ServerProcess> {
+  const port = env.MESHAGENT_PORT ? Number(env.MESHAGENT_PORT) : await freePort();
+  const child = spawn(process.execPath, ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), ...args], {
+    cwd: ROOT,
+    env: { ...process.env, MESHAGENT_LOG_LEVEL: "warn", ...env, MESHAGENT_PORT: String(port), MESHAGENT_HOST: "127.0.0.1" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
+  child.stderr!.on("data", (d) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited early (${child.exitCode}): ${out}`);
+    try {
+      const r = await fetch(`${url}/healthz`);
+      if (r.ok) break;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGKILL");
+      throw new Error(`server did not start: ${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return {
+    url,
+    port,
+    child,
+    output: () => out,
+    async kill(signal = "SIGKILL") {
+      if (child.exitCode === null) child.kill(signal);
+      return exited;
+    },
+  };
+}
