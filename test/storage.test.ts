@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import { readdirSync } from "node:fs";
+import { mkdirSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { startServer, type TestServer } from "./helpers/server.js";
 import { BACKENDS, backendEnv, q, rawUpload, until, type Backend } from "./helpers/storage.js";
@@ -148,6 +148,18 @@ describe.each(BACKENDS)("project storage on the %s backend", (backend: Backend) 
       expect((await s.ctx.storage.usage(P)).bytes).toBeGreaterThan(10_000_000);
     });
 
+    it("concurrent uploads of one path converge: the index and the usage match what is stored", async () => {
+      const other = await s.otherProject();
+      const c = s.client(other.apiKey);
+      const sizes = [1000, 20_000, 300, 50_000, 7];
+      await Promise.all(sizes.map((n) => c.upload({ projectId: other.projectId, path: "race.bin", data: randomBytes(n) })));
+      const st = await s.http("GET", `/projects/${other.projectId}/storage/stat?path=race.bin`, { token: other.apiKey });
+      expect(sizes).toContain(st.json.size);
+      expect(await s.ctx.storage.usage(other.projectId)).toEqual({ bytes: st.json.size, files: 1 });
+      const row = await storageRepo.file(s.ctx.store.db, `projects/${other.projectId}`, "race.bin");
+      expect(row).toMatchObject({ size: st.json.size, etag: st.json.etag });
+    });
+
     it("names the user as participant_id when a user writes", async () => {
       const dev = await s.user({ is_developer: true });
       events.length = 0;
@@ -290,6 +302,20 @@ describe.each(BACKENDS)("project storage on the %s backend", (backend: Backend) 
       expect(two.json.next).toBe("b.txt");
     });
 
+    it("orders names as UTF-8 bytes with folders as name/, the same on every backend and across pages", async () => {
+      for (const p of ["order/suba", "order/sub/x", "order/sub.txt", "order/sub!x", "order/Zed", "order/émile"]) await upload(p, "x");
+      const expected = ["Zed", "sub!x", "sub.txt", "sub", "suba", "émile"];
+      expect((await s.http("GET", url("list", "order"))).json.files.map((f: any) => f.name)).toEqual(expected);
+      const seen: string[] = [];
+      let after: string | null = null;
+      do {
+        const r: any = await s.http("GET", url("list", "order", `&limit=1${after ? `&after=${q(after)}` : ""}`));
+        seen.push(...r.json.files.map((f: any) => f.name));
+        after = r.json.next;
+      } while (after);
+      expect(seen).toEqual(expected);
+    });
+
     it("a missing folder is 404, a file is 400, bad paging is 400", async () => {
       expect((await s.http("GET", url("list", "tree/nope"))).status).toBe(404);
       const f = await s.http("GET", url("list", "tree/a.txt"));
@@ -341,6 +367,12 @@ describe.each(BACKENDS)("project storage on the %s backend", (backend: Backend) 
       expect(over.status).toBe(409);
       expect((await download("shape/file")).toString()).toBe("x");
       expect((await s.http("GET", url("stat", "shape/dir"))).json.is_folder).toBe(true);
+      if (backend === "file") {
+        // an empty directory holds no file, so it is no folder: an upload replaces it
+        mkdirSync(join(s.dataDir, "storage", "projects", P, "shape", "empty-dir"), { recursive: true });
+        await upload("shape/empty-dir", "now a file");
+        expect((await download("shape/empty-dir")).toString()).toBe("now a file");
+      }
     });
   });
 

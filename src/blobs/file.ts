@@ -133,7 +133,11 @@ export class FileBlobStore implements BlobStore {
       } catch (e) {
         // A concurrent delete may have pruned the (then empty) directory between mkdir and rename: try again.
         if (code(e) === "ENOENT" && attempt < 5) continue;
-        if (code(e) === "EISDIR" || code(e) === "ENOTEMPTY" || code(e) === "EEXIST") throw new BlobConflictError("this path is a folder");
+        if (code(e) === "EISDIR" || code(e) === "ENOTEMPTY" || code(e) === "EEXIST") {
+          // An empty directory (left by an interrupted prune) is no folder: it holds no file. Replace it.
+          if (attempt < 5 && (await rmdir(dest).then(() => true, () => false))) continue;
+          throw new BlobConflictError("this path is a folder");
+        }
         if (code(e) === "ENOTDIR") throw new BlobConflictError("a parent of this path is a file");
         throw e;
       }
