@@ -14,7 +14,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream, mkdtempSync, openSync, closeSync, fsyncSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { request } from "node:http";
 import { createServer } from "node:net";
-import { tmpdir } from "node:os";
+import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { ROOT, TSX_LOADER } from "./lib.js";
@@ -168,19 +168,28 @@ async function main() {
   // few rounds and keep each one's best time.
   const best = { cp: Infinity, cpSync: Infinity, up: Infinity, down: Infinity };
   const cpu = { up: Infinity, down: Infinity };
+  const client = { up: Infinity, down: Infinity };
+  const clientSeconds = (since: NodeJS.CpuUsage) => {
+    const c = process.cpuUsage(since);
+    return (c.user + c.system) / 1e6;
+  };
   let upPeak = 0;
   let downGrowthKiB = 0;
   for (let round = 0; round < ROUNDS; round++) {
     best.cp = Math.min(best.cp, cp(false));
     const c0 = cpuSeconds(pid);
+    const k0 = process.cpuUsage();
     const u = await sampled(pid, upload);
     cpu.up = Math.min(cpu.up, cpuSeconds(pid) - c0);
+    client.up = Math.min(client.up, clientSeconds(k0));
     best.up = Math.min(best.up, u.seconds);
     upPeak = Math.max(upPeak, u.peakKiB);
     const before = rssKiB(pid);
     const c1 = cpuSeconds(pid);
+    const k1 = process.cpuUsage();
     const d = await sampled(pid, download);
     cpu.down = Math.min(cpu.down, cpuSeconds(pid) - c1);
+    client.down = Math.min(client.down, clientSeconds(k1));
     best.down = Math.min(best.down, d.seconds);
     downGrowthKiB = Math.max(downGrowthKiB, d.peakKiB - before);
     best.cpSync = Math.min(best.cpSync, cp(true));
@@ -205,7 +214,7 @@ async function main() {
     `cp + fsync         ${f(cpSyncSeconds)} s  ${f(mibs(cpSyncSeconds), 1)} MiB/s`,
     `upload   (HTTP)    ${f(up.seconds)} s  ${f(mibs(up.seconds), 1)} MiB/s  ratio vs cp ${f(cpSeconds / up.seconds)} (goal >= 0.80), vs cp+fsync ${f(cpSyncSeconds / up.seconds)}`,
     `download (HTTP)    ${f(down.seconds)} s  ${f(mibs(down.seconds), 1)} MiB/s  ratio vs cp ${f(cpSeconds / down.seconds)} (goal >= 0.80)`,
-    `server CPU         ${f(cpu.up)} s per upload, ${f(cpu.down)} s per download (user + system)`,
+    `server CPU         ${f(cpu.up)} s per upload, ${f(cpu.down)} s per download (user + system); client CPU ${f(client.up)} s / ${f(client.down)} s; load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} on ${cpus().length} cores`,
     `server RSS         before ${f(rssBefore / 1024, 1)} MiB; growth during upload ${f(upGrowth, 1)} MiB, during download ${f(downGrowth, 1)} MiB (goal <= 64 MiB)`,
     `content            ${same ? "downloaded bytes equal the source (sha256)" : "MISMATCH between source and download"}`,
   ];
