@@ -602,6 +602,19 @@ describe.each(BACKENDS)("project storage on the %s backend", (backend: Backend) 
       expect(Buffer.from(await s.client(other.apiKey).download({ projectId: other.projectId, path: "auth/private.txt" })).toString()).toBe("theirs");
     });
 
+    it("takes requests as the Python client sends them (Content-Type: application/json on every call)", async () => {
+      const json = { "content-type": "application/json" };
+      const up = await s.http("POST", url("upload", "py/file.bin"), { body: Buffer.from([0, 1, 2, 255]), headers: { "content-type": "application/octet-stream" } });
+      expect(up.status).toBe(200);
+      const down = await fetch(s.url + url("download", "py/file.bin"), { headers: { authorization: `Bearer ${s.admin.apiKey}`, ...json } });
+      expect(down.status).toBe(200);
+      expect([...new Uint8Array(await down.arrayBuffer())]).toEqual([0, 1, 2, 255]);
+      expect((await s.http("GET", url("list", "py"), { headers: json })).status).toBe(200);
+      expect((await s.http("DELETE", url("delete", "py/file.bin"), { headers: json })).json).toEqual({ ok: true, deleted: 1 });
+      const missing = await s.http("GET", url("download", "py/file.bin"), { headers: json });
+      expect(missing.status).toBe(404);
+    });
+
     it("bad input is 400 naming the problem", async () => {
       const bad = [
         ["POST", `/projects/${P}/storage/upload`],
@@ -611,6 +624,10 @@ describe.each(BACKENDS)("project storage on the %s backend", (backend: Backend) 
         ["GET", `/projects/not-a-uuid/storage/download?path=x`],
         ["GET", `/projects/not-a-uuid/storage/list`],
         ["GET", `/projects/${P}/storage/list?limit=100000`],
+        ["GET", `/projects/not-a-uuid/storage/usage`],
+        ["GET", `/projects/not-a-uuid/storage/stat?path=x`],
+        ["POST", `/projects/not-a-uuid/storage/upload?path=x`],
+        ["DELETE", `/projects/not-a-uuid/storage/delete?path=x`],
         ["DELETE", `/projects/${P}/storage/delete?path=x&recursive=maybe`],
       ];
       for (const [method, u] of bad) {
