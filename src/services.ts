@@ -16,8 +16,7 @@ import { StorageService } from "./storage/service.js";
 import { QueuesService } from "./queues/service.js";
 import { MailboxesService } from "./mailboxes/service.js";
 import { MailService } from "./mail/service.js";
-import { FileAttachmentSink } from "./mail/attachments.js";
-import { join } from "node:path";
+import { StorageAttachmentSink } from "./mail/attachments.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -47,8 +46,8 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   if (opts.listen !== false) storage.start();
   const queues = new QueuesService(store, clock, invalidator);
   const mailboxes = new MailboxesService(store.db, clock, rooms, projects, users);
-  // Attachments go to the room's storage: <data dir>/storage/rooms/<room id>/… (the BlobStore can replace this sink).
-  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new FileAttachmentSink(join(config.dataDir, "storage", "rooms")), config.logLevel);
+  // Attachments go to the room's storage (rooms/<room id>/… in the BlobStore).
+  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new StorageAttachmentSink(storage), config.logLevel);
   return {
     config,
     clock,
