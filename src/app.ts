@@ -12,6 +12,7 @@ import { profileRoutes } from "./users/routes.js";
 import { apiKeyRoutes } from "./api-keys/routes.js";
 import { pricingRoutes } from "./pricing/routes.js";
 import { webhookRoutes } from "./webhooks/routes.js";
+import { storageRoutes } from "./storage/routes.js";
 import { mailboxRoutes, mailboxSchemas } from "./mailboxes/routes.js";
 
 function makeAjv(coerce: boolean) {
@@ -86,6 +87,7 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   await app.register(apiKeyRoutes(ctx));
   await app.register(pricingRoutes(ctx));
   await app.register(webhookRoutes(ctx));
+  await app.register(storageRoutes(ctx));
   await app.register(mailboxRoutes(ctx));
   return app;
 }

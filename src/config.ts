@@ -17,8 +17,23 @@ export interface Config {
   pricingFile?: string;
   logLevel: string;
   webhooks: WebhookConfig;
+  /** Where blobs live: a directory (default `<dataDir>/storage`) or `s3://bucket/prefix`. */
+  storageUrl: string;
+  /** Largest accepted upload in bytes (413 above it). */
+  maxUploadBytes: number;
+  /** S3 connection settings, read from the standard AWS variables (used when storageUrl is s3://). */
+  s3: S3Settings;
   /** Inbound SMTP (mailboxes). Off unless MESHAGENT_SMTP_PORT is set. */
   smtp: SmtpConfig;
+}
+
+export interface S3Settings {
+  endpoint?: string;
+  region: string;
+  forcePathStyle: boolean;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  sessionToken?: string;
 }
 
 export interface SmtpConfig {
@@ -32,6 +47,14 @@ export interface SmtpConfig {
   /** PEM files; when both are set the server offers STARTTLS. */
   tlsCert?: string;
   tlsKey?: string;
+}
+
+function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
 }
 
 export class ConfigError extends Error {}
@@ -100,6 +123,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pricingFile: env.MESHAGENT_PRICING_FILE || undefined,
     logLevel: env.MESHAGENT_LOG_LEVEL || "info",
     webhooks: loadWebhookConfig(env),
+    storageUrl: env.MESHAGENT_STORAGE_URL || join(dataDir, "storage"),
+    maxUploadBytes: int(env, "MESHAGENT_MAX_UPLOAD_BYTES", 5 * 1024 * 1024 * 1024),
+    s3: {
+      endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined,
+      region: env.AWS_REGION || env.AWS_DEFAULT_REGION || "us-east-1",
+      forcePathStyle: bool(env, "MESHAGENT_S3_PATH_STYLE", false),
+      accessKeyId: env.AWS_ACCESS_KEY_ID || undefined,
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY || undefined,
+      sessionToken: env.AWS_SESSION_TOKEN || undefined,
+    },
     smtp: smtpConfig(env, host),
   };
 }

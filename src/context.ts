@@ -12,6 +12,8 @@ import type { PricingService } from "./pricing/service.js";
 import type { RoomsService } from "./rooms/service.js";
 import type { WebhooksService } from "./webhooks/service.js";
 import type { WebhookDispatcher } from "./webhooks/dispatcher.js";
+import type { BlobStore } from "./blobs/types.js";
+import type { StorageService } from "./storage/service.js";
 import type { QueuesService } from "./queues/service.js";
 import type { MailboxesService } from "./mailboxes/service.js";
 import type { MailService } from "./mail/service.js";
@@ -33,6 +35,9 @@ export interface AppContext {
   webhooks: WebhooksService;
   /** Started by `serve` (and the test server), stopped by close(). */
   webhookDispatcher: WebhookDispatcher;
+  /** The blob store (local directory or S3); room storage uses it too, with keys from blobs/keys.ts. */
+  blobs: BlobStore;
+  storage: StorageService;
   /** Durable room queues (mailboxes, scheduler, room server). */
   queues: QueuesService;
   mailboxes: MailboxesService;

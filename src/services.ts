@@ -14,11 +14,12 @@ import { RoomsService } from "./rooms/service.js";
 import { WebhooksService } from "./webhooks/service.js";
 import { WebhookDispatcher } from "./webhooks/dispatcher.js";
 import pino from "pino";
+import { openBlobStore } from "./blobs/index.js";
+import { StorageService } from "./storage/service.js";
 import { QueuesService } from "./queues/service.js";
 import { MailboxesService } from "./mailboxes/service.js";
 import { MailService } from "./mail/service.js";
-import { FileAttachmentSink } from "./mail/attachments.js";
-import { join } from "node:path";
+import { StorageAttachmentSink } from "./mail/attachments.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -41,10 +42,17 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const rooms = new RoomsService(store.db);
   const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }));
   const webhooks = new WebhooksService(store.db, clock, sealer, bus, config.webhooks, webhookDispatcher);
+  const blobs = await openBlobStore(config);
+  const storage = new StorageService(store.db, store.dialect, blobs, clock, bus, projects, {
+    maxUploadBytes: config.maxUploadBytes,
+    log: (msg, err) => process.stderr.write(JSON.stringify({ level: 40, time: Date.now(), msg, err: String((err as Error)?.message ?? err) }) + "\n"),
+  });
+  // Servers recover interrupted writes and sweep dead uploads' leftovers; one-shot CLI commands don't.
+  if (opts.listen !== false) storage.start();
   const queues = new QueuesService(store, clock, invalidator);
   const mailboxes = new MailboxesService(store.db, clock, rooms, projects, users);
-  // Attachments go to the room's storage: <data dir>/storage/rooms/<room id>/… (the BlobStore can replace this sink).
-  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new FileAttachmentSink(join(config.dataDir, "storage", "rooms")), config.logLevel);
+  // Attachments go to the room's storage (rooms/<room id>/… in the BlobStore).
+  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new StorageAttachmentSink(storage), config.logLevel);
   return {
     config,
     clock,
@@ -60,6 +68,8 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     rooms,
     webhooks,
     webhookDispatcher,
+    blobs,
+    storage,
     queues,
     mailboxes,
     mail,
@@ -67,6 +77,8 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
       await webhookDispatcher.stop();
       await mail.stop();
       queues.shutdown();
+      await storage.stop();
+      await blobs.close();
       await invalidator.close();
       await store.close();
     },

@@ -225,7 +225,7 @@ export class MailService {
       n++;
       const name = uniqueName(safeFilename(a.filename, `attachment-${n}`), taken);
       const path = `${folder}/${name}`;
-      await this.sink.write(box.room_id, path, a.content);
+      await this.sink.write(box.project_id, box.room_id, path, a.content);
       attachments.push({ filename: name, content_type: a.contentType || "application/octet-stream", size: a.content.length, path });
     }
     const refs = p.references === undefined ? [] : Array.isArray(p.references) ? p.references : [p.references];

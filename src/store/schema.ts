@@ -113,6 +113,34 @@ export interface WebhookAttemptsTable {
   worker: string;
 }
 
+export interface StorageFilesTable {
+  scope: string;
+  path_hash: string;
+  path: string;
+  project_id: string;
+  size: number;
+  etag: string;
+  updated_at: number;
+}
+
+export interface StorageUsageTable {
+  project_id: string;
+  bytes: number;
+  files: number;
+  updated_at: number;
+}
+
+export interface StoragePendingTable {
+  id: string;
+  project_id: string;
+  scope: string;
+  path: string;
+  op: string;
+  participant_id: string;
+  started_at: number;
+  lease_until: number;
+}
+
 export interface RoomQueuesTable {
   id: string;
   room_id: string;
@@ -156,6 +184,9 @@ export interface Database {
   webhooks: WebhooksTable;
   webhook_deliveries: WebhookDeliveriesTable;
   webhook_attempts: WebhookAttemptsTable;
+  storage_files: StorageFilesTable;
+  storage_usage: StorageUsageTable;
+  storage_pending: StoragePendingTable;
   room_queues: RoomQueuesTable;
   queue_messages: QueueMessagesTable;
   mailboxes: MailboxesTable;

@@ -1,6 +1,7 @@
 import type { Migration, MigrationProvider } from "kysely";
 import { m0001_identity } from "./0001_identity.js";
 import { m0002_rooms } from "./0002_rooms.js";
+import { m0004_storage } from "./0004_storage.js";
 import { m0005_webhooks } from "./0005_webhooks.js";
 import { m0006_queues_mailboxes } from "./0006_queues_mailboxes.js";
 
@@ -11,6 +12,7 @@ import { m0006_queues_mailboxes } from "./0006_queues_mailboxes.js";
 export const migrations: Record<string, Migration> = {
   "0001_identity": m0001_identity,
   "0002_rooms": m0002_rooms,
+  "0004_storage": m0004_storage,
   "0005_webhooks": m0005_webhooks,
   "0006_queues_mailboxes": m0006_queues_mailboxes,
 };
