@@ -245,6 +245,20 @@ describe("webhooks", () => {
       await s.http("DELETE", `${base()}/${w.id}`);
     });
 
+    it("a file uploaded and deleted through the official client's storage calls is delivered as storage events", async () => {
+      const w = await create({ name: "files", events: ["storage.*"] });
+      const n0 = r.requests.length;
+      await (s.client() as any).upload({ projectId: P, path: "hooks/ä.txt", data: Buffer.from("hello") });
+      await r.waitFor(n0 + 1);
+      const q = r.requests[n0];
+      const body = JSON.parse(q.body);
+      expect(body.event).toBe("storage.file.updated");
+      expect(body.data).toMatchObject({ path: "hooks/ä.txt", size: 5 });
+      expect(q.body).toContain("hooks/\\u00e4.txt");
+      expect(pythonVerify([{ body: q.body, headers: q.headers, secret: w.secret }])).toEqual(["ok"]);
+      await s.http("DELETE", `${base()}/${w.id}`);
+    });
+
     it("matches exact names, prefix wildcards and *; the payload and action are merged into the body", async () => {
       const rooms = await create({ name: "rooms", events: ["room.*"], action: "notify", payload: { team: "blue", event: "ignored", data: "ignored" } });
       const exact = await create({ name: "exact", events: ["room.created"] });

@@ -18,8 +18,16 @@ export const CATALOG: CatalogEntry[] = [
     description: "a call handoff to the receiver (webhooks with action \"call\")",
     data: { room_name: "string", room_url: "string", token: "string (participant JWT)", arguments: "object | null" },
   },
-  { event: "storage.file.updated", description: "a file in room/project storage was written", data: { path: "string", participant_id: "string | null" } },
-  { event: "storage.file.deleted", description: "a file was deleted", data: { path: "string", participant_id: "string | null" } },
+  {
+    event: "storage.file.updated",
+    description: "a file in project or room storage was written",
+    data: { path: "string", participant_id: "string | null", room_id: "string (room storage only)", size: "number (bytes)", etag: "string" },
+  },
+  {
+    event: "storage.file.deleted",
+    description: "a file was deleted",
+    data: { path: "string", participant_id: "string | null", room_id: "string (room storage only)", size: "number (bytes)", etag: "string | null" },
+  },
   {
     event: "storage.file.moved",
     description: "a file was moved or renamed",
