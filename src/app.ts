@@ -12,6 +12,7 @@ import { profileRoutes } from "./users/routes.js";
 import { apiKeyRoutes } from "./api-keys/routes.js";
 import { pricingRoutes } from "./pricing/routes.js";
 import { mailboxRoutes, mailboxSchemas } from "./mailboxes/routes.js";
+import { schedulerRoutes, schedulerSchemas } from "./scheduler/routes.js";
 
 function makeAjv(coerce: boolean) {
   const ajv = new Ajv({ coerceTypes: coerce, useDefaults: true, removeAdditional: true, allErrors: false, strict: false });
@@ -65,6 +66,7 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   app.addSchema(ErrorResponse);
   for (const s of projectSchemas) app.addSchema(s);
   for (const s of mailboxSchemas) app.addSchema(s);
+  for (const s of schedulerSchemas) app.addSchema(s);
 
   await app.register(swagger, {
     openapi: {
@@ -83,5 +85,6 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   await app.register(apiKeyRoutes(ctx));
   await app.register(pricingRoutes(ctx));
   await app.register(mailboxRoutes(ctx));
+  await app.register(schedulerRoutes(ctx));
   return app;
 }

@@ -17,6 +17,19 @@ export interface Config {
   logLevel: string;
   /** Inbound SMTP (mailboxes). Off unless MESHAGENT_SMTP_PORT is set. */
   smtp: SmtpConfig;
+  /** Scheduled tasks. */
+  scheduler: SchedulerConfig;
+}
+
+export interface SchedulerConfig {
+  /** Run the engine in `serve` (and the test harness). Off: tasks are stored but never fired by this process. */
+  enabled: boolean;
+  /** Smallest allowed spacing between two runs of a task, in seconds (MeshAgent: 900). */
+  minIntervalSeconds: number;
+  /** A due time older than this (seconds) when the engine reaches it counts as missed: the misfire policy decides. */
+  misfireGraceSeconds: number;
+  /** Runs older than this many days are deleted (0 = keep forever). */
+  runRetentionDays: number;
 }
 
 export interface SmtpConfig {
@@ -59,6 +72,25 @@ function loadOrCreateMasterKey(dataDir: string): Buffer {
   return key;
 }
 
+function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (/^(1|true|on|yes)$/i.test(raw)) return true;
+  if (/^(0|false|off|no)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function schedulerConfig(env: NodeJS.ProcessEnv): SchedulerConfig {
+  const minIntervalSeconds = int(env, "MESHAGENT_SCHEDULE_MIN_INTERVAL", 900);
+  if (minIntervalSeconds < 1) throw new ConfigError("MESHAGENT_SCHEDULE_MIN_INTERVAL must be at least 1 (second)");
+  return {
+    enabled: bool(env, "MESHAGENT_SCHEDULER_ENABLED", true),
+    minIntervalSeconds,
+    misfireGraceSeconds: int(env, "MESHAGENT_SCHEDULE_MISFIRE_GRACE", 60),
+    runRetentionDays: int(env, "MESHAGENT_SCHEDULE_RUN_RETENTION_DAYS", 90),
+  };
+}
+
 function smtpConfig(env: NodeJS.ProcessEnv, host: string): SmtpConfig {
   const rawPort = env.MESHAGENT_SMTP_PORT;
   const port = rawPort === undefined || rawPort === "" ? null : int(env, "MESHAGENT_SMTP_PORT", 0);
@@ -98,5 +130,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pricingFile: env.MESHAGENT_PRICING_FILE || undefined,
     logLevel: env.MESHAGENT_LOG_LEVEL || "info",
     smtp: smtpConfig(env, host),
+    scheduler: schedulerConfig(env),
   };
 }

@@ -16,6 +16,8 @@ import { MailboxesService } from "./mailboxes/service.js";
 import { MailService } from "./mail/service.js";
 import { FileAttachmentSink } from "./mail/attachments.js";
 import { join } from "node:path";
+import { SchedulerService } from "./scheduler/service.js";
+import { SchedulerEngine } from "./scheduler/engine.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -40,6 +42,10 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const mailboxes = new MailboxesService(store.db, clock, rooms, projects, users);
   // Attachments go to the room's storage: <data dir>/storage/rooms/<room id>/… (the BlobStore can replace this sink).
   const mail = new MailService(config.smtp, store.db, mailboxes, queues, new FileAttachmentSink(join(config.dataDir, "storage", "rooms")), config.logLevel);
+  // Scheduled tasks write storage_write_path files into the same room storage as mail attachments.
+  const scheduler = new SchedulerService(store, clock, rooms, config.scheduler, invalidator);
+  const schedulerEngine = new SchedulerEngine(store, clock, queues, bus, new FileAttachmentSink(join(config.dataDir, "storage", "rooms")), config.scheduler);
+  scheduler.onChange(() => schedulerEngine.wake());
   return {
     config,
     clock,
@@ -56,7 +62,10 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     queues,
     mailboxes,
     mail,
+    scheduler,
+    schedulerEngine,
     async close() {
+      await schedulerEngine.stop();
       await mail.stop();
       queues.shutdown();
       await invalidator.close();
