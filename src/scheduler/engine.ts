@@ -290,20 +290,14 @@ export class SchedulerEngine {
       },
     );
 
-    // 2. Enqueue (same transaction). Each queue is opened once per batch, then every message is one statement.
-    const opened = new Set<string>();
-    for (const p of pending) {
-      if (p.run.status !== "submitted") continue;
-      const name = p.spec.queue!.name;
-      const key = `${p.row.room_id}\u0000${name}`;
-      if (!opened.has(key)) {
-        await this.queues.open(p.row.room_id, name, tx);
-        opened.add(key);
-      }
-      const { id, notify } = await this.queues.enqueue(tx, p.row.room_id, name, p.spec.queue!.payload, { create: false });
-      p.run.queued_message_id = id;
-      after.push(notify);
-    }
+    // 2. Enqueue (same transaction), all of the batch's messages at once.
+    const deliver = pending.filter((p) => p.run.status === "submitted" && p.spec.queue);
+    const { ids: messageIds, notify } = await this.queues.enqueueMany(
+      tx,
+      deliver.map((p) => ({ roomId: p.row.room_id, name: p.spec.queue!.name, message: p.spec.queue!.payload })),
+    );
+    deliver.forEach((p, i) => (p.run.queued_message_id = messageIds[i]));
+    after.push(notify);
 
     // 3. Runs, events and the tasks' new state.
     const completed = this.clock.now();

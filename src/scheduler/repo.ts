@@ -179,26 +179,29 @@ export const schedulerRepo = {
       .executeTakeFirst()),
 
   /** Write the engine's results back: one statement on PostgreSQL (a JSON recordset), one per task on SQLite. */
+  /** Write the engine's results back, one statement per call (a JSON recordset joined into an UPDATE … FROM). */
   advance: async (q: Queryable, dialect: Dialect, rows: TaskAdvance[]) => {
     if (rows.length === 0) return;
-    if (dialect === "postgres") {
-      await sql`
-        UPDATE scheduled_tasks AS t SET
-          next_run_at = v.next_run_at, active = v.active, last_run_id = COALESCE(v.last_run_id, t.last_run_id),
-          last_start_time = COALESCE(v.last_start_time, t.last_start_time), last_end_time = COALESCE(v.last_end_time, t.last_end_time),
-          last_status = COALESCE(v.last_status, t.last_status), last_return_message = COALESCE(v.last_return_message, t.last_return_message)
-        FROM jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) AS v(
-          id text, next_run_at bigint, active integer, last_run_id bigint, last_start_time bigint, last_end_time bigint,
-          last_status text, last_return_message text)
-        WHERE t.id = v.id`.execute(q);
-      return;
-    }
-    for (const r of rows) {
-      const patch: Partial<TaskRow> = { next_run_at: r.next_run_at, active: r.active };
-      for (const k of ["last_run_id", "last_start_time", "last_end_time", "last_status", "last_return_message"] as const)
-        if (r[k] !== null) (patch as Record<string, unknown>)[k] = r[k];
-      await q.updateTable("scheduled_tasks").set(patch).where("id", "=", r.id).execute();
-    }
+    const json = JSON.stringify(rows);
+    const source =
+      dialect === "postgres"
+        ? sql`jsonb_to_recordset(${json}::jsonb) AS v(id text, next_run_at bigint, active integer, last_run_id bigint,
+            last_start_time bigint, last_end_time bigint, last_status text, last_return_message text)`
+        : sql`(SELECT json_extract(value, '$.id') AS id, json_extract(value, '$.next_run_at') AS next_run_at,
+            json_extract(value, '$.active') AS active, json_extract(value, '$.last_run_id') AS last_run_id,
+            json_extract(value, '$.last_start_time') AS last_start_time, json_extract(value, '$.last_end_time') AS last_end_time,
+            json_extract(value, '$.last_status') AS last_status, json_extract(value, '$.last_return_message') AS last_return_message
+            FROM json_each(${json})) AS v`;
+    await sql`
+      UPDATE scheduled_tasks SET
+        next_run_at = v.next_run_at, active = v.active,
+        last_run_id = COALESCE(v.last_run_id, scheduled_tasks.last_run_id),
+        last_start_time = COALESCE(v.last_start_time, scheduled_tasks.last_start_time),
+        last_end_time = COALESCE(v.last_end_time, scheduled_tasks.last_end_time),
+        last_status = COALESCE(v.last_status, scheduled_tasks.last_status),
+        last_return_message = COALESCE(v.last_return_message, scheduled_tasks.last_return_message)
+      FROM ${source}
+      WHERE scheduled_tasks.id = v.id`.execute(q);
   },
 
   pruneRuns: async (q: Queryable, before: number) => {

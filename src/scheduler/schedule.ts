@@ -34,12 +34,19 @@ export interface Schedule {
 }
 
 /** Whether `tz` is an IANA time zone this runtime knows; returns its canonical spelling. */
+const zones = new Map<string, string | null>();
 export function canonicalTimeZone(tz: string): string | null {
-  try {
-    return new Intl.DateTimeFormat("en-US", { timeZone: tz }).resolvedOptions().timeZone;
-  } catch {
-    return null;
+  let c = zones.get(tz);
+  if (c === undefined) {
+    try {
+      c = new Intl.DateTimeFormat("en-US", { timeZone: tz }).resolvedOptions().timeZone;
+    } catch {
+      c = null;
+    }
+    if (zones.size > 1000) zones.clear();
+    zones.set(tz, c);
   }
+  return c;
 }
 
 class IntervalSchedule implements Schedule {
@@ -107,11 +114,15 @@ class CronSchedule implements Schedule {
       .filter((t) => t >= from && t <= to)
       .reverse();
   }
+  private spacing?: number;
   minSpacingSeconds() {
-    const runs = this.cron.nextRuns(SPACING_RUNS, new Date(SPACING_BASE)).map((d) => d.getTime());
-    let min = Infinity;
-    for (let i = 1; i < runs.length; i++) min = Math.min(min, runs[i] - runs[i - 1]);
-    return min / 1000;
+    if (this.spacing === undefined) {
+      const runs = this.cron.nextRuns(SPACING_RUNS, new Date(SPACING_BASE)).map((d) => d.getTime());
+      let min = Infinity;
+      for (let i = 1; i < runs.length; i++) min = Math.min(min, runs[i] - runs[i - 1]);
+      this.spacing = min / 1000;
+    }
+    return this.spacing;
   }
 }
 

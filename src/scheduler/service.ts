@@ -135,10 +135,26 @@ export class SchedulerService {
     this.listeners.push(fn);
   }
 
+  private publishing = false;
+  private pending = false;
+
+  /** Tell every engine (here and in other processes); a burst of writes coalesces into a few notifications. */
   private changed() {
-    void this.invalidator.publish(TOPIC, "changed").catch(() => {
-      // the other processes' engines re-check on their own within a few seconds
-    });
+    this.pending = true;
+    if (this.publishing) return;
+    this.publishing = true;
+    void (async () => {
+      try {
+        while (this.pending) {
+          this.pending = false;
+          await this.invalidator.publish(TOPIC, "changed").catch(() => {
+            // the other processes' engines re-check on their own within a few seconds
+          });
+        }
+      } finally {
+        this.publishing = false;
+      }
+    })();
   }
 
   /** Parse a schedule and enforce the minimum spacing; errors name `field`. */
