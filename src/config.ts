@@ -83,10 +83,12 @@ function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean 
 function schedulerConfig(env: NodeJS.ProcessEnv): SchedulerConfig {
   const minIntervalSeconds = int(env, "MESHAGENT_SCHEDULE_MIN_INTERVAL", 900);
   if (minIntervalSeconds < 1) throw new ConfigError("MESHAGENT_SCHEDULE_MIN_INTERVAL must be at least 1 (second)");
+  const misfireGraceSeconds = int(env, "MESHAGENT_SCHEDULE_MISFIRE_GRACE", 60);
+  if (misfireGraceSeconds < 1) throw new ConfigError("MESHAGENT_SCHEDULE_MISFIRE_GRACE must be at least 1 (second)");
   return {
     enabled: bool(env, "MESHAGENT_SCHEDULER_ENABLED", true),
     minIntervalSeconds,
-    misfireGraceSeconds: int(env, "MESHAGENT_SCHEDULE_MISFIRE_GRACE", 60),
+    misfireGraceSeconds,
     runRetentionDays: int(env, "MESHAGENT_SCHEDULE_RUN_RETENTION_DAYS", 90),
   };
 }

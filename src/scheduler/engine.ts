@@ -63,6 +63,7 @@ export class SchedulerEngine {
   private woken = false;
   private failures = 0;
   private chain: Promise<unknown> = Promise.resolve();
+  private looping: Promise<void> = Promise.resolve();
   private lastPrune = 0;
   private log: EngineLog = { warn: () => {}, error: () => {} };
   readonly batchSize: number;
@@ -101,6 +102,7 @@ export class SchedulerEngine {
   async stop() {
     this.started = false;
     clearTimeout(this.timer);
+    await this.looping;
     await this.chain;
   }
 
@@ -113,7 +115,9 @@ export class SchedulerEngine {
 
   private arm(ms: number) {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => void this.loop(), ms);
+    this.timer = setTimeout(() => {
+      this.looping = this.loop();
+    }, ms);
     this.timer.unref();
   }
 
