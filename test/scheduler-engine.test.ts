@@ -5,6 +5,7 @@ import { join, resolve } from "node:path";
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
 import { createServer } from "node:net";
+import { pathToFileURL } from "node:url";
 import { dialectName, startServer, type TestServer } from "./helpers/server.js";
 import { createRoom, deleteRoom } from "./helpers/rooms.js";
 import { expectPythonRun, expectPythonTask, pySpec } from "./helpers/scheduler.js";
@@ -322,6 +323,27 @@ describe("the engine's own loop", () => {
     expect(s.ctx.schedulerEngine.running).toBe(false);
   });
 
+  it("deletes runs older than MESHAGENT_SCHEDULE_RUN_RETENTION_DAYS", async () => {
+    const clock = new ManualClock(at("2026-01-15T10:07:00Z"));
+    const s = await startServer({ clock, env: { MESHAGENT_SCHEDULE_RUN_RETENTION_DAYS: "1", MESHAGENT_SCHEDULE_MIN_INTERVAL: "60" } });
+    try {
+      const room = await createRoom(s.ctx, s.admin.projectId, "retention-room");
+      const P = `/accounts/projects/${s.admin.projectId}`;
+      const id = (await s.http("POST", `${P}/rooms/${room.name}/scheduled-tasks`, { json: { spec: pySpec({ schedule: "0 11 * * *", queue: { name: "r" } }) } })).json.task_id;
+      clock.set(at("2026-01-15T11:00:00Z"));
+      await s.ctx.schedulerEngine.tick();
+      const times = async () => ((await s.http("GET", `${P}/scheduled-tasks/${id}/runs`)).json.runs as any[]).map((r) => r.scheduled_time);
+      expect(await times()).toEqual(["2026-01-15T11:00:00.000Z"]);
+      clock.set(at("2026-01-18T11:30:00Z")); // three days later: the loop catches up (run_once) and prunes
+      s.ctx.schedulerEngine.wake();
+      const until = Date.now() + 15_000;
+      while (Date.now() < until && (await times()).includes("2026-01-15T11:00:00.000Z")) await new Promise((r) => setTimeout(r, 100));
+      expect(await times()).toEqual(["2026-01-18T11:00:00.000Z"]);
+    } finally {
+      await s.close();
+    }
+  });
+
   it("acknowledged tasks survive kill -9, and every recorded run has exactly its message (one transaction)", async () => {
     const dir = mkdtempSync(join(tmpdir(), "meshagent-sched-kill-"));
     let s2: TestServer | undefined;
@@ -332,8 +354,9 @@ describe("the engine's own loop", () => {
       await s1.close();
 
       const port = await freePort();
-      const tsx = createRequire(import.meta.url).resolve("tsx/cli");
-      const child = spawn(process.execPath, [tsx, resolve("src/main.ts"), "serve"], {
+      // One process (node with tsx's loader), so SIGKILL hits the server itself, not a launcher that leaves it running.
+      const loader = pathToFileURL(createRequire(import.meta.url).resolve("tsx/esm")).href;
+      const child = spawn(process.execPath, ["--import", loader, resolve("src/main.ts"), "serve"], {
         cwd: dir,
         env: {
           PATH: process.env.PATH,
@@ -384,8 +407,9 @@ describe("the engine's own loop", () => {
       expect(runs.length).toBeGreaterThanOrEqual(3);
       const msgs = await s2.ctx.queues.peek(room.id, "crash", 10_000);
       expect(msgs.map((m) => m.id).sort()).toEqual(runs.map((r) => r.queued_message_id).sort());
-      expect(new Set(runs.map((r) => r.scheduled_time)).size).toBe(runs.length);
-      expect(task.last_run_id).toBe(Number(runs[0].id));
+      expect(new Set(runs.map((r) => r.scheduled_time)).size, JSON.stringify(runs)).toBe(runs.length);
+      const latest = [...runs].sort((a, b) => Date.parse(b.scheduled_time) - Date.parse(a.scheduled_time))[0];
+      expect(task.last_run_id, JSON.stringify({ task, runs })).toBe(Number(latest.id));
     } finally {
       await s2?.close();
       rmSync(dir, { recursive: true, force: true });

@@ -127,13 +127,16 @@ export class SchedulerEngine {
     this.woken = false;
     let delay: number;
     try {
-      const r = await this.tick();
       await this.maybePrune();
-      const next = await schedulerRepo.nextDue(this.db);
-      const now = this.clock.now();
-      delay = next === null ? this.maxSleepMs : Math.max(0, Math.min(this.maxSleepMs, next - now));
+      let next = await schedulerRepo.nextDue(this.db);
+      let claimed = -1;
+      if (next !== null && next <= this.clock.now()) {
+        claimed = (await this.tick()).tasks;
+        next = await schedulerRepo.nextDue(this.db);
+      }
+      delay = next === null ? this.maxSleepMs : Math.max(0, Math.min(this.maxSleepMs, next - this.clock.now()));
       // Due, yet nothing claimed: another engine holds those rows right now. Look again shortly.
-      if (delay === 0 && r.tasks === 0) delay = 200;
+      if (delay === 0 && claimed === 0) delay = 200;
       this.failures = 0;
     } catch (err) {
       this.log.error({ err }, "scheduler tick failed");
@@ -306,18 +309,20 @@ export class SchedulerEngine {
     // 3. Runs, events and the tasks' new state.
     const completed = this.clock.now();
     for (const p of pending) p.run.completed_at = completed;
-    const ids = await schedulerRepo.insertRuns(tx, pending.map((p) => p.run));
+    const inserted = await schedulerRepo.insertRuns(tx, pending.map((p) => p.run));
+    // RETURNING promises no order: match the ids by (task, due time), which is unique.
+    const idOf = new Map(inserted.map((r) => [`${r.task_id}\u0000${r.scheduled_time}`, r.id]));
     let failed = 0;
     for (let i = 0; i < pending.length; i++) {
       const { row, run, spec, file } = pending[i];
-      const runId = ids[i].id;
+      const runId = idOf.get(`${row.id}\u0000${run.scheduled_time}`)!;
       const ok = run.status === "submitted";
       if (!ok) failed++;
       const message = ok
         ? `enqueued message ${run.queued_message_id} into queue "${spec.queue!.name}"${file ? ` and wrote ${file}` : ""}`
         : run.error!;
       const a = advances.get(row.id)!;
-      // Runs are in due-time order per task, so the last one wins.
+      // Runs are in due-time order per task, so the last one wins: last_* describe the latest due time.
       Object.assign(a, { last_run_id: runId, last_start_time: run.started_at, last_end_time: completed, last_status: run.status, last_return_message: message });
       after.push(
         await this.bus.publish(tx, {

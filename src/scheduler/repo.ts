@@ -155,7 +155,7 @@ export const schedulerRepo = {
     return r?.t == null ? null : Number(r.t);
   },
 
-  /** Insert runs; returns their ids in the same order. */
+  /** Insert runs; returns (id, task_id, scheduled_time) of each, in no particular order. */
   insertRuns: async (q: Queryable, runs: NewRun[]) => {
     const out: { id: number; task_id: string; scheduled_time: number }[] = [];
     // Chunks keep every statement under SQLite's bound-parameter limit.
