@@ -189,6 +189,20 @@ describe("scheduler engine (time travel)", () => {
     expect((await task(bad.id)).next_run_at).toBe("2026-01-16T11:00:00.000Z");
   });
 
+  it("a stored task that can no longer be evaluated gets one failed run and is deactivated, not claimed over and over", async () => {
+    clock.set(at("2026-01-15T10:07:00Z"));
+    const t = await create(pySpec({ schedule: "0 11 * * *", queue: { name: "broken-q" } }));
+    await s.ctx.store.db.updateTable("scheduled_tasks").set({ timezone: "Gone/Zone" }).where("id", "=", t.id).execute();
+    await tickAt("2026-01-15T11:00:00Z");
+    await tickAt("2026-01-16T11:00:00Z");
+    const r = await runs(t.id);
+    expect(r).toHaveLength(1);
+    expect(r[0]).toMatchObject({ status: "failed" });
+    expect(r[0].error).toMatch(/cannot be evaluated/);
+    expect(await task(t.id)).toMatchObject({ active: false, next_run_at: null, last_status: "failed" });
+    expect(await messages(room.id, "broken-q")).toEqual([]);
+  });
+
   it("a due time that already has a run is never fired again (the runs table refuses it; the engine skips it)", async () => {
     clock.set(at("2026-01-15T10:07:00Z"));
     const t = await create(pySpec({ schedule: "0 11 * * *", queue: { name: "dup-q" } }));

@@ -21,6 +21,8 @@ export interface TickResult {
   runs: number;
   /** Of which failed. */
   failed: number;
+  /** Tasks that could not even record a failed run (the database refused): they stay due. */
+  stuck?: number;
 }
 
 export const NO_CONTAINER_RUNTIME = "no container runtime: this server cannot start containers, so container targets are recorded as failed";
@@ -130,14 +132,19 @@ export class SchedulerEngine {
       await this.maybePrune();
       let next = await schedulerRepo.nextDue(this.db);
       let claimed = -1;
+      let stuck = 0;
       if (next !== null && next <= this.clock.now()) {
-        claimed = (await this.tick()).tasks;
+        const r = await this.tick();
+        claimed = r.tasks;
+        stuck = r.stuck ?? 0;
         next = await schedulerRepo.nextDue(this.db);
       }
       delay = next === null ? this.maxSleepMs : Math.max(0, Math.min(this.maxSleepMs, next - this.clock.now()));
       // Due, yet nothing claimed: another engine holds those rows right now. Look again shortly.
       if (delay === 0 && claimed === 0) delay = 200;
-      this.failures = 0;
+      // Tasks the database would not let us move on: back off like after a failed tick.
+      if (stuck > 0) delay = Math.max(delay, sleepFail(this.failures++, this.maxSleepMs));
+      else this.failures = 0;
     } catch (err) {
       this.log.error({ err }, "scheduler tick failed");
       delay = sleepFail(this.failures++, this.maxSleepMs);
@@ -170,7 +177,9 @@ export class SchedulerEngine {
       total.tasks += r.tasks;
       total.runs += r.runs;
       total.failed += r.failed;
-      if (r.tasks < this.batchSize) return total;
+      if (r.stuck) total.stuck = (total.stuck ?? 0) + r.stuck;
+      // Stuck tasks stay due: stop here rather than claim them again at once.
+      if (r.tasks < this.batchSize || r.stuck) return total;
     }
   }
 
@@ -189,11 +198,12 @@ export class SchedulerEngine {
       // Something in the batch failed: it rolled back as a whole. Redo it task by task, so one bad task
       // cannot hold up the others.
       this.log.warn({ err }, "scheduler batch failed; retrying its tasks one by one");
-      const total: TickResult = { tasks: claimed.length, runs: 0, failed: 0 };
+      const total: TickResult = { tasks: claimed.length, runs: 0, failed: 0, stuck: 0 };
       for (const t of claimed) {
         const r = await this.single(t.id, now);
         total.runs += r.runs;
         total.failed += r.failed;
+        total.stuck! += r.stuck ?? 0;
       }
       return total;
     }
@@ -217,20 +227,23 @@ export class SchedulerEngine {
         return r;
       } catch (err2) {
         this.log.error({ err: err2, task_id: id }, "could not record the failed run; the task stays due");
-        return { tasks: 1, runs: 0, failed: 0 };
+        return { tasks: 1, runs: 0, failed: 0, stuck: 1 };
       }
     }
   }
 
-  private plan(row: TaskWithRoom, now: number): { plan: DuePlan; error?: string } {
+  private plan(row: TaskWithRoom, now: number): { spec: ScheduledTaskSpec; plan: DuePlan; error?: string } {
     const graceMs = this.config.misfireGraceSeconds * 1000;
     const base = { once: !!row.once, nextRunAt: row.next_run_at!, policy: row.misfire_policy as MisfirePolicy, catchUpMax: row.catch_up_max };
+    let spec = { metadata: { annotations: {} } } as ScheduledTaskSpec;
     try {
+      spec = JSON.parse(row.spec) as ScheduledTaskSpec;
       const schedule = parseSchedule(row.schedule, { timezone: row.timezone, anchor: row.anchor_at });
-      return { plan: planDue({ ...base, schedule }, now, graceMs) };
+      return { spec, plan: planDue({ ...base, schedule }, now, graceMs) };
     } catch (err) {
-      // Stored schedules were validated when written; a runtime that no longer knows the time zone lands here.
-      return { plan: { fire: [row.next_run_at!], skipped: 0, next: null }, error: `the schedule cannot be evaluated: ${(err as Error).message}` };
+      // Stored tasks were validated when written; a runtime that no longer knows the time zone lands here. The task
+      // gets a failed run and is deactivated, instead of being claimed again and again.
+      return { spec, plan: { fire: [row.next_run_at!], skipped: 0, next: null }, error: `the task cannot be evaluated: ${(err as Error).message}` };
     }
   }
 
@@ -243,8 +256,7 @@ export class SchedulerEngine {
     const pending: PendingRun[] = [];
     const advances = new Map<string, TaskAdvance>();
     for (const row of rows) {
-      const spec = JSON.parse(row.spec) as ScheduledTaskSpec;
-      const { plan, error } = this.plan(row, now);
+      const { spec, plan, error } = this.plan(row, now);
       for (const slot of plan.fire) {
         if (checkDuplicates && (await schedulerRepo.runExists(tx, row.id, slot))) continue;
         const failure = forceError ?? error ?? (row.target === "container" ? NO_CONTAINER_RUNTIME : null);
