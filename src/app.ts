@@ -14,6 +14,7 @@ import { pricingRoutes } from "./pricing/routes.js";
 import { webhookRoutes } from "./webhooks/routes.js";
 import { storageRoutes } from "./storage/routes.js";
 import { mailboxRoutes, mailboxSchemas } from "./mailboxes/routes.js";
+import { schedulerRoutes, schedulerSchemas } from "./scheduler/routes.js";
 
 function makeAjv(coerce: boolean) {
   const ajv = new Ajv({ coerceTypes: coerce, useDefaults: true, removeAdditional: true, allErrors: false, strict: false });
@@ -69,6 +70,7 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   app.addSchema(ErrorResponse);
   for (const s of projectSchemas) app.addSchema(s);
   for (const s of mailboxSchemas) app.addSchema(s);
+  for (const s of schedulerSchemas) app.addSchema(s);
 
   await app.register(swagger, {
     openapi: {
@@ -89,5 +91,6 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   await app.register(webhookRoutes(ctx));
   await app.register(storageRoutes(ctx));
   await app.register(mailboxRoutes(ctx));
+  await app.register(schedulerRoutes(ctx));
   return app;
 }

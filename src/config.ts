@@ -25,6 +25,19 @@ export interface Config {
   s3: S3Settings;
   /** Inbound SMTP (mailboxes). Off unless MESHAGENT_SMTP_PORT is set. */
   smtp: SmtpConfig;
+  /** Scheduled tasks. */
+  scheduler: SchedulerConfig;
+}
+
+export interface SchedulerConfig {
+  /** Run the engine in `serve` (and the test harness). Off: tasks are stored but never fired by this process. */
+  enabled: boolean;
+  /** Smallest allowed spacing between two runs of a task, in seconds (MeshAgent: 900). */
+  minIntervalSeconds: number;
+  /** A due time older than this (seconds) when the engine reaches it counts as missed: the misfire policy decides. */
+  misfireGraceSeconds: number;
+  /** Runs older than this many days are deleted (0 = keep forever). */
+  runRetentionDays: number;
 }
 
 export interface S3Settings {
@@ -84,6 +97,19 @@ function loadOrCreateMasterKey(dataDir: string): Buffer {
   return key;
 }
 
+function schedulerConfig(env: NodeJS.ProcessEnv): SchedulerConfig {
+  const minIntervalSeconds = int(env, "MESHAGENT_SCHEDULE_MIN_INTERVAL", 900);
+  if (minIntervalSeconds < 1) throw new ConfigError("MESHAGENT_SCHEDULE_MIN_INTERVAL must be at least 1 (second)");
+  const misfireGraceSeconds = int(env, "MESHAGENT_SCHEDULE_MISFIRE_GRACE", 60);
+  if (misfireGraceSeconds < 1) throw new ConfigError("MESHAGENT_SCHEDULE_MISFIRE_GRACE must be at least 1 (second)");
+  return {
+    enabled: bool(env, "MESHAGENT_SCHEDULER_ENABLED", true),
+    minIntervalSeconds,
+    misfireGraceSeconds,
+    runRetentionDays: int(env, "MESHAGENT_SCHEDULE_RUN_RETENTION_DAYS", 90),
+  };
+}
+
 function smtpConfig(env: NodeJS.ProcessEnv, host: string): SmtpConfig {
   const rawPort = env.MESHAGENT_SMTP_PORT;
   const port = rawPort === undefined || rawPort === "" ? null : int(env, "MESHAGENT_SMTP_PORT", 0);
@@ -134,5 +160,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sessionToken: env.AWS_SESSION_TOKEN || undefined,
     },
     smtp: smtpConfig(env, host),
+    scheduler: schedulerConfig(env),
   };
 }

@@ -17,6 +17,8 @@ import type { StorageService } from "./storage/service.js";
 import type { QueuesService } from "./queues/service.js";
 import type { MailboxesService } from "./mailboxes/service.js";
 import type { MailService } from "./mail/service.js";
+import type { SchedulerService } from "./scheduler/service.js";
+import type { SchedulerEngine } from "./scheduler/engine.js";
 
 /** Everything a route file may use. Built once in services.ts; tests build it too. */
 export interface AppContext {
@@ -43,4 +45,8 @@ export interface AppContext {
   mailboxes: MailboxesService;
   /** Inbound SMTP; started by `serve` (and the test harness) when MESHAGENT_SMTP_PORT is set. */
   mail: MailService;
+  /** Scheduled tasks (CRUD); the engine below fires them. */
+  scheduler: SchedulerService;
+  /** Started by `serve` (and the test harness); `tick()` fires what is due now. */
+  schedulerEngine: SchedulerEngine;
 }

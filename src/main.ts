@@ -20,6 +20,8 @@ async function serve() {
   await ctx.webhookDispatcher.start();
   // Inbound SMTP for mailboxes, only when MESHAGENT_SMTP_PORT is set.
   await ctx.mail.start(app.log);
+  // Scheduled tasks (unless MESHAGENT_SCHEDULER_ENABLED=false); stopped by ctx.close().
+  ctx.schedulerEngine.start(app.log);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

@@ -20,6 +20,8 @@ import { QueuesService } from "./queues/service.js";
 import { MailboxesService } from "./mailboxes/service.js";
 import { MailService } from "./mail/service.js";
 import { StorageAttachmentSink } from "./mail/attachments.js";
+import { SchedulerService } from "./scheduler/service.js";
+import { SchedulerEngine } from "./scheduler/engine.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -52,7 +54,12 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const queues = new QueuesService(store, clock, invalidator);
   const mailboxes = new MailboxesService(store.db, clock, rooms, projects, users);
   // Attachments go to the room's storage (rooms/<room id>/… in the BlobStore).
-  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new StorageAttachmentSink(storage), config.logLevel);
+  const roomFiles = new StorageAttachmentSink(storage);
+  const mail = new MailService(config.smtp, store.db, mailboxes, queues, roomFiles, config.logLevel);
+  // Scheduled tasks write storage_write_path files into the same room storage as mail attachments.
+  const scheduler = new SchedulerService(store, clock, rooms, config.scheduler, invalidator);
+  const schedulerEngine = new SchedulerEngine(store, clock, queues, bus, roomFiles, config.scheduler);
+  scheduler.onChange(() => schedulerEngine.wake());
   return {
     config,
     clock,
@@ -73,8 +80,11 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     queues,
     mailboxes,
     mail,
+    scheduler,
+    schedulerEngine,
     async close() {
       await webhookDispatcher.stop();
+      await schedulerEngine.stop();
       await mail.stop();
       queues.shutdown();
       await storage.stop();

@@ -113,6 +113,30 @@ export const queuesRepo = {
   },
 
   /** Messages of a queue in delivery order, without claiming them (for inspection and tests). */
+  /** Queue rows of the given rooms and names (callers match the exact pairs). */
+  queuesOf: (q: Queryable, roomIds: string[], names: string[]) =>
+    q.selectFrom("room_queues").select(["id", "room_id", "name"]).where("room_id", "in", roomIds).where("name", "in", names).execute(),
+
+  /** Create the queues that are missing, in one statement. */
+  ensureQueues: (q: Queryable, rows: QueueRow[]) =>
+    q
+      .insertInto("room_queues")
+      .values(rows)
+      .onConflict((oc) => oc.columns(["room_id", "name"]).doNothing())
+      .execute(),
+
+  /** Insert ready messages in bulk (chunks keep SQLite under its bound-parameter limit). Same columns as insertMessage. */
+  insertMessages: async (q: Queryable, rows: { id: string; queue_id: string; body: string; now: number }[]) => {
+    for (let i = 0; i < rows.length; i += 1000)
+      await q
+        .insertInto("queue_messages")
+        .values(
+          rows.slice(i, i + 1000).map((m) => ({ id: m.id, queue_id: m.queue_id, body: m.body, enqueued_at: m.now, visible_at: 0, attempts: 0 })),
+        )
+        .execute();
+  },
+
+  /** Messages of a queue in order, without claiming them (for inspection and tests). */
   peek: (q: Queryable, queueId: string, limit: number) =>
     q
       .selectFrom("queue_messages")

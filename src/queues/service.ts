@@ -147,6 +147,34 @@ export class QueuesService {
     return { id, notify: () => this.announce(roomId, name) };
   }
 
+  /**
+   * Enqueue many messages inside the caller's transaction (the scheduler's batches): missing queues are created, and
+   * the messages go in with a few statements whatever their number. Ids come back in the order of `items`; call
+   * `notify` once the transaction committed.
+   */
+  async enqueueMany(q: Queryable, items: { roomId: string; name: string; message: unknown }[]): Promise<{ ids: string[]; notify: () => void }> {
+    if (items.length === 0) return { ids: [], notify: () => {} };
+    const now = this.clock.now();
+    const keys = new Map<string, { roomId: string; name: string }>();
+    const bodies = items.map((it) => {
+      checkQueueName(it.name);
+      keys.set(QueuesService.key(it.roomId, it.name), { roomId: it.roomId, name: it.name });
+      return encode(it.message);
+    });
+    const wanted = [...keys.values()];
+    await queuesRepo.ensureQueues(q, wanted.map((k) => ({ id: newId(), room_id: k.roomId, name: k.name, created_at: now })));
+    const found = await queuesRepo.queuesOf(q, [...new Set(wanted.map((k) => k.roomId))], [...new Set(wanted.map((k) => k.name))]);
+    const queueIds = new Map(found.map((r) => [QueuesService.key(r.room_id, r.name), r.id]));
+    const ids = items.map(() => newId());
+    const rows = items.map((it, i) => {
+      const queueId = queueIds.get(QueuesService.key(it.roomId, it.name));
+      if (!queueId) throw queueNotFound(it.name); // deleted between the two statements (its room went away)
+      return { id: ids[i], queue_id: queueId, body: bodies[i], now };
+    });
+    await queuesRepo.insertMessages(q, rows);
+    return { ids, notify: () => wanted.forEach((k) => this.announce(k.roomId, k.name)) };
+  }
+
   /** Enqueue and wake receivers. Durable when it returns. */
   async send(roomId: string, name: string, message: unknown, opts: { create?: boolean } = {}): Promise<{ id: string }> {
     const { id, notify } = await this.enqueue(this.db, roomId, name, message, opts);

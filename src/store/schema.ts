@@ -174,6 +174,51 @@ export interface MailboxesTable {
   updated_at: number;
 }
 
+export interface ScheduledTasksTable {
+  id: string;
+  project_id: string;
+  room_id: string;
+  /** spec.metadata.name; unique in its room when set. */
+  name: string | null;
+  /** The normalized ScheduledTaskSpec as JSON (its `active` is mirrored from the column on output). */
+  spec: string;
+  target: "queue" | "container";
+  queue_name: string | null;
+  schedule: string;
+  timezone: string;
+  once: number;
+  active: number;
+  misfire_policy: string;
+  catch_up_max: number;
+  /** Interval schedules ("30 minutes") fire at anchor_at + k × interval. */
+  anchor_at: number;
+  /** When the engine fires it next; null when inactive (paused, or a one-time task that ran). */
+  next_run_at: number | null;
+  last_run_id: number | null;
+  last_start_time: number | null;
+  last_end_time: number | null;
+  last_status: string | null;
+  last_return_message: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ScheduledTaskRunsTable {
+  id: Generated<number>;
+  task_id: string;
+  project_id: string;
+  room_id: string;
+  target: "queue" | "container";
+  /** "submitted" (delivered) or "failed" (wire-contract §7.5 statuses). */
+  status: string;
+  attempt_count: number;
+  error: string | null;
+  queued_message_id: string | null;
+  scheduled_time: number;
+  started_at: number | null;
+  completed_at: number | null;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -190,4 +235,6 @@ export interface Database {
   room_queues: RoomQueuesTable;
   queue_messages: QueueMessagesTable;
   mailboxes: MailboxesTable;
+  scheduled_tasks: ScheduledTasksTable;
+  scheduled_task_runs: ScheduledTaskRunsTable;
 }

@@ -100,6 +100,8 @@ export async function startServer(
   await app.listen({ port: 0, host: "127.0.0.1" });
   await ctx.webhookDispatcher.start();
   await ctx.mail.start();
+  // The scheduler engine runs like in `serve` (MESHAGENT_SCHEDULER_ENABLED=false leaves it to explicit ctx.schedulerEngine.tick()).
+  ctx.schedulerEngine.start();
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : 0;
   const url = `http://127.0.0.1:${port}`;

@@ -4,6 +4,7 @@ import { m0002_rooms } from "./0002_rooms.js";
 import { m0004_storage } from "./0004_storage.js";
 import { m0005_webhooks } from "./0005_webhooks.js";
 import { m0006_queues_mailboxes } from "./0006_queues_mailboxes.js";
+import { m0007_scheduler } from "./0007_scheduler.js";
 
 /**
  * The one migration set, for SQLite and PostgreSQL alike. Names sort in order of application;
@@ -15,6 +16,7 @@ export const migrations: Record<string, Migration> = {
   "0004_storage": m0004_storage,
   "0005_webhooks": m0005_webhooks,
   "0006_queues_mailboxes": m0006_queues_mailboxes,
+  "0007_scheduler": m0007_scheduler,
 };
 
 export const migrationProvider: MigrationProvider = {
