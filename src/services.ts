@@ -19,7 +19,7 @@ import { StorageService } from "./storage/service.js";
 import { QueuesService } from "./queues/service.js";
 import { MailboxesService } from "./mailboxes/service.js";
 import { MailService } from "./mail/service.js";
-import { StorageAttachmentSink } from "./mail/attachments.js";
+import { DetachedAttachmentSink, StorageAttachmentSink } from "./mail/attachments.js";
 import { SchedulerService } from "./scheduler/service.js";
 import { SchedulerEngine } from "./scheduler/engine.js";
 
@@ -54,11 +54,11 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const queues = new QueuesService(store, clock, invalidator);
   const mailboxes = new MailboxesService(store.db, clock, rooms, projects, users);
   // Attachments go to the room's storage (rooms/<room id>/… in the BlobStore).
-  const roomFiles = new StorageAttachmentSink(storage);
-  const mail = new MailService(config.smtp, store.db, mailboxes, queues, roomFiles, config.logLevel);
-  // Scheduled tasks write storage_write_path files into the same room storage as mail attachments.
+  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new StorageAttachmentSink(storage), config.logLevel);
+  // Scheduled tasks write storage_write_path files into the same room storage as mail attachments, from inside the
+  // run's transaction: hence the detached writer.
   const scheduler = new SchedulerService(store, clock, rooms, config.scheduler, invalidator);
-  const schedulerEngine = new SchedulerEngine(store, clock, queues, bus, roomFiles, config.scheduler);
+  const schedulerEngine = new SchedulerEngine(store, clock, queues, bus, new DetachedAttachmentSink(storage), config.scheduler);
   scheduler.onChange(() => schedulerEngine.wake());
   return {
     config,

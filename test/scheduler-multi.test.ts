@@ -5,7 +5,7 @@ import { createRoom } from "./helpers/rooms.js";
 import { ManualClock } from "../src/core/clock.js";
 import { createContext } from "../src/services.js";
 import { SchedulerEngine } from "../src/scheduler/engine.js";
-import { StorageAttachmentSink } from "../src/mail/attachments.js";
+import { DetachedAttachmentSink } from "../src/mail/attachments.js";
 import type { AppContext } from "../src/context.js";
 
 // Two engines on one database, 1000 tasks due at once: every task fires exactly once. On PostgreSQL the engines live in
@@ -42,7 +42,7 @@ describe(`two engines, 1000 due tasks (${dialectName})`, () => {
 
   it("each task fires exactly once, and both engines take a share", async () => {
     const mk = (ctx: AppContext) =>
-      new SchedulerEngine(ctx.store, clock, ctx.queues, ctx.bus, new StorageAttachmentSink(ctx.storage), s.config.scheduler, { batchSize: 25 });
+      new SchedulerEngine(ctx.store, clock, ctx.queues, ctx.bus, new DetachedAttachmentSink(ctx.storage), s.config.scheduler, { batchSize: 25 });
     const e1 = mk(s.ctx);
     const e2 = mk(second ?? s.ctx);
     clock.set(Date.parse("2026-01-15T11:00:00Z"));

@@ -23,6 +23,18 @@ export class StorageAttachmentSink implements AttachmentSink {
   }
 }
 
+/**
+ * For writers inside an open transaction (the scheduler's run): the bytes go straight to the blob store and the
+ * storage bookkeeping follows after the caller's transaction (StorageService.writeDetached).
+ */
+export class DetachedAttachmentSink implements AttachmentSink {
+  constructor(private readonly storage: StorageService) {}
+
+  async write(projectId: string, roomId: string, path: string, data: Buffer): Promise<void> {
+    await this.storage.writeDetached(roomScope(projectId, roomId), path, data, "scheduler");
+  }
+}
+
 const UNSAFE = /[\u0000-\u001f\u007f<>:"/\\|?*]/g;
 
 /**

@@ -1,4 +1,4 @@
-import type { Readable } from "node:stream";
+import { Readable } from "node:stream";
 import { contentType as mimeContentType } from "mime-types";
 import type { Clock } from "../core/clock.js";
 import { ApiError, badRequest, conflict, notFound } from "../core/errors.js";
@@ -235,6 +235,21 @@ export class StorageService {
     pending.stop();
     const info = await this.finish(pending.id, scope, path, o.participantId, { type: "storage.file.updated", size: put.size, etag: put.etag });
     return { path, size: put.size, etag: put.etag, updated_at: iso(info?.lastModified ?? this.clock.now()) };
+  }
+
+  /**
+   * Write a small file straight to the blob store, without touching the database, for writers that run inside a
+   * transaction of their own (the scheduler writes storage_write_path files while its claim is open; on SQLite a
+   * second transaction there would wait for the first forever). The file row, usage and `storage.file.updated`
+   * follow in a transaction of their own, queued behind the caller's. A crash in between leaves the file stored but
+   * not yet counted in usage.
+   */
+  async writeDetached(scope: StorageScope, path: string, data: Buffer, participantId: string): Promise<void> {
+    await this.checkShape(scope, path);
+    await this.blobs.put(blobKey(scope, path), Readable.from([data]), { contentType: contentTypeOf(path) });
+    void inTx(this.db, async (tx) => (await this.reconcile(tx, scope, path, participantId, null)).after)
+      .then((after) => after())
+      .catch((err) => this.opts.log?.("storage: recording a detached write failed", err));
   }
 
   /** Delete a file, or a folder with everything in it when `recursive`. Resolves to the number of files removed. */
