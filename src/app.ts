@@ -46,6 +46,15 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
     done();
   });
 
+  // The Python client sends `Content-Type: application/json` on body-less calls too (terminate, some POSTs):
+  // an empty JSON body is "no body", not an error. Everything else goes to Fastify's own (prototype-safe) parser.
+  const parseJson = app.getDefaultJsonParser("error", "ignore");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
+    if (body === "" || (typeof body === "string" && body.trim() === "")) return done(null, undefined);
+    parseJson(req, body as string, done);
+  });
+
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
     if (err instanceof ApiError) return reply.code(err.status).send(errorBody(err.code, err.message));
     const fe = err as FastifyError;
