@@ -1,11 +1,8 @@
 #!/usr/bin/env node
-// Runs the TypeScript entry point through tsx, so the bin works from a plain `npm install`.
-import { spawnSync } from "node:child_process";
+// Runs the TypeScript entry point in this same process through tsx's loader, so signals reach the server directly.
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { createRequire } from "node:module";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { register } from "tsx/esm/api";
 
-const root = join(dirname(fileURLToPath(import.meta.url)), "..");
-const tsxCli = createRequire(import.meta.url).resolve("tsx/cli");
-const r = spawnSync(process.execPath, [tsxCli, join(root, "src/main.ts"), ...process.argv.slice(2)], { stdio: "inherit" });
-process.exit(r.status ?? 1);
+register();
+await import(pathToFileURL(join(dirname(fileURLToPath(import.meta.url)), "..", "src/main.ts")).href);

@@ -15,6 +15,10 @@ import { roomRoutes, roomSchemas } from "./rooms/routes.js";
 import { grantRoutes, grantSchemas } from "./grants/routes.js";
 import { shareRoutes, shareSchemas } from "./shares/routes.js";
 import { tokenRoutes } from "./tokens/routes.js";
+import { webhookRoutes } from "./webhooks/routes.js";
+import { storageRoutes } from "./storage/routes.js";
+import { mailboxRoutes, mailboxSchemas } from "./mailboxes/routes.js";
+import { schedulerRoutes, schedulerSchemas } from "./scheduler/routes.js";
 
 function makeAjv(coerce: boolean) {
   const ajv = new Ajv({ coerceTypes: coerce, useDefaults: true, removeAdditional: true, allErrors: false, strict: false });
@@ -25,7 +29,8 @@ function makeAjv(coerce: boolean) {
 /** Builds the HTTP app from a context, without listening: `main.ts` listens, tests use it the same way. */
 export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: opts.logger === false ? false : { level: ctx.config.logLevel, redact: ["req.headers.authorization"] },
+    // pino's default request serializer logs method, url and ids, never headers: bearer tokens stay out of logs.
+    logger: opts.logger === false ? false : { level: ctx.config.logLevel },
     bodyLimit: ctx.config.bodyLimitBytes,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
@@ -40,8 +45,18 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
     (httpPart === "body" ? strict : coercing).compile(schema as object) as never,
   );
 
-  app.addHook("onSend", async (req, reply) => {
+  app.addHook("onRequest", (req, reply, done) => {
     reply.header("x-request-id", req.id);
+    done();
+  });
+
+  // The Python client sends `Content-Type: application/json` on body-less calls too (terminate, some POSTs):
+  // an empty JSON body is "no body", not an error. Everything else goes to Fastify's own (prototype-safe) parser.
+  const parseJson = app.getDefaultJsonParser("error", "ignore");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
+    if (body === "" || (typeof body === "string" && body.trim() === "")) return done(null, undefined);
+    parseJson(req, body as string, done);
   });
 
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
@@ -68,6 +83,8 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   app.addSchema(ErrorResponse);
   for (const s of projectSchemas) app.addSchema(s);
   for (const s of [...roomSchemas, ...grantSchemas, ...shareSchemas]) app.addSchema(s);
+  for (const s of mailboxSchemas) app.addSchema(s);
+  for (const s of schedulerSchemas) app.addSchema(s);
 
   await app.register(swagger, {
     openapi: {
@@ -89,5 +106,9 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   await app.register(grantRoutes(ctx));
   await app.register(shareRoutes(ctx));
   await app.register(tokenRoutes(ctx));
+  await app.register(webhookRoutes(ctx));
+  await app.register(storageRoutes(ctx));
+  await app.register(mailboxRoutes(ctx));
+  await app.register(schedulerRoutes(ctx));
   return app;
 }

@@ -13,6 +13,15 @@ import type { RoomsService } from "./rooms/service.js";
 import type { GrantsService } from "./grants/service.js";
 import type { SharesService } from "./shares/service.js";
 import type { ParticipantTokens } from "./tokens/service.js";
+import type { WebhooksService } from "./webhooks/service.js";
+import type { WebhookDispatcher } from "./webhooks/dispatcher.js";
+import type { BlobStore } from "./blobs/types.js";
+import type { StorageService } from "./storage/service.js";
+import type { QueuesService } from "./queues/service.js";
+import type { MailboxesService } from "./mailboxes/service.js";
+import type { MailService } from "./mail/service.js";
+import type { SchedulerService } from "./scheduler/service.js";
+import type { SchedulerEngine } from "./scheduler/engine.js";
 
 /** Everything a route file may use. Built once in services.ts; tests build it too. */
 export interface AppContext {
@@ -31,4 +40,19 @@ export interface AppContext {
   grants: GrantsService;
   shares: SharesService;
   tokens: ParticipantTokens;
+  webhooks: WebhooksService;
+  /** Started by `serve` (and the test server), stopped by close(). */
+  webhookDispatcher: WebhookDispatcher;
+  /** The blob store (local directory or S3); room storage uses it too, with keys from blobs/keys.ts. */
+  blobs: BlobStore;
+  storage: StorageService;
+  /** Durable room queues (mailboxes, scheduler, room server). */
+  queues: QueuesService;
+  mailboxes: MailboxesService;
+  /** Inbound SMTP; started by `serve` (and the test harness) when MESHAGENT_SMTP_PORT is set. */
+  mail: MailService;
+  /** Scheduled tasks (CRUD); the engine below fires them. */
+  scheduler: SchedulerService;
+  /** Started by `serve` (and the test harness); `tick()` fires what is due now. */
+  schedulerEngine: SchedulerEngine;
 }

@@ -14,6 +14,17 @@ import { RoomsService } from "./rooms/service.js";
 import { GrantsService } from "./grants/service.js";
 import { SharesService } from "./shares/service.js";
 import { ParticipantTokens } from "./tokens/service.js";
+import { WebhooksService } from "./webhooks/service.js";
+import { WebhookDispatcher } from "./webhooks/dispatcher.js";
+import pino from "pino";
+import { openBlobStore } from "./blobs/index.js";
+import { StorageService } from "./storage/service.js";
+import { QueuesService } from "./queues/service.js";
+import { MailboxesService } from "./mailboxes/service.js";
+import { MailService } from "./mail/service.js";
+import { DetachedAttachmentSink, StorageAttachmentSink } from "./mail/attachments.js";
+import { SchedulerService } from "./scheduler/service.js";
+import { SchedulerEngine } from "./scheduler/engine.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -29,7 +40,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const sealer = new Sealer(config.masterKey);
   const bus = new EventBus();
   const users = new UsersService(store.db, clock);
-  const projects = new ProjectsService(store.db, clock, users, bus);
+  const projects = new ProjectsService(store.db, clock, users, bus, invalidator);
   const apiKeys = new ApiKeysService(store.db, clock, sealer, bus, invalidator);
   const tokens = new ParticipantTokens(store.db, clock, sealer, apiKeys, invalidator, config.tokenTtlSeconds);
   const auth = new AuthService(store.db, clock, apiKeys, invalidator, tokens);
@@ -37,6 +48,24 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const rooms = new RoomsService(store.db, clock, bus);
   const grants = new GrantsService(store.db, clock, bus, rooms, users, projects);
   const shares = new SharesService(store.db, clock, bus, rooms, tokens, () => config.publicUrl);
+  const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }));
+  const webhooks = new WebhooksService(store.db, clock, sealer, bus, config.webhooks, webhookDispatcher);
+  const blobs = await openBlobStore(config);
+  const storage = new StorageService(store.db, store.dialect, blobs, clock, bus, projects, {
+    maxUploadBytes: config.maxUploadBytes,
+    log: (msg, err) => process.stderr.write(JSON.stringify({ level: 40, time: Date.now(), msg, err: String((err as Error)?.message ?? err) }) + "\n"),
+  });
+  // Servers recover interrupted writes and sweep dead uploads' leftovers; one-shot CLI commands don't.
+  if (opts.listen !== false) storage.start();
+  const queues = new QueuesService(store, clock, invalidator);
+  const mailboxes = new MailboxesService(store.db, clock, rooms, projects, users);
+  // Attachments go to the room's storage (rooms/<room id>/… in the BlobStore).
+  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new StorageAttachmentSink(storage), config.logLevel);
+  // Scheduled tasks write storage_write_path files into the same room storage as mail attachments, from inside the
+  // run's transaction: hence the detached writer.
+  const scheduler = new SchedulerService(store, clock, rooms, config.scheduler, invalidator);
+  const schedulerEngine = new SchedulerEngine(store, clock, queues, bus, new DetachedAttachmentSink(storage), config.scheduler);
+  scheduler.onChange(() => schedulerEngine.wake());
   return {
     config,
     clock,
@@ -53,7 +82,22 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     grants,
     shares,
     tokens,
+    webhooks,
+    webhookDispatcher,
+    blobs,
+    storage,
+    queues,
+    mailboxes,
+    mail,
+    scheduler,
+    schedulerEngine,
     async close() {
+      await webhookDispatcher.stop();
+      await schedulerEngine.stop();
+      await mail.stop();
+      queues.shutdown();
+      await storage.stop();
+      await blobs.close();
       await invalidator.close();
       await store.close();
     },

@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
 import { freshDatabase, PG_URL, type TestDatabase } from "./helpers/server.js";
-import { spawnServer } from "./helpers/process.js";
+import { spawnServer, TSX_LOADER } from "./helpers/process.js";
 import { Meshagent } from "./helpers/official.js";
 
 const ROOT = join(import.meta.dirname, "..");
@@ -24,7 +24,7 @@ describe("processes: bootstrap, kill -9, restart, SIGTERM", () => {
   });
 
   function bootstrapJson(args: string[] = []) {
-    const out = execFileSync(process.execPath, [join(ROOT, "node_modules/tsx/dist/cli.mjs"), join(ROOT, "src/main.ts"), "bootstrap", "--json", ...args], {
+    const out = execFileSync(process.execPath, ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), "bootstrap", "--json", ...args], {
       cwd: dataDir,
       env: { ...process.env, ...env, MESHAGENT_LOG_LEVEL: "warn" },
       encoding: "utf8",

@@ -12,6 +12,8 @@ import { formatApiKey, parseApiKey } from "./format.js";
 interface CachedKey {
   projectId: string;
   secretHash: string;
+  /** Full bearer values already verified against this key, so a repeat costs one map lookup and no hashing. */
+  verified: Set<string>;
 }
 
 const TOPIC = "api_key";
@@ -20,6 +22,7 @@ const CACHE_MAX = 100_000;
 export class ApiKeysService {
   /** key id → what a bearer check needs; filled on first use, evicted the moment a key is deleted anywhere. */
   private cache = new Map<string, CachedKey>();
+  private byBearer = new Map<string, { keyId: string; projectId: string }>();
   /** Bumped on every invalidation, so a lookup that raced with a delete does not cache the deleted key. */
   private epoch = 0;
 
@@ -32,8 +35,13 @@ export class ApiKeysService {
   ) {
     invalidator.subscribe(TOPIC, (key) => {
       this.epoch++;
-      if (key === "*") this.cache.clear();
-      else this.cache.delete(key);
+      if (key === "*") {
+        this.cache.clear();
+        this.byBearer.clear();
+        return;
+      }
+      for (const b of this.cache.get(key)?.verified ?? []) this.byBearer.delete(b);
+      this.cache.delete(key);
     });
   }
 
@@ -91,6 +99,8 @@ export class ApiKeysService {
 
   /** Resolve a bearer that looks like an API key. No store round trip once the key id is cached. */
   async authenticate(value: string): Promise<{ keyId: string; projectId: string } | null> {
+    const known = this.byBearer.get(value);
+    if (known) return known;
     const parsed = parseApiKey(value);
     if (!parsed) return null;
     let entry = this.cache.get(parsed.keyId);
@@ -98,15 +108,23 @@ export class ApiKeysService {
       const epoch = this.epoch;
       const row = await apiKeysRepo.byId(this.db, parsed.keyId);
       if (!row) return null;
-      entry = { projectId: row.project_id, secretHash: row.secret_hash };
+      entry = { projectId: row.project_id, secretHash: row.secret_hash, verified: new Set() };
       if (epoch === this.epoch) {
-        if (this.cache.size >= CACHE_MAX) this.cache.clear();
+        if (this.cache.size >= CACHE_MAX) {
+          this.cache.clear();
+          this.byBearer.clear();
+        }
         this.cache.set(parsed.keyId, entry);
       }
     }
     if (entry.projectId !== parsed.projectId) return null;
     if (!safeEqualHex(sha256Hex(parsed.secret), entry.secretHash)) return null;
-    return { keyId: parsed.keyId, projectId: entry.projectId };
+    const ok = { keyId: parsed.keyId, projectId: entry.projectId };
+    if (this.cache.get(parsed.keyId) === entry && entry.verified.size < 16) {
+      entry.verified.add(value);
+      this.byBearer.set(value, ok);
+    }
+    return ok;
   }
 
   /** The raw secret of a key, for verifying participant JWTs that clients sign with it. */

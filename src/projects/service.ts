@@ -3,6 +3,7 @@ import { iso } from "../core/clock.js";
 import { badRequest, conflict, forbidden, notFound } from "../core/errors.js";
 import { isUuid, newId, uuidToB64c } from "../core/ids.js";
 import type { EventBus } from "../core/events.js";
+import type { Invalidator } from "../core/invalidation.js";
 import { pageOffset, pageSize } from "../core/paging.js";
 import { inTx, int, type DB, type Queryable } from "../store/db.js";
 import type { UsersService } from "../users/service.js";
@@ -16,7 +17,16 @@ export interface MembershipFlags {
   can_use_llm_proxy?: boolean | null;
 }
 
+const jsonOf = new WeakMap<ProjectRow, ReturnType<typeof buildProjectJson>>();
+
+/** The project object clients read (ProjectInfo, §7.1). Rows are immutable once read, so the JSON is memoized per row. */
 export function projectJson(p: ProjectRow) {
+  let j = jsonOf.get(p);
+  if (!j) jsonOf.set(p, (j = buildProjectJson(p)));
+  return j;
+}
+
+function buildProjectJson(p: ProjectRow) {
   return {
     id: p.id,
     name: p.name,
@@ -35,13 +45,26 @@ function checkName(name: string) {
   return n;
 }
 
+const TOPIC = "project";
+
 export class ProjectsService {
+  /** Project rows by id: read on nearly every request, changed rarely; evicted in every process on change. */
+  private cache = new Map<string, ProjectRow>();
+  private epoch = 0;
+
   constructor(
     private readonly db: DB,
     private readonly clock: Clock,
     private readonly users: UsersService,
     private readonly bus: EventBus,
-  ) {}
+    private readonly invalidator: Invalidator,
+  ) {
+    invalidator.subscribe(TOPIC, (id) => {
+      this.epoch++;
+      if (id === "*") this.cache.clear();
+      else this.cache.delete(id);
+    });
+  }
 
   async create(ownerUserId: string, input: { name: string; settings?: Record<string, unknown> | null }, q?: Queryable) {
     const now = this.clock.now();
@@ -74,9 +97,16 @@ export class ProjectsService {
     return (await projectsRepo.listForUser(this.db, userId)).map(projectJson);
   }
 
-  async get(projectId: string) {
+  async get(projectId: string): Promise<ProjectRow> {
+    const hit = this.cache.get(projectId);
+    if (hit) return hit;
+    const epoch = this.epoch;
     const p = await projectsRepo.byId(this.db, projectId);
     if (!p) throw notFound("project");
+    if (epoch === this.epoch) {
+      if (this.cache.size >= 10_000) this.cache.clear();
+      this.cache.set(projectId, p);
+    }
     return p;
   }
 
@@ -84,7 +114,13 @@ export class ProjectsService {
     if (settings === null || typeof settings !== "object" || Array.isArray(settings))
       throw badRequest("the body must be a JSON object of settings");
     await projectsRepo.update(this.db, projectId, { settings: JSON.stringify(settings) });
+    await this.invalidator.publish(TOPIC, projectId);
     return settings as Record<string, unknown>;
+  }
+
+  /** Whether the user is a member of the project (any role, invited users included). */
+  async hasMember(projectId: string, userId: string): Promise<boolean> {
+    return !!(await projectsRepo.membership(this.db, projectId, userId));
   }
 
   roleJson(a: ProjectAccess) {

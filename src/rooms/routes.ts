@@ -1,5 +1,5 @@
 import { Type } from "@sinclair/typebox";
-import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
 import { atLeast, type ProjectAccess } from "../auth/principal.js";
@@ -7,7 +7,6 @@ import { forbidden } from "../core/errors.js";
 import { AnyObject, errors, Nullable, Ok, QueryInt, Uuid } from "../core/http.js";
 import { fullScope, userDefaultScope } from "../tokens/scope.js";
 import type { Signer } from "../tokens/service.js";
-import { lenientJson } from "./lenient-json.js";
 import { roomJson, roomUrl, type RoomRow } from "./service.js";
 
 export const Room = Type.Object(
@@ -165,55 +164,50 @@ export const roomRoutes =
       },
     );
 
-    // connect_room reads no body; accept an empty one even when it is labelled JSON.
-    await app.register(async (plain) => {
-      lenientJson(plain);
-      const inner = plain.withTypeProvider<TypeBoxTypeProvider>();
-      inner.post(
-        "/accounts/projects/:project_id/rooms/:room_name/connect",
-        {
-          schema: {
-            tags,
-            summary: "connect_room",
-            description:
-              "Mints a participant JWT for the room (HS256; claims name, grants room/role/api, sub, kid, version, exp). Admins, developers " +
-              "and API keys get the full ApiScope; a member gets their room grant's scope (403 without one). API-key callers' tokens are " +
-              "signed with that key (kid = key id), users' with the project's signing key.",
-            params: ByName,
-            response: {
-              200: Type.Object({ jwt: Type.String(), room_name: Type.String(), project_id: Type.String(), room_url: Type.String() }),
-              ...errors(401, 403, 404),
-            },
+    app.post(
+      "/accounts/projects/:project_id/rooms/:room_name/connect",
+      {
+        schema: {
+          tags,
+          summary: "connect_room",
+          description:
+            "Mints a participant JWT for the room (HS256; claims name, grants room/role/api, sub, kid, version, exp). Admins, developers " +
+            "and API keys get the full ApiScope; a member gets their room grant's scope (403 without one). API-key callers' tokens are " +
+            "signed with that key (kid = key id), users' with the project's signing key.",
+          params: ByName,
+          response: {
+            200: Type.Object({ jwt: Type.String(), room_name: Type.String(), project_id: Type.String(), room_url: Type.String() }),
+            ...errors(401, 403, 404),
           },
         },
-        async (req) => {
-          const pid = req.params.project_id;
-          const a = await auth.projectAccess(req, pid);
-          const p = a.principal;
-          let room: RoomRow;
-          let api;
-          let name: string;
-          let signer: Signer;
-          if (p.kind === "participant") throw forbidden("a participant token cannot mint room tokens");
-          if (p.kind === "api_key") {
-            room = await rooms.byName(pid, req.params.room_name);
-            api = fullScope();
-            name = `apikey-${p.keyId}`;
-            signer = { kind: "api_key", keyId: p.keyId };
-          } else {
-            const g = await grants.connectLookup(pid, req.params.room_name, p.userId);
-            room = g.room;
-            if (atLeast(a.role, "developer")) api = fullScope();
-            else if (g.scope) api = g.scope;
-            else throw forbidden("you have no grant on this room");
-            name = g.email ?? p.userId;
-            signer = { kind: "project" };
-          }
-          const jwt = await tokens.mint({ projectId: pid, signer, name, room: room.name, role: "user", api });
-          return { jwt, room_name: room.name, project_id: pid, room_url: roomUrl(ctx.config.publicUrl, room.name) };
-        },
-      );
-    });
+      },
+      async (req) => {
+        const pid = req.params.project_id;
+        const a = await auth.projectAccess(req, pid);
+        const p = a.principal;
+        let room: RoomRow;
+        let api;
+        let name: string;
+        let signer: Signer;
+        if (p.kind === "participant") throw forbidden("a participant token cannot mint room tokens");
+        if (p.kind === "api_key") {
+          room = await rooms.byName(pid, req.params.room_name);
+          api = fullScope();
+          name = `apikey-${p.keyId}`;
+          signer = { kind: "api_key", keyId: p.keyId };
+        } else {
+          const g = await grants.connectLookup(pid, req.params.room_name, p.userId);
+          room = g.room;
+          if (atLeast(a.role, "developer")) api = fullScope();
+          else if (g.scope) api = g.scope;
+          else throw forbidden("you have no grant on this room");
+          name = g.email ?? p.userId;
+          signer = { kind: "project" };
+        }
+        const jwt = await tokens.mint({ projectId: pid, signer, name, room: room.name, role: "user", api });
+        return { jwt, room_name: room.name, project_id: pid, room_url: roomUrl(ctx.config.publicUrl, room.name) };
+      },
+    );
   };
 
 export const roomSchemas = [Room];

@@ -1,8 +1,7 @@
 import { Type } from "@sinclair/typebox";
-import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { AppContext } from "../context.js";
 import { AnyObject, errors, Nullable, Ok, QueryInt, Uuid } from "../core/http.js";
-import { lenientJson } from "../rooms/lenient-json.js";
 
 const Share = Type.Object(
   { id: Type.String(), project_id: Type.String(), settings: AnyObject, uses: Type.Integer(), created_at: Type.String() },
@@ -84,29 +83,25 @@ export const shareRoutes =
       },
     );
 
-    await app.register(async (plain) => {
-      lenientJson(plain);
-      const inner = plain.withTypeProvider<TypeBoxTypeProvider>();
-      inner.post(
-        "/shares/:share_id/connect",
-        {
-          schema: {
-            tags,
-            summary: "connect_share",
-            description:
-              "Needs no credentials (any bearer is ignored). Mints a participant token for the share's room with the share's terms. " +
-              "404 for an unknown or deleted share, 410 once it expired or its max_uses are spent.",
-            security: [],
-            params: Type.Object({ share_id: Type.String({ minLength: 1 }) }),
-            response: {
-              200: Type.Object({ jwt: Type.String(), room_name: Type.String(), project_id: Type.String(), settings: AnyObject, room_url: Type.String() }),
-              ...errors(404, 410),
-            },
+    app.post(
+      "/shares/:share_id/connect",
+      {
+        schema: {
+          tags,
+          summary: "connect_share",
+          description:
+            "Needs no credentials (any bearer is ignored). Mints a participant token for the share's room with the share's terms. " +
+            "404 for an unknown or deleted share, 410 once it expired or its max_uses are spent.",
+          security: [],
+          params: Type.Object({ share_id: Type.String({ minLength: 1 }) }),
+          response: {
+            200: Type.Object({ jwt: Type.String(), room_name: Type.String(), project_id: Type.String(), settings: AnyObject, room_url: Type.String() }),
+            ...errors(404, 410),
           },
         },
-        async (req) => shares.connect(req.params.share_id),
-      );
-    });
+      },
+      async (req) => shares.connect(req.params.share_id),
+    );
   };
 
 export const shareSchemas = [Share];

@@ -49,35 +49,31 @@ export function openStore(url: string): Store {
 }
 
 /**
- * Kysely's SQLite driver prepares every statement anew; preparing costs more than running a point lookup. Keep the
- * prepared statements by SQL text (bounded, least recently used out). Safe: Kysely runs one query at a time on the
- * connection, and SQLite re-prepares a cached statement by itself after a schema change.
+ * Kysely's SQLite driver prepares every statement anew, which costs more than running it. The SQL text of a query is
+ * the same on every call (values are bound parameters), so prepared statements are kept in an LRU keyed by the text.
+ * Statements are never used concurrently: the driver runs one query at a time on its one connection.
  */
-function withStatementCache(sqlite: SQLite.Database, max = 1000): SQLite.Database {
+function withStatementCache(sqlite: SQLite.Database, max = 1000) {
   const cache = new Map<string, SQLite.Statement>();
-  const prepare = (text: string) => {
-    let st = cache.get(text);
-    if (st) {
-      cache.delete(text);
-      cache.set(text, st);
-      return st;
-    }
-    st = sqlite.prepare(text);
-    if (cache.size >= max) cache.delete(cache.keys().next().value!);
-    cache.set(text, st);
-    return st;
-  };
-  return new Proxy(sqlite, {
-    get(target, prop) {
-      if (prop === "prepare") return prepare;
-      const v = Reflect.get(target, prop, target);
-      return typeof v === "function" ? v.bind(target) : v;
+  return {
+    close: () => sqlite.close(),
+    prepare(sql: string) {
+      let stmt = cache.get(sql);
+      if (stmt) {
+        cache.delete(sql);
+      } else {
+        stmt = sqlite.prepare(sql);
+        if (cache.size >= max) cache.delete(cache.keys().next().value!);
+      }
+      cache.set(sql, stmt);
+      return stmt;
     },
-  });
+  };
 }
 
 export async function migrate(store: Store): Promise<void> {
-  const migrator = new Migrator({ db: store.db, provider: migrationProvider });
+  // Areas land in any order, so a data dir may have a later-numbered migration before an earlier one arrives.
+  const migrator = new Migrator({ db: store.db, provider: migrationProvider, allowUnorderedMigrations: true });
   const { error, results } = await migrator.migrateToLatest();
   if (error) {
     const failed = results?.find((r) => r.status === "Error");

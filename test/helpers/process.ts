@@ -1,8 +1,11 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 
-const ROOT = join(import.meta.dirname, "..", "..");
+export const ROOT = join(import.meta.dirname, "..", "..");
+/** tsx's loader by absolute URL, so `node --import` finds it whatever the child's working directory. */
+export const TSX_LOADER = pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -22,10 +25,13 @@ export interface ServerProcess {
   kill(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Start `src/main.ts serve` as a real child process (for kill -9 and multi-process tests). */
+/**
+ * Start `src/main.ts serve` as a real child process (for kill -9 and multi-process tests). It runs as ONE process
+ * (node --import tsx), so a signal reaches the server itself, not a wrapper that would leave it orphaned.
+ */
 export async function spawnServer(env: Record<string, string>, args: string[] = ["serve"]): Promise<ServerProcess> {
   const port = env.MESHAGENT_PORT ? Number(env.MESHAGENT_PORT) : await freePort();
-  const child = spawn(process.execPath, [join(ROOT, "node_modules/tsx/dist/cli.mjs"), join(ROOT, "src/main.ts"), ...args], {
+  const child = spawn(process.execPath, ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), ...args], {
     cwd: ROOT,
     env: { ...process.env, MESHAGENT_LOG_LEVEL: "warn", ...env, MESHAGENT_PORT: String(port), MESHAGENT_HOST: "127.0.0.1" },
     stdio: ["ignore", "pipe", "pipe"],

@@ -1,0 +1,149 @@
+import type { Dialect, Queryable } from "../store/db.js";
+import type { QueueMessagesTable, RoomQueuesTable } from "../store/schema.js";
+
+export type QueueRow = RoomQueuesTable;
+export type MessageRow = Omit<QueueMessagesTable, "seq"> & { seq: number };
+
+/** Queue SQL. Other areas reach queues through QueuesService (ctx.queues), never through this file. */
+export const queuesRepo = {
+  queue: (q: Queryable, roomId: string, name: string) =>
+    q.selectFrom("room_queues").selectAll().where("room_id", "=", roomId).where("name", "=", name).executeTakeFirst(),
+
+  /** Create the queue when missing (idempotent, safe against a concurrent create in another process). */
+  ensureQueue: (q: Queryable, row: QueueRow) =>
+    q
+      .insertInto("room_queues")
+      .values(row)
+      .onConflict((oc) => oc.columns(["room_id", "name"]).doNothing())
+      .execute(),
+
+  /** Insert a message into an existing queue (by room and name). Returns false when the queue does not exist. */
+  insertMessage: async (q: Queryable, roomId: string, name: string, m: { id: string; body: string; now: number }) => {
+    const r = await q
+      .insertInto("queue_messages")
+      .columns(["id", "queue_id", "body", "enqueued_at", "visible_at", "attempts"])
+      .expression((eb) =>
+        eb
+          .selectFrom("room_queues")
+          .select((e) => [
+            // Casts: PostgreSQL types bare parameters in a select list as text.
+            e.cast<string>(e.val(m.id), "text").as("id"),
+            "room_queues.id as queue_id",
+            e.cast<string>(e.val(m.body), "text").as("body"),
+            e.cast<number>(e.val(m.now), "bigint").as("enqueued_at"),
+            e.cast<number>(e.val(0), "bigint").as("visible_at"), // visible at once, in seq order (see claim)
+            e.cast<number>(e.val(0), "integer").as("attempts"),
+          ])
+          .where("room_id", "=", roomId)
+          .where("name", "=", name),
+      )
+      .executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  },
+
+  /**
+   * Claim the next visible message of a queue: one statement, atomic on both dialects. Order: (visible_at, seq).
+   * New messages are enqueued with visible_at 0, so they go strictly by seq (FIFO); a message whose claim ran out
+   * (or that was released) has visible_at = the moment it became visible again, so it comes after the backlog of
+   * never-claimed messages. Both are a range of the (queue_id, visible_at, seq) index: the first entry is the
+   * answer, however deep the queue or however many messages are in flight. On PostgreSQL the row is taken with
+   * FOR UPDATE SKIP LOCKED, so concurrent receivers in several processes neither block nor double-claim.
+   */
+  claim: (q: Queryable, dialect: Dialect, roomId: string, name: string, now: number, visibleUntil: number, token: string) =>
+    q
+      .updateTable("queue_messages")
+      .set((eb) => ({ visible_at: visibleUntil, claim_token: token, attempts: eb("attempts", "+", 1) }))
+      .where("seq", "=", (eb) => {
+        let sub = eb
+          .selectFrom("queue_messages as m")
+          .select("m.seq")
+          .where("m.queue_id", "=", (e) => e.selectFrom("room_queues").select("id").where("room_id", "=", roomId).where("name", "=", name))
+          .where("m.visible_at", "<=", now)
+          .orderBy("m.visible_at")
+          .orderBy("m.seq")
+          .limit(1);
+        if (dialect === "postgres") sub = sub.forUpdate().skipLocked();
+        return sub;
+      })
+      .returningAll()
+      .executeTakeFirst() as Promise<MessageRow | undefined>,
+
+  ack: async (q: Queryable, id: string, token: string) => {
+    const r = await q.deleteFrom("queue_messages").where("id", "=", id).where("claim_token", "=", token).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  },
+
+  release: async (q: Queryable, id: string, token: string, visibleAt: number) => {
+    const r = await q
+      .updateTable("queue_messages")
+      .set({ visible_at: visibleAt, claim_token: null })
+      .where("id", "=", id)
+      .where("claim_token", "=", token)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  },
+
+  /** Every queue of a room with its depth (messages not yet acknowledged) and how many of them are claimable now. */
+  list: (q: Queryable, roomId: string, now: number) =>
+    q
+      .selectFrom("room_queues")
+      .leftJoin("queue_messages", "queue_messages.queue_id", "room_queues.id")
+      .select((eb) => [
+        "room_queues.name",
+        "room_queues.created_at",
+        eb.fn.count<number>("queue_messages.seq").as("size"),
+        eb.fn
+          .sum<number>(eb.case().when("queue_messages.visible_at", "<=", now).then(1).else(0).end())
+          .as("ready"),
+      ])
+      .where("room_queues.room_id", "=", roomId)
+      .groupBy(["room_queues.id", "room_queues.name", "room_queues.created_at"])
+      .orderBy("room_queues.name")
+      .execute(),
+
+  drain: async (q: Queryable, queueId: string) => {
+    const r = await q.deleteFrom("queue_messages").where("queue_id", "=", queueId).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  },
+
+  /** Deletes the queue; its messages go with it (ON DELETE CASCADE). */
+  deleteQueue: async (q: Queryable, queueId: string) => {
+    const r = await q.deleteFrom("room_queues").where("id", "=", queueId).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  },
+
+  /** Messages of a queue in delivery order, without claiming them (for inspection and tests). */
+  /** Queue rows of the given rooms and names (callers match the exact pairs). */
+  queuesOf: (q: Queryable, roomIds: string[], names: string[]) =>
+    q.selectFrom("room_queues").select(["id", "room_id", "name"]).where("room_id", "in", roomIds).where("name", "in", names).execute(),
+
+  /** Create the queues that are missing, in one statement. */
+  ensureQueues: (q: Queryable, rows: QueueRow[]) =>
+    q
+      .insertInto("room_queues")
+      .values(rows)
+      .onConflict((oc) => oc.columns(["room_id", "name"]).doNothing())
+      .execute(),
+
+  /** Insert ready messages in bulk (chunks keep SQLite under its bound-parameter limit). Same columns as insertMessage. */
+  insertMessages: async (q: Queryable, rows: { id: string; queue_id: string; body: string; now: number }[]) => {
+    for (let i = 0; i < rows.length; i += 1000)
+      await q
+        .insertInto("queue_messages")
+        .values(
+          rows.slice(i, i + 1000).map((m) => ({ id: m.id, queue_id: m.queue_id, body: m.body, enqueued_at: m.now, visible_at: 0, attempts: 0 })),
+        )
+        .execute();
+  },
+
+  /** Messages of a queue in order, without claiming them (for inspection and tests). */
+  peek: (q: Queryable, queueId: string, limit: number) =>
+    q
+      .selectFrom("queue_messages")
+      .selectAll()
+      .where("queue_id", "=", queueId)
+      .orderBy("visible_at")
+      .orderBy("seq")
+      .limit(limit)
+      .execute() as Promise<MessageRow[]>,
+};
