@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer, type TestServer } from "./helpers/server.js";
 import { ApiScope } from "./helpers/official.js";
 import type { DomainEvent } from "../src/core/events.js";
+import { pySpec } from "./helpers/scheduler.js";
 
 describe("rooms", () => {
   let s: TestServer;
@@ -271,7 +272,7 @@ describe("room deletion cascade", () => {
   });
   afterAll(() => s.close());
 
-  async function count(table: "room_grants" | "shares", roomId: string) {
+  async function count(table: "room_grants" | "shares" | "mailboxes" | "room_queues" | "scheduled_tasks", roomId: string) {
     const r = await s.ctx.store.db.selectFrom(table).where("room_id", "=", roomId).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
     return Number(r.n);
   }
@@ -286,6 +287,12 @@ describe("room deletion cascade", () => {
     const share: any = await c.createShare(pid, { room: "doomed" });
     const keep = await c.createRoom({ projectId: pid, name: "survivor" });
     await c.createRoomGrant({ projectId: pid, roomId: keep.id, userId: u1.userId, permissions: ApiScope.full() });
+    // the other areas that exist: a mailbox (and its queue) and a scheduled task on the room
+    await c.createMailbox({ projectId: pid, address: `doomed-${Date.now()}@mail.example.com`, room: "doomed", queue: "inbox", isPublic: false });
+    const task = await s.http("POST", `/accounts/projects/${pid}/rooms/doomed/scheduled-tasks`, { json: { spec: pySpec({ name: "doomed-task" }) } });
+    expect(task.status).toBeLessThan(300);
+    const owned = ["room_grants", "shares", "mailboxes", "scheduled_tasks"] as const;
+    for (const t of owned) expect(await count(t, room.id), t).toBeGreaterThan(0);
     expect(await count("room_grants", room.id)).toBe(2);
     expect(await count("shares", room.id)).toBe(1);
 
@@ -309,8 +316,11 @@ describe("room deletion cascade", () => {
     expect(things).toHaveLength(1);
     expect((await s.http("GET", `/accounts/projects/${pid}/rooms`)).json.total).toBe(2);
 
+    for (const t of owned) expect(await count(t, room.id), t).toBeGreaterThan(0);
+
     failHook = false;
     await c.deleteRoom(pid, room.id);
+    for (const t of owned) expect(await count(t, room.id), t).toBe(0);
     expect(seen).toEqual(["doomed", "doomed"]);
     expect(await count("room_grants", room.id)).toBe(0);
     expect(await count("shares", room.id)).toBe(0);
