@@ -156,10 +156,17 @@ describe("room grants", () => {
     await s.client().createRoomGrant({ projectId: pid, roomId: room.id, userId: stranger.userId, permissions: ApiScope.userDefault() });
     expect((await s.http("GET", `${P}/role`, { token: stranger.token })).json.role).toBe("member");
     expect((await s.http("POST", `${P}/rooms/g-stranger/connect`, { token: stranger.token, json: {} })).status).toBe(200);
-    events.length = 0;
+    const inTx: DomainEvent[] = [];
+    s.ctx.bus.subscribeTx(async (_q, e) => void inTx.push(e));
     await s.client().removeUserFromProject(pid, stranger.userId);
     expect((await s.http("GET", `${P}/room-grants/${room.id}/${stranger.userId}`)).status).toBe(404);
-    expect(events.map((e) => [e.type, e.data.action ?? null])).toEqual([["project.user.removed", null]]);
+    // the outbox (a transactional subscriber) sees the grant go in the removal's transaction
+    const seen = inTx.filter((e) => e.data.user_id === stranger.userId).map((e) => [e.type, e.data.change ?? null, e.data.room_name ?? null]);
+    expect(seen).toHaveLength(2);
+    expect(seen).toEqual(expect.arrayContaining([
+      ["project.user.removed", null, null],
+      ["grant.changed", "deleted", "g-stranger"],
+    ]));
   });
 
   it("permissions are validated as a full ApiScope: unknown sections and wrong types are 400", async () => {
@@ -263,7 +270,7 @@ describe("room grants", () => {
     await c.updateRoomGrant({ projectId: pid, roomId: room.id, userId: u.userId, permissions: ApiScope.userDefault() });
     await c.deleteRoomGrant(pid, room.id, u.userId);
     expect(events.filter((e) => e.type === "grant.changed").map((e) => e.data)).toEqual(
-      ["created", "updated", "deleted"].map((action) => ({ action, room_id: room.id, room_name: "g-events", user_id: u.userId })),
+      ["created", "updated", "deleted"].map((change) => ({ change, room_id: room.id, room_name: "g-events", user_id: u.userId })),
     );
   });
 

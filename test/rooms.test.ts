@@ -162,16 +162,16 @@ describe("rooms", () => {
     await c.deleteRoom(s.admin.projectId, r.id);
     const mine = events.filter((e) => e.type.startsWith("room."));
     expect(mine).toEqual([
-      { type: "room.created", project_id: s.admin.projectId, data: { id: r.id, name: "ev-room" } },
-      { type: "room.updated", project_id: s.admin.projectId, data: { id: r.id, name: "ev-room-2", previous_name: "ev-room" } },
-      { type: "room.deleted", project_id: s.admin.projectId, data: { id: r.id, name: "ev-room-2" } },
+      { type: "room.created", project_id: s.admin.projectId, data: { id: r.id, room_name: "ev-room" } },
+      { type: "room.updated", project_id: s.admin.projectId, data: { id: r.id, room_name: "ev-room-2", previous_room_name: "ev-room" } },
+      { type: "room.deleted", project_id: s.admin.projectId, data: { id: r.id, room_name: "ev-room-2" } },
     ]);
   });
 
   it("events are published inside the transaction: a failing transactional subscriber undoes the change", async () => {
     let fail = true;
     s.ctx.bus.subscribeTx(async (_q, e) => {
-      if (fail && e.type === "room.created" && e.data.name === "tx-room") throw new Error("outbox down");
+      if (fail && e.type === "room.created" && e.data.room_name === "tx-room") throw new Error("outbox down");
     });
     const r = await s.http("POST", `${P}/rooms`, { json: { name: "tx-room" } });
     expect(r.status).toBe(500);

@@ -50,9 +50,18 @@ export const grantsRepo = {
     const r = await q.deleteFrom("room_grants").where("room_id", "=", roomId).where("user_id", "=", userId).executeTakeFirst();
     return Number(r.numDeletedRows) > 0;
   },
-  /** The grants a user held in a project (for removing them with the membership). */
-  deleteForUser: (q: Queryable, projectId: string, userId: string) =>
-    q.deleteFrom("room_grants").where("project_id", "=", projectId).where("user_id", "=", userId).returning(["room_id"]).execute(),
+  /** Remove the grants a user held in a project (with the membership); returns which rooms they were on. */
+  deleteForUser: async (q: Queryable, projectId: string, userId: string) => {
+    const rooms = await q
+      .selectFrom("room_grants")
+      .innerJoin("rooms", "rooms.id", "room_grants.room_id")
+      .select(["room_grants.room_id", "rooms.name as room_name"])
+      .where("room_grants.project_id", "=", projectId)
+      .where("room_grants.user_id", "=", userId)
+      .execute();
+    if (rooms.length) await q.deleteFrom("room_grants").where("project_id", "=", projectId).where("user_id", "=", userId).execute();
+    return rooms;
+  },
 
   /** A page of grants, each with its room. */
   page: (q: Queryable, projectId: string, o: GrantListQuery) => {

@@ -47,7 +47,7 @@ export class GrantsService {
       const userId = String(e.data.user_id);
       const gone = await grantsRepo.deleteForUser(q, e.project_id, userId);
       for (const g of gone)
-        await bus.publish(q, { type: "grant.changed", project_id: e.project_id, data: { action: "deleted", room_id: g.room_id, user_id: userId } });
+        await bus.publish(q, { type: "grant.changed", project_id: e.project_id, data: { change: "deleted", room_id: g.room_id, room_name: g.room_name, user_id: userId } });
     });
   }
 
@@ -63,7 +63,7 @@ export class GrantsService {
     const changed = await this.bus.publish(tx, {
       type: "grant.changed",
       project_id: room.project_id,
-      data: { action: exists ? "updated" : "created", room_id: room.id, room_name: room.name, user_id: userId },
+      data: { change: exists ? "updated" : "created", room_id: room.id, room_name: room.name, user_id: userId },
     });
     return () => {
       member();
@@ -133,7 +133,7 @@ export class GrantsService {
       const after = await this.bus.publish(tx, {
         type: "grant.changed",
         project_id: projectId,
-        data: { action: "updated", room_id: room.id, room_name: room.name, user_id: input.user_id },
+        data: { change: "updated", room_id: room.id, room_name: room.name, user_id: input.user_id },
       });
       return { after, room };
     });
@@ -145,7 +145,7 @@ export class GrantsService {
     const after = await inTx(this.db, async (tx) => {
       const room = await this.rooms.byRef(projectId, roomRef, tx);
       if (!(await grantsRepo.delete(tx, room.id, userId))) throw notFound("room grant");
-      return this.bus.publish(tx, { type: "grant.changed", project_id: projectId, data: { action: "deleted", room_id: room.id, room_name: room.name, user_id: userId } });
+      return this.bus.publish(tx, { type: "grant.changed", project_id: projectId, data: { change: "deleted", room_id: room.id, room_name: room.name, user_id: userId } });
     });
     after();
   }

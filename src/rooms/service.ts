@@ -136,7 +136,7 @@ export class RoomsService {
         const after: (() => void)[] = [];
         const more = extend ? await extend(tx, row) : undefined;
         if (more) after.push(more);
-        after.push(await this.bus.publish(tx, { type: "room.created", project_id: projectId, data: { id: row.id, name } }));
+        after.push(await this.bus.publish(tx, { type: "room.created", project_id: projectId, data: { id: row.id, room_name: name } }));
         return { room: row, created: true, after };
       });
       for (const fn of result.after) fn();
@@ -187,8 +187,8 @@ export class RoomsService {
         if (name !== cur.name && (await roomsRepo.byName(tx, projectId, name))) throw conflict(`a room named ${name} already exists`);
         await roomsRepo.update(tx, cur.id, patch);
         const room: RoomRow = { ...cur, ...patch };
-        const data: Record<string, unknown> = { id: cur.id, name };
-        if (name !== cur.name) data.previous_name = cur.name;
+        const data: Record<string, unknown> = { id: cur.id, room_name: name };
+        if (name !== cur.name) data.previous_room_name = cur.name;
         return { room, after: await this.bus.publish(tx, { type: "room.updated", project_id: projectId, data }) };
       });
       after();
@@ -210,7 +210,7 @@ export class RoomsService {
       // A concurrent delete of the same room may have won; then nothing was deleted here and the counter stays.
       if (!(await roomsRepo.delete(tx, room.id))) throw notFound("room");
       await roomsRepo.bumpCount(tx, projectId, -1);
-      return this.bus.publish(tx, { type: "room.deleted", project_id: projectId, data: { id: room.id, name: room.name } });
+      return this.bus.publish(tx, { type: "room.deleted", project_id: projectId, data: { id: room.id, room_name: room.name } });
     });
     after();
   }

@@ -109,7 +109,7 @@ export class SharesService {
 
   /** Replaces the settings; the use count so far is kept. */
   async update(projectId: string, id: string, settingsIn: unknown) {
-    const { row, after } = await inTx(this.db, async (tx) => {
+    const row = await inTx(this.db, async (tx) => {
       const cur = isUuid(id) ? await sharesRepo.byId(tx, id) : undefined;
       if (!cur || cur.project_id !== projectId) throw notFound("share");
       const { settings, terms, room } = await this.resolve(projectId, settingsIn, tx);
@@ -121,10 +121,8 @@ export class SharesService {
         updated_at: this.clock.now(),
       };
       await sharesRepo.update(tx, projectId, id, patch);
-      const after = await this.bus.publish(tx, { type: "share.updated", project_id: projectId, data: { id, room_id: patch.room_id, room_name: room?.name ?? null } });
-      return { row: { ...cur, ...patch }, after };
+      return { ...cur, ...patch };
     });
-    after();
     return shareJson(row);
   }
 
