@@ -1,34 +1,18 @@
-import { randomUUID } from "node:crypto";
 import type { AppContext } from "../../src/context.js";
 
-/**
- * Create a room straight in the store, for tests of areas that need one before the rooms API lands.
- * Replace with the real create_room (REST or ctx.rooms) once it exists: same columns, same result.
- */
+/** Create a room through the rooms service (what create_room does), for tests of areas that need one. */
 export async function createRoom(
   ctx: AppContext,
   projectId: string,
   name: string,
   opts: { metadata?: Record<string, unknown>; annotations?: Record<string, string> } = {},
 ): Promise<{ id: string; name: string; project_id: string }> {
-  const now = ctx.clock.now();
-  const id = randomUUID();
-  await ctx.store.db
-    .insertInto("rooms")
-    .values({
-      id,
-      project_id: projectId,
-      name,
-      metadata: JSON.stringify(opts.metadata ?? {}),
-      annotations: JSON.stringify(opts.annotations ?? {}),
-      created_at: now,
-      updated_at: now,
-    })
-    .execute();
-  return { id, name, project_id: projectId };
+  const { room } = await ctx.rooms.create(projectId, { name, metadata: opts.metadata, annotations: opts.annotations });
+  return { id: room.id, name: room.name, project_id: room.project_id };
 }
 
-/** Delete a room straight in the store (what delete_room will do); its mailboxes and queues cascade. */
+/** Delete a room through the rooms service (what delete_room does): everything that belongs to it goes with it. */
 export async function deleteRoom(ctx: AppContext, roomId: string): Promise<void> {
-  await ctx.store.db.deleteFrom("rooms").where("id", "=", roomId).execute();
+  const row = await ctx.store.db.selectFrom("rooms").select("project_id").where("id", "=", roomId).executeTakeFirstOrThrow();
+  await ctx.rooms.delete(row.project_id, roomId);
 }
