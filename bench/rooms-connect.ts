@@ -123,7 +123,7 @@ async function main(dialect: "sqlite" | "postgres") {
 
     progress("starting servers");
     const ours = await spawnServer(env);
-    // SIGTERM: the tsx CLI passes it on to the server process (SIGKILL would orphan it)
+    // a graceful stop (the server closes its store)
     children.push({ kill: () => ours.kill("SIGTERM") });
     const path = `${ours.url}/accounts/projects/${b.project_id}/rooms/bench-room/connect`;
     const sample = async (token: string) => {

@@ -176,7 +176,7 @@ async function bench(dialect: "sqlite" | "postgres") {
         `count(*) over the 1M rows: median ${f(pct(counts, 50))} ms (off the request path: total comes from the room counter)`,
     );
   } finally {
-    // SIGTERM: the tsx CLI passes it on to the server process (SIGKILL would orphan it)
+    // a graceful stop (the server closes its store)
     for (const s of servers) await s.kill("SIGTERM");
     await small.cleanup();
     await big.cleanup();
