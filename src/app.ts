@@ -11,6 +11,10 @@ import { projectRoutes, projectSchemas } from "./projects/routes.js";
 import { profileRoutes } from "./users/routes.js";
 import { apiKeyRoutes } from "./api-keys/routes.js";
 import { pricingRoutes } from "./pricing/routes.js";
+import { roomRoutes, roomSchemas } from "./rooms/routes.js";
+import { grantRoutes, grantSchemas } from "./grants/routes.js";
+import { shareRoutes, shareSchemas } from "./shares/routes.js";
+import { tokenRoutes } from "./tokens/routes.js";
 
 function makeAjv(coerce: boolean) {
   const ajv = new Ajv({ coerceTypes: coerce, useDefaults: true, removeAdditional: true, allErrors: false, strict: false });
@@ -65,6 +69,7 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
 
   app.addSchema(ErrorResponse);
   for (const s of projectSchemas) app.addSchema(s);
+  for (const s of [...roomSchemas, ...grantSchemas, ...shareSchemas]) app.addSchema(s);
 
   await app.register(swagger, {
     openapi: {
@@ -82,5 +87,9 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   await app.register(profileRoutes(ctx));
   await app.register(apiKeyRoutes(ctx));
   await app.register(pricingRoutes(ctx));
+  await app.register(roomRoutes(ctx));
+  await app.register(grantRoutes(ctx));
+  await app.register(shareRoutes(ctx));
+  await app.register(tokenRoutes(ctx));
   return app;
 }

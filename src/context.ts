@@ -10,6 +10,9 @@ import type { ApiKeysService } from "./api-keys/service.js";
 import type { AuthService } from "./auth/service.js";
 import type { PricingService } from "./pricing/service.js";
 import type { RoomsService } from "./rooms/service.js";
+import type { GrantsService } from "./grants/service.js";
+import type { SharesService } from "./shares/service.js";
+import type { ParticipantTokens } from "./tokens/service.js";
 
 /** Everything a route file may use. Built once in services.ts; tests build it too. */
 export interface AppContext {
@@ -25,4 +28,7 @@ export interface AppContext {
   auth: AuthService;
   pricing: PricingService;
   rooms: RoomsService;
+  grants: GrantsService;
+  shares: SharesService;
+  tokens: ParticipantTokens;
 }

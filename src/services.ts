@@ -11,6 +11,9 @@ import { ApiKeysService } from "./api-keys/service.js";
 import { AuthService } from "./auth/service.js";
 import { PricingService } from "./pricing/service.js";
 import { RoomsService } from "./rooms/service.js";
+import { GrantsService } from "./grants/service.js";
+import { SharesService } from "./shares/service.js";
+import { ParticipantTokens } from "./tokens/service.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -28,9 +31,12 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const users = new UsersService(store.db, clock);
   const projects = new ProjectsService(store.db, clock, users, bus, invalidator);
   const apiKeys = new ApiKeysService(store.db, clock, sealer, bus, invalidator);
-  const auth = new AuthService(store.db, clock, apiKeys, invalidator);
+  const tokens = new ParticipantTokens(store.db, clock, sealer, apiKeys, invalidator, config.tokenTtlSeconds);
+  const auth = new AuthService(store.db, clock, apiKeys, invalidator, tokens);
   const pricing = new PricingService(config.pricingFile);
-  const rooms = new RoomsService(store.db);
+  const rooms = new RoomsService(store.db, clock, bus);
+  const grants = new GrantsService(store.db, clock, bus, rooms, users, projects);
+  const shares = new SharesService(store.db, clock, bus, rooms, tokens, () => config.publicUrl);
   return {
     config,
     clock,
@@ -44,6 +50,9 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     auth,
     pricing,
     rooms,
+    grants,
+    shares,
+    tokens,
     async close() {
       await invalidator.close();
       await store.close();

@@ -1,7 +1,27 @@
-/** Who is calling. Participant JWTs join this union with the rooms area. */
+/** Who is calling: a project API key, a user (access token), or a participant JWT (a room service acting in a room). */
 export type Principal =
   | { kind: "api_key"; keyId: string; projectId: string }
-  | { kind: "user"; userId: string; tokenId: string };
+  | { kind: "user"; userId: string; tokenId: string }
+  | ParticipantPrincipal;
+
+/**
+ * A verified participant JWT (minted by connect_room / connect_share, or signed by a client with its API key).
+ * Narrow rights: it acts in its own project (`sub`) as a plain member without a user, may read its own room
+ * (`room` grant) and nothing project-wide; `api` is the token's ApiScope for the room server to enforce.
+ */
+export interface ParticipantPrincipal {
+  kind: "participant";
+  /** The kid that signed the token (an API key id or a project signing key id). */
+  keyId: string;
+  projectId: string;
+  name: string;
+  /** The `room` grant, when present. */
+  room?: string;
+  role: string;
+  api?: Record<string, unknown>;
+  /** `exp` in epoch seconds, when the token has one. */
+  exp?: number;
+}
 
 export type Role = "admin" | "developer" | "member";
 
@@ -20,7 +40,7 @@ export interface ProjectAccess {
 const RANK: Record<Role, number> = { member: 0, developer: 1, admin: 2 };
 export const atLeast = (role: Role, min: Role) => RANK[role] >= RANK[min];
 
-/** A stable id for "who did this" columns: the user id, or "api_key:<key id>". */
+/** A stable id for "who did this" columns: the user id, "api_key:<key id>" or "participant:<kid>". */
 export function actorId(p: Principal): string {
   return p.kind === "user" ? p.userId : `${p.kind}:${p.keyId}`;
 }

@@ -9,7 +9,10 @@ import type { DB } from "../store/db.js";
 import { usersRepo } from "../users/repo.js";
 import { USER_TOKEN_PREFIX } from "../users/service.js";
 import { projectsRepo } from "../projects/repo.js";
-import { atLeast, type Principal, type ProjectAccess, type Role } from "./principal.js";
+import { atLeast, type ParticipantPrincipal, type Principal, type ProjectAccess, type Role } from "./principal.js";
+import { grantOf, type ParticipantTokens } from "../tokens/service.js";
+
+const JWT_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
 interface CachedUserToken {
   tokenId: string;
@@ -36,6 +39,7 @@ export class AuthService {
     private readonly clock: Clock,
     private readonly apiKeys: ApiKeysService,
     private readonly invalidator: Invalidator,
+    private readonly participants?: ParticipantTokens,
   ) {
     invalidator.subscribe(TOPIC, (key) => {
       this.epoch++;
@@ -75,6 +79,24 @@ export class AuthService {
       if (t.expiresAt !== null && t.expiresAt <= this.clock.now()) return null;
       return { kind: "user", userId: t.userId, tokenId: t.tokenId };
     }
+    if (this.participants && JWT_RE.test(token)) {
+      const claims = await this.participants.verify(token).catch(() => null);
+      if (!claims) return null;
+      const room = grantOf(claims, "room");
+      const role = grantOf(claims, "role");
+      const api = grantOf(claims, "api");
+      const p: ParticipantPrincipal = {
+        kind: "participant",
+        keyId: claims.kid,
+        projectId: claims.sub,
+        name: claims.name,
+        role: typeof role === "string" ? role : "user",
+      };
+      if (typeof room === "string") p.room = room;
+      if (api && typeof api === "object" && !Array.isArray(api)) p.api = api as Record<string, unknown>;
+      if (typeof claims.exp === "number") p.exp = claims.exp;
+      return p;
+    }
     return null;
   }
 
@@ -92,7 +114,7 @@ export class AuthService {
   /** Account-level calls (projects list/create, profiles) need a user. */
   async user(req: FastifyRequest): Promise<Extract<Principal, { kind: "user" }>> {
     const p = await this.principal(req);
-    if (p.kind !== "user") throw forbidden("this call needs a user token, not a project API key");
+    if (p.kind !== "user") throw forbidden(`this call needs a user token, not a ${p.kind === "api_key" ? "project API key" : "participant token"}`);
     return p;
   }
 
@@ -110,6 +132,11 @@ export class AuthService {
     if (principal.kind === "api_key") {
       if (principal.projectId !== projectId) return null;
       return { projectId, principal, role: "admin", isOwner: false, canCreateRooms: true, canUseLlmProxy: true };
+    }
+    if (principal.kind === "participant") {
+      // A room participant is not a project admin: a plain member of its own project, with no user behind it.
+      if (principal.projectId !== projectId) return null;
+      return { projectId, principal, role: "member", isOwner: false, canCreateRooms: false, canUseLlmProxy: false };
     }
     const row = await projectsRepo.membershipWithOwner(this.db, projectId, principal.userId);
     if (!row) return null;

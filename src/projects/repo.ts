@@ -44,6 +44,15 @@ export const projectsRepo = {
       .where("memberships.user_id", "=", userId)
       .executeTakeFirst(),
   insertMembership: (q: Queryable, row: MembershipRow) => q.insertInto("memberships").values(row).execute(),
+  /** Insert unless the user is already a member; true when a row was added. */
+  insertMembershipIfAbsent: async (q: Queryable, row: MembershipRow) => {
+    const r = await q
+      .insertInto("memberships")
+      .values(row)
+      .onConflict((oc) => oc.columns(["project_id", "user_id"]).doNothing())
+      .executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  },
   updateMembership: (q: Queryable, projectId: string, userId: string, patch: Partial<MembershipRow>) =>
     q.updateTable("memberships").set(patch).where("project_id", "=", projectId).where("user_id", "=", userId).executeTakeFirst(),
   deleteMembership: async (q: Queryable, projectId: string, userId: string) => {

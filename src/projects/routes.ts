@@ -54,8 +54,8 @@ export const projectRoutes =
       { schema: { tags, summary: "list_projects", response: { 200: Type.Object({ projects: Type.Array(Type.Ref("Project")) }), ...errors(401) } } },
       async (req) => {
         const p = await auth.principal(req);
-        // An API key sees the one project it belongs to; a user sees every project they are a member of.
-        if (p.kind === "api_key") return { projects: [projectJson(await projects.get(p.projectId))] };
+        // An API key (or a participant token) sees the one project it belongs to; a user sees every project they are a member of.
+        if (p.kind !== "user") return { projects: [projectJson(await projects.get(p.projectId))] };
         return { projects: await projects.listForUser(p.userId) };
       },
     );

@@ -149,6 +149,25 @@ export class ProjectsService {
     return { ok: true, user_id: userId! };
   }
 
+  /**
+   * Make a user a plain member (no flags) unless they already are one, inside the caller's transaction. Room grants
+   * use it: a grant makes its holder a member so they can see the project and connect to the room.
+   * Returns the after-commit notifier of the `project.user.added` event (a no-op when nothing changed).
+   */
+  async ensureMember(projectId: string, userId: string, q: Queryable): Promise<() => void> {
+    const added = await projectsRepo.insertMembershipIfAbsent(q, {
+      project_id: projectId,
+      user_id: userId,
+      is_admin: 0,
+      is_developer: 0,
+      can_create_rooms: 0,
+      can_use_llm_proxy: 0,
+      created_at: this.clock.now(),
+    });
+    if (!added) return () => {};
+    return this.bus.publish(q, { type: "project.user.added", project_id: projectId, data: { user_id: userId } });
+  }
+
   async updateUser(projectId: string, userId: string, flags: MembershipFlags) {
     const p = await this.get(projectId);
     if (!isUuid(userId) || !(await projectsRepo.membership(this.db, projectId, userId))) throw notFound("project member");

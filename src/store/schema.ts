@@ -64,6 +64,41 @@ export interface RoomsTable {
   updated_at: number;
 }
 
+export interface RoomGrantsTable {
+  project_id: string;
+  room_id: string;
+  user_id: string;
+  /** The ApiScope JSON exactly as the client sent it. */
+  permissions: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface SharesTable {
+  id: string;
+  project_id: string;
+  /** The room the share's settings name (null when they name none); the share follows it across renames. */
+  room_id: string | null;
+  settings: string;
+  max_uses: number | null;
+  uses: number;
+  expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ProjectSigningKeysTable {
+  id: string;
+  project_id: string;
+  secret_sealed: string;
+  created_at: number;
+}
+
+export interface RoomCountsTable {
+  project_id: string;
+  count: number;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -71,4 +106,8 @@ export interface Database {
   api_keys: ApiKeysTable;
   user_tokens: UserTokensTable;
   rooms: RoomsTable;
+  room_grants: RoomGrantsTable;
+  shares: SharesTable;
+  project_signing_keys: ProjectSigningKeysTable;
+  room_counts: RoomCountsTable;
 }

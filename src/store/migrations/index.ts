@@ -1,6 +1,7 @@
 import type { Migration, MigrationProvider } from "kysely";
 import { m0001_identity } from "./0001_identity.js";
 import { m0002_rooms } from "./0002_rooms.js";
+import { m0003_grants_shares } from "./0003_grants_shares.js";
 
 /**
  * The one migration set, for SQLite and PostgreSQL alike. Names sort in order of application;
@@ -9,6 +10,7 @@ import { m0002_rooms } from "./0002_rooms.js";
 export const migrations: Record<string, Migration> = {
   "0001_identity": m0001_identity,
   "0002_rooms": m0002_rooms,
+  "0003_grants_shares": m0003_grants_shares,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,219 @@
+import { Type } from "@sinclair/typebox";
+import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyRequest } from "fastify";
+import type { AppContext } from "../context.js";
+import { atLeast, type ProjectAccess } from "../auth/principal.js";
+import { forbidden } from "../core/errors.js";
+import { AnyObject, errors, Nullable, Ok, QueryInt, Uuid } from "../core/http.js";
+import { fullScope, userDefaultScope } from "../tokens/scope.js";
+import type { Signer } from "../tokens/service.js";
+import { lenientJson } from "./lenient-json.js";
+import { roomJson, roomUrl, type RoomRow } from "./service.js";
+
+export const Room = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    metadata: AnyObject,
+    annotations: Type.Record(Type.String(), Type.String()),
+    created_at: Type.String(),
+  },
+  { $id: "Room", description: "wire-contract §7.2; `metadata` is always present" },
+);
+
+const ByName = Type.Object({ project_id: Uuid, room_name: Type.String({ minLength: 1 }) });
+const ById = Type.Object({ project_id: Uuid, room_id: Type.String({ minLength: 1 }) });
+
+/** Admins, developers and API keys see every room; a member sees rooms they hold a grant on; a participant its own room. */
+export function seesAllRooms(a: ProjectAccess) {
+  return a.principal.kind !== "participant" && atLeast(a.role, "developer");
+}
+
+export const roomRoutes =
+  (ctx: AppContext): FastifyPluginAsyncTypebox =>
+  async (app) => {
+    const { auth, rooms, grants, tokens } = ctx;
+    const tags = ["rooms"];
+
+    /** A room a member/participant may read: 403 without a grant (or for a participant of another room). */
+    async function readableRoom(req: FastifyRequest, projectId: string, name: string): Promise<RoomRow> {
+      const a = await auth.projectAccess(req, projectId);
+      const room = await rooms.byName(projectId, name);
+      if (seesAllRooms(a)) return room;
+      if (a.principal.kind === "participant") {
+        if (a.principal.room !== room.name) throw forbidden("a participant token may only read its own room");
+        return room;
+      }
+      if (!(await grants.scopeOf(room.id, a.userId!))) throw forbidden("you have no grant on this room");
+      return room;
+    }
+
+    app.post(
+      "/accounts/projects/:project_id/rooms",
+      {
+        schema: {
+          tags,
+          summary: "create_room",
+          description:
+            "Creates a room. `permissions` = initial grants keyed by user id (each an ApiScope). With `if_not_exists` an existing room " +
+            "is returned unchanged (200); otherwise a duplicate name is 409. Admins, developers and API keys may create rooms; members " +
+            "need can_create_rooms, may name only themselves in `permissions`, and get a grant (user_default scope) on the room they create.",
+          params: Type.Object({ project_id: Uuid }),
+          body: Type.Object({
+            name: Type.String(),
+            if_not_exists: Nullable(Type.Boolean()),
+            metadata: Nullable(AnyObject),
+            annotations: Nullable(AnyObject),
+            permissions: Nullable(AnyObject),
+          }),
+          response: { 200: Type.Ref("Room"), 201: Type.Ref("Room"), ...errors(400, 401, 403, 404, 409) },
+        },
+      },
+      async (req, reply) => {
+        const pid = req.params.project_id;
+        const a = await auth.projectAccess(req, pid);
+        if (!a.canCreateRooms) throw forbidden("creating rooms needs the developer role or can_create_rooms");
+        const initial = grants.checkInitial(req.body.permissions);
+        if (!atLeast(a.role, "developer")) {
+          const others = Object.keys(initial).filter((u) => u !== a.userId);
+          if (others.length) throw forbidden("members may only grant themselves permissions on a room they create");
+          if (a.userId && !initial[a.userId]) initial[a.userId] = userDefaultScope();
+        }
+        const { room, created } = await rooms.create(pid, req.body as never, (tx, room) => grants.putInitial(tx, room, initial));
+        reply.code(created ? 201 : 200);
+        return roomJson(room);
+      },
+    );
+
+    app.get(
+      "/accounts/projects/:project_id/rooms",
+      {
+        schema: {
+          tags,
+          summary: "list_rooms",
+          description:
+            "Pages of rooms ordered by `room_name` (default) or `created_at` (oldest first), `filter` = substring of the name. " +
+            "Members see only the rooms they hold a grant on. `total` counts every match.",
+          params: Type.Object({ project_id: Uuid }),
+          querystring: Type.Object({
+            limit: QueryInt({ maximum: 100000 }),
+            offset: QueryInt(),
+            order_by: Type.Optional(Type.String()),
+            filter: Type.Optional(Type.String()),
+          }),
+          response: { 200: Type.Object({ rooms: Type.Array(Type.Ref("Room")), total: Type.Integer() }), ...errors(400, 401, 404) },
+        },
+      },
+      async (req) => {
+        const a = await auth.projectAccess(req, req.params.project_id);
+        const scope = seesAllRooms(a)
+          ? {}
+          : a.principal.kind === "participant"
+            ? { onlyName: a.principal.room ?? "" }
+            : { grantedTo: a.userId! };
+        return rooms.list(req.params.project_id, { ...req.query, ...scope });
+      },
+    );
+
+    app.get(
+      "/accounts/projects/:project_id/rooms/:room_name",
+      {
+        schema: {
+          tags,
+          summary: "get_room",
+          description: "A room by name. Members need a grant on it (403 otherwise); a participant token reads its own room.",
+          params: ByName,
+          response: { 200: Type.Ref("Room"), ...errors(401, 403, 404) },
+        },
+      },
+      async (req) => roomJson(await readableRoom(req, req.params.project_id, req.params.room_name)),
+    );
+
+    app.put(
+      "/accounts/projects/:project_id/rooms/:room_id",
+      {
+        schema: {
+          tags,
+          summary: "update_room",
+          description: "Renames a room (grants, shares and everything else stay with it) and replaces metadata/annotations when given.",
+          params: ById,
+          body: Type.Object({ name: Type.String(), metadata: Nullable(AnyObject), annotations: Nullable(AnyObject) }),
+          response: { 200: Type.Ref("Room"), ...errors(400, 401, 403, 404, 409) },
+        },
+      },
+      async (req) => {
+        await auth.projectAccess(req, req.params.project_id, "developer");
+        return roomJson(await rooms.update(req.params.project_id, req.params.room_id, req.body as never));
+      },
+    );
+
+    app.delete(
+      "/accounts/projects/:project_id/rooms/:room_id",
+      {
+        schema: {
+          tags,
+          summary: "delete_room",
+          description: "Deletes the room and, in the same transaction, everything that belongs to it (grants, shares, and other areas' rows).",
+          params: ById,
+          response: { 200: Ok, ...errors(401, 403, 404) },
+        },
+      },
+      async (req) => {
+        await auth.projectAccess(req, req.params.project_id, "developer");
+        await rooms.delete(req.params.project_id, req.params.room_id);
+        return { ok: true };
+      },
+    );
+
+    // connect_room reads no body; accept an empty one even when it is labelled JSON.
+    await app.register(async (plain) => {
+      lenientJson(plain);
+      const inner = plain.withTypeProvider<TypeBoxTypeProvider>();
+      inner.post(
+        "/accounts/projects/:project_id/rooms/:room_name/connect",
+        {
+          schema: {
+            tags,
+            summary: "connect_room",
+            description:
+              "Mints a participant JWT for the room (HS256; claims name, grants room/role/api, sub, kid, version, exp). Admins, developers " +
+              "and API keys get the full ApiScope; a member gets their room grant's scope (403 without one). API-key callers' tokens are " +
+              "signed with that key (kid = key id), users' with the project's signing key.",
+            params: ByName,
+            response: {
+              200: Type.Object({ jwt: Type.String(), room_name: Type.String(), project_id: Type.String(), room_url: Type.String() }),
+              ...errors(401, 403, 404),
+            },
+          },
+        },
+        async (req) => {
+          const pid = req.params.project_id;
+          const a = await auth.projectAccess(req, pid);
+          const p = a.principal;
+          let room: RoomRow;
+          let api;
+          let name: string;
+          let signer: Signer;
+          if (p.kind === "participant") throw forbidden("a participant token cannot mint room tokens");
+          if (p.kind === "api_key") {
+            room = await rooms.byName(pid, req.params.room_name);
+            api = fullScope();
+            name = `apikey-${p.keyId}`;
+            signer = { kind: "api_key", keyId: p.keyId };
+          } else {
+            const g = await grants.connectLookup(pid, req.params.room_name, p.userId);
+            room = g.room;
+            if (atLeast(a.role, "developer")) api = fullScope();
+            else if (g.scope) api = g.scope;
+            else throw forbidden("you have no grant on this room");
+            name = g.email ?? p.userId;
+            signer = { kind: "project" };
+          }
+          const jwt = await tokens.mint({ projectId: pid, signer, name, room: room.name, role: "user", api });
+          return { jwt, room_name: room.name, project_id: pid, room_url: roomUrl(ctx.config.publicUrl, room.name) };
+        },
+      );
+    });
+  };
+
+export const roomSchemas = [Room];

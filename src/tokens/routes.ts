@@ -1,0 +1,25 @@
+import { Type } from "@sinclair/typebox";
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { AppContext } from "../context.js";
+import { AnyObject, errors } from "../core/http.js";
+
+export const tokenRoutes =
+  (ctx: AppContext): FastifyPluginAsyncTypebox =>
+  async (app) => {
+    app.post(
+      "/api/participant-token/validate",
+      {
+        schema: {
+          tags: ["tokens"],
+          summary: "validate_participant_token",
+          description:
+            "Verifies a participant JWT (ours, or one a client signed with its API key) and returns its decoded payload. " +
+            "Needs no credentials; 401 when the token is invalid, expired, of an unknown kid or not HS256.",
+          security: [],
+          body: Type.Object({ token: Type.String({ minLength: 1 }) }),
+          response: { 200: AnyObject, ...errors(400, 401) },
+        },
+      },
+      async (req) => ctx.tokens.verify(req.body.token),
+    );
+  };
