@@ -15,6 +15,7 @@ import { roomRoutes, roomSchemas } from "./rooms/routes.js";
 import { grantRoutes, grantSchemas } from "./grants/routes.js";
 import { shareRoutes, shareSchemas } from "./shares/routes.js";
 import { tokenRoutes } from "./tokens/routes.js";
+import { mailboxRoutes, mailboxSchemas } from "./mailboxes/routes.js";
 
 function makeAjv(coerce: boolean) {
   const ajv = new Ajv({ coerceTypes: coerce, useDefaults: true, removeAdditional: true, allErrors: false, strict: false });
@@ -70,6 +71,7 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   app.addSchema(ErrorResponse);
   for (const s of projectSchemas) app.addSchema(s);
   for (const s of [...roomSchemas, ...grantSchemas, ...shareSchemas]) app.addSchema(s);
+  for (const s of mailboxSchemas) app.addSchema(s);
 
   await app.register(swagger, {
     openapi: {
@@ -91,5 +93,6 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   await app.register(grantRoutes(ctx));
   await app.register(shareRoutes(ctx));
   await app.register(tokenRoutes(ctx));
+  await app.register(mailboxRoutes(ctx));
   return app;
 }

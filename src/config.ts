@@ -1,6 +1,7 @@
 import { mkdirSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
+import { hostname } from "node:os";
 
 /** Typed configuration, read from MESHAGENT_* environment variables once. */
 export interface Config {
@@ -14,6 +15,21 @@ export interface Config {
   bodyLimitBytes: number;
   pricingFile?: string;
   logLevel: string;
+  /** Inbound SMTP (mailboxes). Off unless MESHAGENT_SMTP_PORT is set. */
+  smtp: SmtpConfig;
+}
+
+export interface SmtpConfig {
+  /** null = no SMTP listener (the default); 0 = a random free port (tests). */
+  port: number | null;
+  host: string;
+  /** Name in the greeting and EHLO answer. */
+  hostname: string;
+  /** Largest accepted message in bytes (552 above it). */
+  maxBytes: number;
+  /** PEM files; when both are set the server offers STARTTLS. */
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 export class ConfigError extends Error {}
@@ -43,6 +59,25 @@ function loadOrCreateMasterKey(dataDir: string): Buffer {
   return key;
 }
 
+function smtpConfig(env: NodeJS.ProcessEnv, host: string): SmtpConfig {
+  const rawPort = env.MESHAGENT_SMTP_PORT;
+  const port = rawPort === undefined || rawPort === "" ? null : int(env, "MESHAGENT_SMTP_PORT", 0);
+  if (port !== null && port > 65535) throw new ConfigError(`MESHAGENT_SMTP_PORT must be a port number, got "${rawPort}"`);
+  const tlsCert = env.MESHAGENT_SMTP_TLS_CERT || undefined;
+  const tlsKey = env.MESHAGENT_SMTP_TLS_KEY || undefined;
+  if (!!tlsCert !== !!tlsKey) throw new ConfigError("MESHAGENT_SMTP_TLS_CERT and MESHAGENT_SMTP_TLS_KEY must be set together");
+  const maxBytes = int(env, "MESHAGENT_SMTP_MAX_BYTES", 25 * 1024 * 1024);
+  if (maxBytes < 1024) throw new ConfigError("MESHAGENT_SMTP_MAX_BYTES must be at least 1024");
+  return {
+    port,
+    host: env.MESHAGENT_SMTP_HOST || host,
+    hostname: env.MESHAGENT_SMTP_HOSTNAME || hostname(),
+    maxBytes,
+    tlsCert,
+    tlsKey,
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = int(env, "MESHAGENT_PORT", 8080);
   const host = env.MESHAGENT_HOST || "127.0.0.1";
@@ -62,5 +97,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: int(env, "MESHAGENT_BODY_LIMIT", 1024 * 1024),
     pricingFile: env.MESHAGENT_PRICING_FILE || undefined,
     logLevel: env.MESHAGENT_LOG_LEVEL || "info",
+    smtp: smtpConfig(env, host),
   };
 }

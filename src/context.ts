@@ -13,6 +13,9 @@ import type { RoomsService } from "./rooms/service.js";
 import type { GrantsService } from "./grants/service.js";
 import type { SharesService } from "./shares/service.js";
 import type { ParticipantTokens } from "./tokens/service.js";
+import type { QueuesService } from "./queues/service.js";
+import type { MailboxesService } from "./mailboxes/service.js";
+import type { MailService } from "./mail/service.js";
 
 /** Everything a route file may use. Built once in services.ts; tests build it too. */
 export interface AppContext {
@@ -31,4 +34,9 @@ export interface AppContext {
   grants: GrantsService;
   shares: SharesService;
   tokens: ParticipantTokens;
+  /** Durable room queues (mailboxes, scheduler, room server). */
+  queues: QueuesService;
+  mailboxes: MailboxesService;
+  /** Inbound SMTP; started by `serve` (and the test harness) when MESHAGENT_SMTP_PORT is set. */
+  mail: MailService;
 }

@@ -17,6 +17,8 @@ async function serve() {
   const ctx = await createContext(config);
   const app = await buildApp(ctx);
   await app.listen({ port: config.port, host: config.host });
+  // Inbound SMTP for mailboxes, only when MESHAGENT_SMTP_PORT is set.
+  await ctx.mail.start(app.log);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

@@ -14,6 +14,11 @@ import { RoomsService } from "./rooms/service.js";
 import { GrantsService } from "./grants/service.js";
 import { SharesService } from "./shares/service.js";
 import { ParticipantTokens } from "./tokens/service.js";
+import { QueuesService } from "./queues/service.js";
+import { MailboxesService } from "./mailboxes/service.js";
+import { MailService } from "./mail/service.js";
+import { FileAttachmentSink } from "./mail/attachments.js";
+import { join } from "node:path";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -37,6 +42,10 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const rooms = new RoomsService(store.db, clock, bus);
   const grants = new GrantsService(store.db, clock, bus, rooms, users, projects);
   const shares = new SharesService(store.db, clock, bus, rooms, tokens, () => config.publicUrl);
+  const queues = new QueuesService(store, clock, invalidator);
+  const mailboxes = new MailboxesService(store.db, clock, rooms, projects, users);
+  // Attachments go to the room's storage: <data dir>/storage/rooms/<room id>/… (the BlobStore can replace this sink).
+  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new FileAttachmentSink(join(config.dataDir, "storage", "rooms")), config.logLevel);
   return {
     config,
     clock,
@@ -53,7 +62,12 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     grants,
     shares,
     tokens,
+    queues,
+    mailboxes,
+    mail,
     async close() {
+      await mail.stop();
+      queues.shutdown();
       await invalidator.close();
       await store.close();
     },

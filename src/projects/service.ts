@@ -118,6 +118,11 @@ export class ProjectsService {
     return settings as Record<string, unknown>;
   }
 
+  /** Whether the user is a member of the project (any role, invited users included). */
+  async hasMember(projectId: string, userId: string): Promise<boolean> {
+    return !!(await projectsRepo.membership(this.db, projectId, userId));
+  }
+
   roleJson(a: ProjectAccess) {
     return { role: a.role as Role, can_create_rooms: a.canCreateRooms, can_use_llm_proxy: a.canUseLlmProxy };
   }

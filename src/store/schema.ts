@@ -1,3 +1,5 @@
+import type { Generated } from "kysely";
+
 /**
  * Table types for Kysely. Conventions that hold on both SQLite and PostgreSQL:
  * times are epoch milliseconds (bigint), booleans are integers 0/1, JSON is text.
@@ -74,6 +76,39 @@ export interface RoomGrantsTable {
   updated_at: number;
 }
 
+export interface RoomQueuesTable {
+  id: string;
+  room_id: string;
+  name: string;
+  created_at: number;
+}
+
+export interface QueueMessagesTable {
+  seq: Generated<number>;
+  id: string;
+  queue_id: string;
+  /** The message as JSON text. */
+  body: string;
+  enqueued_at: number;
+  /** Claimable when visible_at <= now; a claim moves it to now + visibility timeout. */
+  visible_at: number;
+  claim_token: string | null;
+  attempts: number;
+}
+
+export interface MailboxesTable {
+  id: string;
+  address: string;
+  address_lower: string;
+  project_id: string;
+  room_id: string;
+  queue: string;
+  public: number;
+  annotations: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface SharesTable {
   id: string;
   project_id: string;
@@ -110,4 +145,7 @@ export interface Database {
   shares: SharesTable;
   project_signing_keys: ProjectSigningKeysTable;
   room_counts: RoomCountsTable;
+  room_queues: RoomQueuesTable;
+  queue_messages: QueueMessagesTable;
+  mailboxes: MailboxesTable;
 }

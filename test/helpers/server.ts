@@ -41,8 +41,26 @@ export async function freshDatabase(dataDir: string): Promise<TestDatabase> {
   };
 }
 
+/** A database made earlier by freshDatabase (a restart on the same data); drop() drops it on PostgreSQL. */
+export function existingDatabase(url: string): TestDatabase {
+  if (!PG_URL || !/^postgres(ql)?:/.test(url)) return { url, drop: async () => {} };
+  const name = new URL(url).pathname.slice(1);
+  return {
+    url,
+    async drop() {
+      if (!/^mt_[0-9a-f]+$/.test(name)) return; // only databases this harness created
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
 export interface TestServer {
   url: string;
+  /** The database this server uses (pass it as `databaseUrl` to start another server on the same data). */
+  databaseUrl: string;
   app: FastifyInstance;
   ctx: AppContext;
   config: Config;
@@ -60,9 +78,16 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startServer(opts: { env?: Record<string, string>; clock?: Clock; keepData?: string } = {}): Promise<TestServer> {
+/**
+ * Options: `env` (MESHAGENT_* variables; MESHAGENT_SMTP_PORT=0 starts SMTP on a random port, see ctx.mail.port),
+ * `clock`, `keepData` (use this data directory and leave it on close), `keepDatabase` (don't drop the database
+ * on close) and `databaseUrl` (reuse an existing database instead of a fresh one: a restart on the same data).
+ */
+export async function startServer(
+  opts: { env?: Record<string, string>; clock?: Clock; keepData?: string; keepDatabase?: boolean; databaseUrl?: string } = {},
+): Promise<TestServer> {
   const dataDir = opts.keepData ?? mkdtempSync(join(tmpdir(), "meshagent-test-"));
-  const db = await freshDatabase(dataDir);
+  const db: TestDatabase = opts.databaseUrl ? existingDatabase(opts.databaseUrl) : await freshDatabase(dataDir);
   const config = loadConfig({
     MESHAGENT_DATA_DIR: dataDir,
     MESHAGENT_DATABASE_URL: db.url,
@@ -73,6 +98,7 @@ export async function startServer(opts: { env?: Record<string, string>; clock?: 
   const ctx = await createContext(config, { clock: opts.clock });
   const app = await buildApp(ctx, { logger: false });
   await app.listen({ port: 0, host: "127.0.0.1" });
+  await ctx.mail.start();
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : 0;
   const url = `http://127.0.0.1:${port}`;
@@ -103,6 +129,7 @@ export async function startServer(opts: { env?: Record<string, string>; clock?: 
 
   const server: TestServer = {
     url,
+    databaseUrl: db.url,
     app,
     ctx,
     config,
@@ -124,7 +151,7 @@ export async function startServer(opts: { env?: Record<string, string>; clock?: 
     async close() {
       await app.close();
       await (ctx as AppContext & { close(): Promise<void> }).close();
-      await db.drop();
+      if (!opts.keepDatabase) await db.drop();
       if (!opts.keepData) rmSync(dataDir, { recursive: true, force: true });
     },
   };

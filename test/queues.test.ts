@@ -1,0 +1,225 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { startServer, type TestServer } from "./helpers/server.js";
+import { createRoom, deleteRoom } from "./helpers/rooms.js";
+import { ManualClock } from "../src/core/clock.js";
+import { createContext } from "../src/services.js";
+import { queuesRepo } from "../src/queues/repo.js";
+import { ApiError } from "../src/core/errors.js";
+import type { QueuesService } from "../src/queues/service.js";
+
+describe("room queues (ctx.queues)", () => {
+  let s: TestServer;
+  let q: QueuesService;
+  const clock = new ManualClock(Date.parse("2026-01-01T00:00:00Z"));
+  let room: { id: string };
+  let n = 0;
+  const qname = () => `q${++n}`;
+
+  beforeAll(async () => {
+    s = await startServer({ clock });
+    q = s.ctx.queues;
+    room = await createRoom(s.ctx, s.admin.projectId, "queues-room");
+  });
+  afterAll(() => s.close());
+
+  it("delivers in FIFO order, hides claimed messages and removes acknowledged ones", async () => {
+    const name = qname();
+    for (let i = 0; i < 5; i++) await q.send(room.id, name, { i });
+    expect(await q.list(room.id)).toContainEqual(expect.objectContaining({ name, size: 5, ready: 5 }));
+    const a = await q.receive<{ i: number }>(room.id, name);
+    const b = await q.receive<{ i: number }>(room.id, name);
+    expect([a?.message.i, b?.message.i]).toEqual([0, 1]);
+    expect(a).toMatchObject({ room_id: room.id, queue: name, attempts: 1, enqueued_at: clock.now() });
+    expect((await q.list(room.id)).find((x) => x.name === name)).toMatchObject({ size: 5, ready: 3 });
+    expect(await q.ack(a!)).toBe(true);
+    expect(await q.ack(a!)).toBe(false); // already gone
+    expect((await q.list(room.id)).find((x) => x.name === name)).toMatchObject({ size: 4, ready: 3 });
+    const rest = [];
+    for (let m; (m = await q.receive<{ i: number }>(room.id, name)); ) rest.push(m.message.i);
+    expect(rest).toEqual([2, 3, 4]);
+  });
+
+  it("keeps any JSON value", async () => {
+    const name = qname();
+    const values = ["text", 42, null, [1, { a: true }], { nested: { ünïcode: "✓" } }];
+    for (const v of values) await q.send(room.id, name, v);
+    const got = [];
+    for (let i = 0; i < values.length; i++) got.push((await q.take(room.id, name))!.message);
+    expect(got).toEqual(values);
+    expect(await q.take(room.id, name)).toBeNull();
+    await expect(q.send(room.id, name, undefined)).rejects.toMatchObject({ status: 400, message: "message must be a JSON value" });
+  });
+
+  it("delivers an unacknowledged message again after the visibility timeout; a stale receipt cannot ack it", async () => {
+    const name = qname();
+    await q.send(room.id, name, "job");
+    const first = await q.receive(room.id, name, { visibilityMs: 10_000 });
+    expect(first?.visible_until).toBe(clock.now() + 10_000);
+    expect(await q.receive(room.id, name)).toBeNull();
+    clock.advance(9_999);
+    expect(await q.receive(room.id, name)).toBeNull();
+    clock.advance(1);
+    const second = await q.receive(room.id, name);
+    expect(second).toMatchObject({ id: first!.id, message: "job", attempts: 2 });
+    expect(await q.ack(first!)).toBe(false);
+    expect(await q.ack(second!)).toBe(true);
+    expect((await q.list(room.id)).find((x) => x.name === name)?.size).toBe(0);
+  });
+
+  it("release gives a message back at once or after a delay", async () => {
+    const name = qname();
+    await q.send(room.id, name, "x");
+    const m = (await q.receive(room.id, name))!;
+    expect(await q.release(m)).toBe(true);
+    const again = (await q.receive(room.id, name))!;
+    expect(again.attempts).toBe(2);
+    expect(await q.release(m)).toBe(false); // the old receipt is void
+    expect(await q.release(again, 5_000)).toBe(true);
+    expect(await q.receive(room.id, name)).toBeNull();
+    clock.advance(5_000);
+    expect((await q.receive(room.id, name))?.attempts).toBe(3);
+  });
+
+  it("create:false makes a missing queue an error; open creates it; list shows empty queues", async () => {
+    const name = qname();
+    const notFound = { status: 404, code: "queue_not_found" };
+    await expect(q.send(room.id, name, 1, { create: false })).rejects.toMatchObject(notFound);
+    await expect(q.receive(room.id, name, { create: false })).rejects.toMatchObject(notFound);
+    expect((await q.list(room.id)).map((x) => x.name)).not.toContain(name);
+    await q.open(room.id, name);
+    await q.open(room.id, name); // idempotent
+    expect(await q.list(room.id)).toContainEqual(expect.objectContaining({ name, size: 0, ready: 0 }));
+    await q.send(room.id, name, 1, { create: false });
+    expect((await q.receive(room.id, name, { create: false }))?.message).toBe(1);
+  });
+
+  it("drain empties a queue, close deletes it", async () => {
+    const name = qname();
+    for (let i = 0; i < 3; i++) await q.send(room.id, name, i);
+    expect(await q.drain(room.id, name)).toBe(3);
+    expect((await q.list(room.id)).find((x) => x.name === name)?.size).toBe(0);
+    await q.send(room.id, name, "after drain");
+    await q.close(room.id, name);
+    expect((await q.list(room.id)).map((x) => x.name)).not.toContain(name);
+    await expect(q.drain(room.id, name)).rejects.toMatchObject({ code: "queue_not_found" });
+    await expect(q.close(room.id, name)).rejects.toMatchObject({ code: "queue_not_found" });
+    // Re-created empty: the closed queue's messages are gone.
+    expect(await q.receive(room.id, name)).toBeNull();
+  });
+
+  it("rejects bad queue names with a 400 naming the problem", async () => {
+    for (const [name, msg] of [
+      ["", "name must be a non-empty string"],
+      ["x".repeat(257), "name must be at most 256 characters"],
+      ["a\nb", "name must not contain control characters"],
+      [" padded", "name must not start or end with whitespace"],
+    ] as const) {
+      const err = await q.send(room.id, name, 1).catch((e) => e);
+      expect(err).toBeInstanceOf(ApiError);
+      expect(err).toMatchObject({ status: 400, message: msg });
+    }
+    await q.send(room.id, "jobs/ünïcode: ok@x", 1);
+  });
+
+  it("keeps queues per room, and a room's deletion takes its queues along", async () => {
+    const other = await createRoom(s.ctx, s.admin.projectId, "queues-other");
+    await q.send(room.id, "shared-name", "for room 1");
+    await q.send(other.id, "shared-name", "for room 2");
+    expect((await q.take(other.id, "shared-name"))?.message).toBe("for room 2");
+    await q.send(other.id, "doomed", 1);
+    await deleteRoom(s.ctx, other.id);
+    expect(await q.list(other.id)).toEqual([]);
+    const left = await s.ctx.store.db.selectFrom("room_queues").select("id").where("room_id", "=", other.id).execute();
+    expect(left).toEqual([]);
+    expect((await q.take(room.id, "shared-name"))?.message).toBe("for room 1");
+  });
+
+  it("long poll: a waiting receive returns when a message is sent, without polling the store meanwhile", async () => {
+    const name = qname();
+    const claims = vi.spyOn(queuesRepo, "claim");
+    try {
+      const pending = q.receive(room.id, name, { wait: true });
+      await new Promise((r) => setTimeout(r, 400));
+      // One look before sleeping; the re-check interval (2 s) has not passed: no busy loop.
+      expect(claims.mock.calls.length).toBe(1);
+      expect(q.waiting).toBe(1);
+      await q.send(room.id, name, { hello: "waiter" });
+      expect((await pending)?.message).toEqual({ hello: "waiter" });
+      expect(q.waiting).toBe(0);
+    } finally {
+      claims.mockRestore();
+    }
+  });
+
+  it("long poll: timeout, abort signal and shutdown end the wait with null", async () => {
+    const name = qname();
+    expect(await q.receive(room.id, name, { wait: true, timeoutMs: 150 })).toBeNull();
+    const ac = new AbortController();
+    const p = q.receive(room.id, name, { wait: true, signal: ac.signal });
+    setTimeout(() => ac.abort(), 50);
+    expect(await p).toBeNull();
+    expect(q.waiting).toBe(0);
+    // A message sent afterwards is still there for the next receiver.
+    await q.send(room.id, name, "kept");
+    expect((await q.take(room.id, name))?.message).toBe("kept");
+  });
+
+  it("several waiting receivers each get a different message", async () => {
+    const name = qname();
+    const waiters = Array.from({ length: 4 }, () => q.receive<number>(room.id, name, { wait: true, timeoutMs: 20_000 }));
+    await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 4; i++) await q.send(room.id, name, i);
+    const got = (await Promise.all(waiters)).map((m) => m!.message).sort();
+    expect(got).toEqual([0, 1, 2, 3]);
+  });
+
+  it("concurrent receivers never claim the same message", async () => {
+    const name = qname();
+    const total = 120;
+    await Promise.all(Array.from({ length: total }, (_, i) => q.send(room.id, name, i)));
+    const seen: number[] = [];
+    await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        for (let m; (m = await q.receive<number>(room.id, name)); ) {
+          seen.push(m.message);
+          await q.ack(m);
+        }
+      }),
+    );
+    expect(seen.length).toBe(total);
+    expect(new Set(seen).size).toBe(total);
+  });
+
+  it("a receive waiting in another server process wakes on a send here", async () => {
+    const other = await createContext(s.config, { clock });
+    try {
+      const name = qname();
+      const pending = other.queues.receive<string>(room.id, name, { wait: true, timeoutMs: 20_000 });
+      await new Promise((r) => setTimeout(r, 100));
+      await q.send(room.id, name, "across processes");
+      // PostgreSQL: woken by NOTIFY at once; SQLite: found by the periodic re-check (2 s).
+      expect((await pending)?.message).toBe("across processes");
+    } finally {
+      await other.close();
+    }
+  });
+
+  it("a send inside the caller's transaction is invisible until it commits, and rolled back with it", async () => {
+    const name = qname();
+    await q.open(room.id, name);
+    await s.ctx.store.db
+      .transaction()
+      .execute(async (tx) => {
+        await q.enqueue(tx, room.id, name, "rolled back");
+        throw new Error("abort");
+      })
+      .catch(() => {});
+    expect(await q.take(room.id, name)).toBeNull();
+    let notify = () => {};
+    await s.ctx.store.db.transaction().execute(async (tx) => {
+      notify = (await q.enqueue(tx, room.id, name, "committed")).notify;
+    });
+    notify();
+    expect((await q.take(room.id, name))?.message).toBe("committed");
+  });
+});
