@@ -16,6 +16,9 @@ import type { ParticipantTokens } from "./tokens/service.js";
 import type { QueuesService } from "./queues/service.js";
 import type { MailboxesService } from "./mailboxes/service.js";
 import type { MailService } from "./mail/service.js";
+import type { SessionsService } from "./sessions/service.js";
+import type { RoomServer } from "./room-server/server.js";
+import type { RoomStorage } from "./room-server/storage.js";
 
 /** Everything a route file may use. Built once in services.ts; tests build it too. */
 export interface AppContext {
@@ -39,4 +42,10 @@ export interface AppContext {
   mailboxes: MailboxesService;
   /** Inbound SMTP; started by `serve` (and the test harness) when MESHAGENT_SMTP_PORT is set. */
   mail: MailService;
+  /** Room sessions: participants, events, spans, metrics (REST §6.6 and the OTLP receiver). */
+  sessions: SessionsService;
+  /** Room-scoped storage behind the room server's storage toolkit. */
+  roomStorage: RoomStorage;
+  /** The WebSocket room server; app.ts attaches it to the HTTP server. */
+  roomServer: RoomServer;
 }

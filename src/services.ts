@@ -19,6 +19,9 @@ import { MailboxesService } from "./mailboxes/service.js";
 import { MailService } from "./mail/service.js";
 import { FileAttachmentSink } from "./mail/attachments.js";
 import { join } from "node:path";
+import { SessionsService } from "./sessions/service.js";
+import { RoomServer } from "./room-server/server.js";
+import { LocalRoomStorage } from "./room-server/storage.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -46,6 +49,13 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const mailboxes = new MailboxesService(store.db, clock, rooms, projects, users);
   // Attachments go to the room's storage: <data dir>/storage/rooms/<room id>/… (the BlobStore can replace this sink).
   const mail = new MailService(config.smtp, store.db, mailboxes, queues, new FileAttachmentSink(join(config.dataDir, "storage", "rooms")), config.logLevel);
+  const sessions = new SessionsService(store.db, clock, bus, () => config.publicUrl);
+  // Room storage: the same directory the mail attachments go to (the BlobStore can replace LocalRoomStorage).
+  const roomStorage = new LocalRoomStorage(join(config.dataDir, "storage", "rooms"), join(config.dataDir, "storage", "room-meta"));
+  const roomServer = new RoomServer(
+    { db: store.db, clock, bus, invalidator, tokens, rooms, queues, sessions, storage: roomStorage },
+    { ...config.rooms, publicUrl: () => config.publicUrl, masterKey: config.masterKey },
+  );
   return {
     config,
     clock,
@@ -65,7 +75,11 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     queues,
     mailboxes,
     mail,
+    sessions,
+    roomStorage,
+    roomServer,
     async close() {
+      await roomServer.stop();
       await mail.stop();
       queues.shutdown();
       await invalidator.close();

@@ -3,6 +3,7 @@ import { m0001_identity } from "./0001_identity.js";
 import { m0002_rooms } from "./0002_rooms.js";
 import { m0003_grants_shares } from "./0003_grants_shares.js";
 import { m0006_queues_mailboxes } from "./0006_queues_mailboxes.js";
+import { m0008_sessions } from "./0008_sessions.js";
 
 /**
  * The one migration set, for SQLite and PostgreSQL alike. Names sort in order of application;
@@ -13,6 +14,7 @@ export const migrations: Record<string, Migration> = {
   "0002_rooms": m0002_rooms,
   "0003_grants_shares": m0003_grants_shares,
   "0006_queues_mailboxes": m0006_queues_mailboxes,
+  "0008_sessions": m0008_sessions,
 };
 
 export const migrationProvider: MigrationProvider = {

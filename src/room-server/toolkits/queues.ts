@@ -1,0 +1,86 @@
+import { checkQueueName, type QueuesService } from "../../queues/service.js";
+import { ApiError } from "../../core/errors.js";
+import type { Toolkit, ToolCall } from "../connection.js";
+import { empty, ErrorCode, invalid, json, ToolError } from "../protocol.js";
+
+function name(call: ToolCall): string {
+  try {
+    return checkQueueName(call.args.name, "name");
+  } catch (e) {
+    throw invalid((e as Error).message);
+  }
+}
+
+function flag(call: ToolCall, key: string, fallback: boolean): boolean {
+  const v = call.args[key];
+  if (v === undefined || v === null) return fallback;
+  if (typeof v !== "boolean") throw invalid(`${key} must be a boolean`);
+  return v;
+}
+
+/**
+ * The `queues` toolkit on the durable room queues (ctx.queues). `receive` claims a message, answers with it and
+ * then acknowledges it; if the socket is gone before the answer goes out the claim is released, so the message is
+ * not lost. A waiting receive is a long poll that sleeps without holding up other requests of the socket, and ends
+ * when the socket closes.
+ */
+export function queuesToolkit(queues: QueuesService): Toolkit {
+  return {
+    tools: {
+      async send(call) {
+        const n = name(call);
+        call.conn.scope.queueSend(n);
+        if (!("message" in call.args)) throw invalid("message is required");
+        await queues.send(call.room.id, n, call.args.message, { create: flag(call, "create", true) });
+        call.room.stats.queueSends++;
+        return empty();
+      },
+      async receive(call) {
+        const n = name(call);
+        call.conn.scope.queueReceive(n);
+        const m = await queues.receive(call.room.id, n, {
+          create: flag(call, "create", true),
+          wait: flag(call, "wait", true),
+          signal: call.conn.abort.signal,
+        });
+        if (!m) return empty();
+        if (call.conn.closed) {
+          await queues.release(m).catch(() => {});
+          return empty();
+        }
+        call.room.stats.queueReceives++;
+        // Acknowledge once the answer is on its way (the caller sends it right after this returns).
+        queueMicrotask(() => void queues.ack(m).catch(() => {}));
+        return json(m.message);
+      },
+      async list(call) {
+        call.conn.scope.queueList();
+        const all = await queues.list(call.room.id);
+        return json({ queues: all.map((q) => ({ name: q.name, size: q.size })) });
+      },
+      async open(call) {
+        const n = name(call);
+        call.conn.scope.queueManage(n);
+        await queues.open(call.room.id, n);
+        return empty();
+      },
+      async drain(call) {
+        const n = name(call);
+        call.conn.scope.queueManage(n);
+        await queues.drain(call.room.id, n).catch(notFound);
+        return empty();
+      },
+      async close(call) {
+        const n = name(call);
+        call.conn.scope.queueManage(n);
+        await queues.close(call.room.id, n).catch(notFound);
+        return empty();
+      },
+    },
+  };
+}
+
+function notFound(e: unknown): never {
+  if (e instanceof ApiError && e.status === 404) throw new ToolError(e.message, ErrorCode.QUEUE_NOT_FOUND);
+  throw e;
+}
