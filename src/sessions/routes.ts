@@ -1,7 +1,7 @@
 import { Type } from "@sinclair/typebox";
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { AppContext } from "../context.js";
-import { AnyObject, errors, Nullable, ProjectParams, Uuid } from "../core/http.js";
+import { AnyObject, errors, ProjectParams, Uuid } from "../core/http.js";
 import { isUuid } from "../core/ids.js";
 import { lenientJson } from "../rooms/lenient-json.js";
 
@@ -58,7 +58,7 @@ export const sessionRoutes =
           summary: "list_recent_sessions",
           description: "The latest sessions, newest first. `limit` defaults to 25 (at most 1000); `room_id` (an id, or a room name) narrows to one room.",
           params: ProjectParams,
-          querystring: Type.Object({ limit: Nullable(Type.Integer({ minimum: 1 })), room_id: Nullable(Type.String()) }),
+          querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1 })), room_id: Type.Optional(Type.String()) }),
           response: { 200: Sessions, ...errors(400, 401, 403, 404) },
         },
       },
