@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import nodemailer from "nodemailer";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { inTx } from "../src/store/db.js";
 import { ApiScope, connectAndJoin, joinRoom, mintToken, official, roomWsUrl, until, within, type OfficialRoom } from "./helpers/room-client.js";
 
 const { QueuesGrant, MessagingGrant, StorageGrant, StoragePathGrant, RoomServerException } = official as any;
@@ -10,7 +12,7 @@ describe("room server with the official RoomClient 0.39.9", () => {
   const track = (r: OfficialRoom) => (rooms.push(r), r);
 
   beforeAll(async () => {
-    s = await startServer({ env: { MESHAGENT_ROOM_EMPTY_TIMEOUT: "0.3" } });
+    s = await startServer({ env: { MESHAGENT_ROOM_EMPTY_TIMEOUT: "0.3", MESHAGENT_SMTP_PORT: "0" } });
     for (const name of ["alpha", "beta", "gamma"]) await s.client().createRoom({ projectId: s.admin.projectId, name } as any);
   });
   afterAll(async () => {
@@ -299,5 +301,51 @@ describe("room server with the official RoomClient 0.39.9", () => {
     expect((e as any).code).toBe(1001);
     const e2 = await r.storage.list("").catch((x: unknown) => x);
     expect((e2 as any).code).toBe(1001);
+  });
+
+  it("messages enqueued by a mailbox (real SMTP) and by a scheduler-like transaction arrive through queues.receive", async () => {
+    const room = track(await joinRoom(roomWsUrl(s, "alpha"), await mintToken(s.admin.apiKey, "alpha")));
+    const r = await s.http("POST", `/accounts/projects/${s.admin.projectId}/mailboxes`, { json: { address: "inbox@rooms.example.com", room: "alpha", queue: "email", public: true } });
+    expect(r.status).toBe(201);
+    const waiting = room.queues.receive("email", { create: true, wait: true });
+    await new Promise((res) => setTimeout(res, 100));
+    await nodemailer
+      .createTransport({ host: "127.0.0.1", port: s.ctx.mail.port!, secure: false, ignoreTLS: true } as never)
+      .sendMail({ from: "sender@outside.example", to: "inbox@rooms.example.com", subject: "to the agent", text: "body", attachments: [{ filename: "a.txt", content: "attached" }] });
+    const mail: any = await within(waiting, 10_000, "mail through queues.receive");
+    expect(mail).toMatchObject({ subject: "to the agent", from: "sender@outside.example" });
+    // the attachment is a room file the client can download
+    const file = await within(room.storage.download(mail.attachments[0].path));
+    expect(Buffer.from(file.data).toString()).toBe("attached");
+
+    // a scheduled task's run: a queue row written in the scheduler's own transaction, then the wake-up
+    const alpha = await s.ctx.rooms.byName(s.admin.projectId, "alpha");
+    const scheduled = room.queues.receive("jobs-scheduled", { create: true, wait: true });
+    await new Promise((res) => setTimeout(res, 100));
+    const { notify } = await inTx(s.ctx.store.db, (tx) => s.ctx.queues.enqueue(tx, alpha.id, "jobs-scheduled", { task: "nightly", run: 1 }));
+    notify();
+    expect(await within(scheduled, 10_000, "scheduled message")).toEqual({ task: "nightly", run: 1 });
+  });
+
+  it("a long poll ends with the socket; a claimed-then-orphaned message is not lost", async () => {
+    const token = await mintToken(s.admin.apiKey, "alpha");
+    const a = await joinRoom(roomWsUrl(s, "alpha"), token);
+    const pending = a.queues.receive("orphans", { create: true, wait: true }).catch(() => "closed");
+    await until(() => s.ctx.queues.waiting > 0, 5000, "receiver waiting");
+    const before = s.ctx.queues.waiting;
+    a.dispose();
+    expect(await pending).toBe("closed");
+    await until(() => s.ctx.queues.waiting < before, 5000, "long poll released");
+    const b = track(await joinRoom(roomWsUrl(s, "alpha"), token));
+    await b.queues.send("orphans", { keep: 1 }, { create: true });
+    expect(await b.queues.receive("orphans", { create: false, wait: false })).toEqual({ keep: 1 });
+    const missing = await b.queues.receive("never-made", { create: false, wait: false }).catch((e: unknown) => e);
+    expect((missing as any).code).toBe(5001);
+    await b.queues.open("made");
+    await b.queues.send("made", { x: 1 }, { create: false });
+    await b.queues.drain("made");
+    expect(await b.queues.receive("made", { create: false, wait: false })).toBeNull();
+    await b.queues.close("made");
+    expect(((await b.queues.close("made").catch((e: unknown) => e)) as any).code).toBe(5001);
   });
 });
