@@ -21,6 +21,8 @@ export class ActiveRoom {
   readonly stats: RoomStats = { messages: 0, queueSends: 0, queueReceives: 0, bytesIn: 0, bytesOut: 0 };
   flushed: RoomStats = { messages: 0, queueSends: 0, queueReceives: 0, bytesIn: 0, bytesOut: 0 };
   closing = false;
+  /** Per queue: the line of long-polling receives (see the queues toolkit). */
+  readonly queueGates = new Map<string, Promise<void>>();
 
   constructor(
     readonly room: Pick<RoomRow, "id" | "project_id" | "name">,

@@ -38,11 +38,29 @@ export function queuesToolkit(queues: QueuesService): Toolkit {
       async receive(call) {
         const n = name(call);
         call.conn.scope.queueReceive(n);
-        const m = await queues.receive(call.room.id, n, {
-          create: flag(call, "create", true),
-          wait: flag(call, "wait", true),
-          signal: call.conn.abort.signal,
-        });
+        const create = flag(call, "create", true);
+        const signal = call.conn.abort.signal;
+        let m = await queues.receive(call.room.id, n, { create, wait: false });
+        if (!m && flag(call, "wait", true)) {
+          // Long polls of one queue wait in line: one of them watches the queue at a time, so a message wakes one
+          // database claim instead of one per waiting receiver.
+          const gates = call.room.queueGates;
+          const before = gates.get(n) ?? Promise.resolve();
+          let release!: () => void;
+          const mine = new Promise<void>((r) => (release = r));
+          const tail = before.then(() => mine);
+          gates.set(n, tail);
+          let onAbort: () => void = () => {};
+          try {
+            await Promise.race([before, new Promise<void>((r) => signal.addEventListener("abort", (onAbort = () => r()), { once: true }))]);
+            signal.removeEventListener("abort", onAbort);
+            if (!signal.aborted) m = await queues.receive(call.room.id, n, { create, wait: true, signal });
+          } finally {
+            signal.removeEventListener("abort", onAbort);
+            release();
+            if (gates.get(n) === tail) gates.delete(n);
+          }
+        }
         if (!m) return empty();
         if (call.conn.closed) {
           await queues.release(m).catch(() => {});
