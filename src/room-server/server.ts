@@ -54,6 +54,7 @@ export const PROXY_HEADER = "x-meshagent-room-proxy";
 const SUBPROTOCOL_PREFIX = "meshagent-room.";
 const TOPIC = "room_server";
 const URL_TTL_MS = 3600_000;
+const PING_MS = 30_000;
 
 class Refusal extends Error {
   constructor(
@@ -107,6 +108,9 @@ export class RoomServer {
   private readonly toolkits: Record<string, Toolkit>;
   private readonly urlKey: Buffer;
   private timer: NodeJS.Timeout | null = null;
+  private pinger: NodeJS.Timeout | null = null;
+  /** Sockets that answered the last ping (or joined since). */
+  private alive = new WeakSet<WebSocket>();
   private started = false;
   private stopping = false;
   private url = "";
@@ -183,6 +187,27 @@ export class RoomServer {
     await this.beat().catch((e) => this.log.warn({ err: e }, "room server heartbeat failed"));
     this.timer = setInterval(() => void this.beat().catch((e) => this.log.warn({ err: e }, "room server heartbeat failed")), Math.max(50, Math.floor(this.config.leaseMs / 3)));
     this.timer.unref();
+    // Half-open TCP connections (a peer that vanished without a close) are found by pings and dropped, so their
+    // participants leave and empty rooms end.
+    this.pinger = setInterval(() => this.ping(), PING_MS);
+    this.pinger.unref();
+  }
+
+  private ping() {
+    const sockets = [...this.proxies];
+    for (const r of this.rooms.values()) for (const c of r.connections.values()) sockets.push(c.ws);
+    for (const ws of sockets) {
+      if (!this.alive.has(ws)) {
+        ws.terminate();
+        continue;
+      }
+      this.alive.delete(ws);
+      try {
+        ws.ping();
+      } catch {
+        // closing
+      }
+    }
   }
 
   /** Close every socket (1012: clients reconnect, possibly to another process), end sessions, release leases. */
@@ -190,6 +215,7 @@ export class RoomServer {
     if (this.stopping) return;
     this.stopping = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.pinger) clearInterval(this.pinger);
     for (const p of this.proxies) p.close(1012, "server restarting");
     await Promise.all([...this.rooms.values()].map((r) => this.endRoom(r, "server_shutdown", 1012, "server restarting")));
     await this.deps.sessions.flush();
@@ -362,6 +388,8 @@ export class RoomServer {
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         client = ws;
         this.proxies.add(ws);
+        this.alive.add(ws);
+        ws.on("pong", () => this.alive.add(ws));
         for (const d of pending.splice(0)) ws.send(d, { binary: true });
         ws.on("message", (data: Buffer, isBinary) => {
           if (upstream.readyState === WebSocket.OPEN) upstream.send(data, { binary: isBinary });
@@ -413,6 +441,8 @@ export class RoomServer {
       conn.onFrame(buf);
     });
     ws.on("error", () => {});
+    this.alive.add(ws);
+    ws.on("pong", () => this.alive.add(ws));
     ws.on("close", (code, reason) => this.leave(active, conn, code, reason.toString()));
     conn.send("room_ready", pack({ room_name: active.room.name, room_url: roomUrl(this.config.publicUrl(), active.room.name), session_id: active.session.id }));
     conn.send("connected", pack({ type: "init", participantId: conn.id, attributes: conn.attributes }));
