@@ -40,9 +40,11 @@ export class RawRoomClient {
     ws.on("error", () => {});
   }
 
-  static async connect(url: string, token: string, opts: { keep?: boolean } = {}): Promise<RawRoomClient> {
+  /** `firstId`: where this client's message ids start (a fuzzer keeps its garbage ids apart from real ones). */
+  static async connect(url: string, token: string, opts: { keep?: boolean; firstId?: number } = {}): Promise<RawRoomClient> {
     const ws = new WebSocket(`${url}?token=${token}`, { perMessageDeflate: false });
     const c = new RawRoomClient(ws);
+    if (opts.firstId) c.nextId = opts.firstId;
     await new Promise<void>((resolve, reject) => {
       let ready = false;
       let init = false;
