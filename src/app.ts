@@ -105,6 +105,9 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   // The room server: WebSocket upgrades on /rooms/{room_name}; it registers itself once the server listens and
   // closes its sockets (1012, clients reconnect) before the HTTP server closes.
   ctx.roomServer.attach(app.server, app.log);
+  app.addHook("onReady", async () => {
+    await ctx.roomServer.recover();
+  });
   app.addHook("onListen", async () => {
     const a = app.server.address();
     if (a && typeof a === "object") {

@@ -178,6 +178,16 @@ export class RoomServer {
     });
   }
 
+  /** End the sessions that dead processes left active (before the server takes requests after a restart). */
+  async recover() {
+    const verdicts = new Map<string, Promise<boolean>>();
+    await this.deps.sessions.reap(this.nodeId, (s) => {
+      let v = verdicts.get(s.node_id);
+      if (!v) verdicts.set(s.node_id, (v = this.ownership.isNodeDead(s.node_id)));
+      return v;
+    });
+  }
+
   /** Register this process and start the heartbeat (called once the HTTP server listens). */
   async start(listenUrl: string) {
     if (this.started) return;
@@ -231,15 +241,29 @@ export class RoomServer {
     for (const r of rooms) {
       if (this.rooms.get(r.id) !== r) continue;
       if (!activeSessions.has(r.session.id)) {
-        // Ended elsewhere (terminate in another process, room deletion): close with 1000, nothing more to end.
-        void this.closeRoom(r.id, 1000, "the session was terminated", "terminated");
+        // Ended elsewhere: terminated or its room deleted (1000, final), or reaped by another process while this one
+        // stalled (1012: the clients reconnect and get a new session).
+        const row = await this.deps.db.selectFrom("room_sessions").select("end_reason").where("id", "=", r.session.id).executeTakeFirst();
+        if (row?.end_reason === "server_process_died") void this.closeRoom(r.id, 1012, "the session was ended by another server process", "lease_lost");
+        else void this.closeRoom(r.id, 1000, row?.end_reason === "room_deleted" ? "the room was deleted" : "the session was terminated", "terminated");
       } else if (!held.has(r.id)) {
         // The lease is gone (this process stalled longer than a lease): another process may serve the room now.
         this.log.warn({ room: r.room.name }, "room lease lost; closing its sockets");
         void this.closeRoom(r.id, 1012, "the room moved to another server process", "lease_lost");
       } else this.flushStats(r);
     }
-    await this.deps.sessions.reap(this.nodeId, (s) => this.ownership.isNodeDead(s.node_id));
+    // Leases this process holds for rooms it no longer serves (e.g. a failed activation): give them back.
+    for (const id of held)
+      if (!this.rooms.has(id) && !this.locks.has(id))
+        void this.lock(id, async () => {
+          if (!this.rooms.has(id)) await this.ownership.release(id);
+        }).catch(() => {});
+    const verdicts = new Map<string, Promise<boolean>>();
+    await this.deps.sessions.reap(this.nodeId, (s) => {
+      let v = verdicts.get(s.node_id);
+      if (!v) verdicts.set(s.node_id, (v = this.ownership.isNodeDead(s.node_id)));
+      return v;
+    });
   }
 
   private flushStats(r: ActiveRoom) {
@@ -498,7 +522,8 @@ export class RoomServer {
     } catch (e) {
       this.log.warn({ err: e }, "could not end a session");
     }
-    if (reason !== "lease_lost") await this.ownership.release(active.id).catch(() => {});
+    // Only deletes the lease if this process still holds it.
+    await this.ownership.release(active.id).catch(() => {});
   }
 
   /** Close a room served here, if it is (its session is ended with `reason` unless that already happened). */
