@@ -74,7 +74,6 @@ export class Connection {
   attributes: Record<string, unknown>;
   messaging = false;
   closed = false;
-  readonly joinedAt = Date.now();
   /** Aborted when the socket closes: ends long polls. */
   readonly abort = new AbortController();
   private readonly streams = new Map<string, { stream: ToolStream; tail: Promise<void> }>();

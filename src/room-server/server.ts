@@ -115,6 +115,7 @@ export class RoomServer {
   private stopping = false;
   private url = "";
   private log: Pick<FastifyBaseLogger, "warn" | "error" | "info"> = { warn() {}, error() {}, info() {} };
+  /** Notifications of sessions ended in a room-deletion transaction, run once the room.deleted event says it committed. */
   private pendingDeletes = new Map<string, (() => void)[]>();
   private proxies = new Set<WebSocket>();
 

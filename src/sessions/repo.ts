@@ -22,8 +22,6 @@ export const sessionsRepo = {
   byId: (q: Queryable, projectId: string, id: string) =>
     q.selectFrom("room_sessions").selectAll().where("project_id", "=", projectId).where("id", "=", id).executeTakeFirst(),
 
-  byIdAnyProject: (q: Queryable, id: string) => q.selectFrom("room_sessions").selectAll().where("id", "=", id).executeTakeFirst(),
-
   active: (q: Queryable, projectId: string) =>
     q
       .selectFrom("room_sessions")
@@ -94,11 +92,6 @@ export const sessionsRepo = {
       .where("session_id", "in", sessionIds);
     if (current) s = s.where("left_at", "is", null);
     return s.groupBy(["session_id", "role"]).execute();
-  },
-
-  participantSeconds: async (q: Queryable, sessionId: string) => {
-    const rows = await q.selectFrom("session_participants").select(["joined_at", "left_at"]).where("session_id", "=", sessionId).execute();
-    return rows;
   },
 
   // ---- events, spans, metrics ----
