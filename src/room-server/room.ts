@@ -23,6 +23,8 @@ export class ActiveRoom {
   closing = false;
   /** Per queue: the line of long-polling receives (see the queues toolkit). */
   readonly queueGates = new Map<string, Promise<void>>();
+  /** Queues this room has used (they exist unless closed since). */
+  readonly knownQueues = new Set<string>();
 
   constructor(
     readonly room: Pick<RoomRow, "id" | "project_id" | "name">,

@@ -1,4 +1,4 @@
-import { checkQueueName, type QueuesService } from "../../queues/service.js";
+import { checkQueueName, type QueueMessage, type QueuesService } from "../../queues/service.js";
 import { ApiError } from "../../core/errors.js";
 import type { Toolkit, ToolCall } from "../connection.js";
 import { empty, ErrorCode, invalid, json, ToolError } from "../protocol.js";
@@ -31,7 +31,8 @@ export function queuesToolkit(queues: QueuesService): Toolkit {
         const n = name(call);
         call.conn.scope.queueSend(n);
         if (!("message" in call.args)) throw invalid("message is required");
-        await queues.send(call.room.id, n, call.args.message, { create: flag(call, "create", true) });
+        const create = flag(call, "create", true);
+        await withKnown(call, n, create, (c) => queues.send(call.room.id, n, call.args.message, { create: c }));
         call.room.stats.queueSends++;
         return empty();
       },
@@ -40,10 +41,11 @@ export function queuesToolkit(queues: QueuesService): Toolkit {
         call.conn.scope.queueReceive(n);
         const create = flag(call, "create", true);
         const signal = call.conn.abort.signal;
-        let m = await queues.receive(call.room.id, n, { create, wait: false });
-        if (!m && flag(call, "wait", true)) {
-          // Long polls of one queue wait in line: one of them watches the queue at a time, so a message wakes one
-          // database claim instead of one per waiting receiver.
+        let m: QueueMessage | null = null;
+        if (!flag(call, "wait", true)) m = await withKnown(call, n, create, (c) => queues.receive(call.room.id, n, { create: c, wait: false }));
+        else {
+          // Long polls of one queue wait in line: one of them watches the queue at a time, so a message costs one
+          // database claim instead of one per waiting receiver. The head of the line claims at once if it can.
           const gates = call.room.queueGates;
           const before = gates.get(n) ?? Promise.resolve();
           let release!: () => void;
@@ -54,7 +56,7 @@ export function queuesToolkit(queues: QueuesService): Toolkit {
           try {
             await Promise.race([before, new Promise<void>((r) => signal.addEventListener("abort", (onAbort = () => r()), { once: true }))]);
             signal.removeEventListener("abort", onAbort);
-            if (!signal.aborted) m = await queues.receive(call.room.id, n, { create, wait: true, signal });
+            if (!signal.aborted) m = await withKnown(call, n, create, (c) => queues.receive(call.room.id, n, { create: c, wait: true, signal }));
           } finally {
             signal.removeEventListener("abort", onAbort);
             release();
@@ -91,11 +93,31 @@ export function queuesToolkit(queues: QueuesService): Toolkit {
       async close(call) {
         const n = name(call);
         call.conn.scope.queueManage(n);
+        call.room.knownQueues.delete(n);
         await queues.close(call.room.id, n).catch(notFound);
         return empty();
       },
     },
   };
+}
+
+/**
+ * Run a queue operation that may create the queue. A queue this room already used is addressed with create: false
+ * (a read instead of an upsert on every call); if it was closed since, the call is repeated as the client asked.
+ */
+async function withKnown<T>(call: ToolCall, queue: string, create: boolean, op: (create: boolean) => Promise<T>): Promise<T> {
+  const known = call.room.knownQueues;
+  if (create && known.has(queue)) {
+    try {
+      return await op(false);
+    } catch (e) {
+      if (!(e instanceof ApiError && e.code === "queue_not_found")) throw e;
+      known.delete(queue);
+    }
+  }
+  const r = await op(create);
+  if (known.size < 10_000) known.add(queue);
+  return r;
 }
 
 function notFound(e: unknown): never {
