@@ -19,6 +19,9 @@ import { mailboxRoutes, mailboxSchemas } from "./mailboxes/routes.js";
 import { sessionRoutes, sessionSchemas } from "./sessions/routes.js";
 import { otlpRoutes } from "./sessions/otlp.js";
 import { roomServerRoutes } from "./room-server/routes.js";
+import { webhookRoutes } from "./webhooks/routes.js";
+import { storageRoutes } from "./storage/routes.js";
+import { schedulerRoutes, schedulerSchemas } from "./scheduler/routes.js";
 
 function makeAjv(coerce: boolean) {
   const ajv = new Ajv({ coerceTypes: coerce, useDefaults: true, removeAdditional: true, allErrors: false, strict: false });
@@ -50,6 +53,15 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
     done();
   });
 
+  // The Python client sends `Content-Type: application/json` on body-less calls too (terminate, some POSTs):
+  // an empty JSON body is "no body", not an error. Everything else goes to Fastify's own (prototype-safe) parser.
+  const parseJson = app.getDefaultJsonParser("error", "ignore");
+  app.removeContentTypeParser("application/json");
+  app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
+    if (body === "" || (typeof body === "string" && body.trim() === "")) return done(null, undefined);
+    parseJson(req, body as string, done);
+  });
+
   app.setErrorHandler((err: FastifyError | ApiError, req, reply) => {
     if (err instanceof ApiError) return reply.code(err.status).send(errorBody(err.code, err.message));
     const fe = err as FastifyError;
@@ -76,6 +88,7 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   for (const s of [...roomSchemas, ...grantSchemas, ...shareSchemas]) app.addSchema(s);
   for (const s of mailboxSchemas) app.addSchema(s);
   for (const s of sessionSchemas) app.addSchema(s);
+  for (const s of schedulerSchemas) app.addSchema(s);
 
   await app.register(swagger, {
     openapi: {
@@ -118,5 +131,8 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   app.addHook("preClose", async () => {
     await ctx.roomServer.stop();
   });
+  await app.register(webhookRoutes(ctx));
+  await app.register(storageRoutes(ctx));
+  await app.register(schedulerRoutes(ctx));
   return app;
 }

@@ -1,6 +1,7 @@
 import { mkdirSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
+import { loadWebhookConfig, type WebhookConfig } from "./webhooks/config.js";
 import { hostname } from "node:os";
 
 /** Typed configuration, read from MESHAGENT_* environment variables once. */
@@ -15,10 +16,19 @@ export interface Config {
   bodyLimitBytes: number;
   pricingFile?: string;
   logLevel: string;
+  webhooks: WebhookConfig;
+  /** Where blobs live: a directory (default `<dataDir>/storage`) or `s3://bucket/prefix`. */
+  storageUrl: string;
+  /** Largest accepted upload in bytes (413 above it). */
+  maxUploadBytes: number;
+  /** S3 connection settings, read from the standard AWS variables (used when storageUrl is s3://). */
+  s3: S3Settings;
   /** Inbound SMTP (mailboxes). Off unless MESHAGENT_SMTP_PORT is set. */
   smtp: SmtpConfig;
   /** The room server (WebSocket /rooms/{room}) and sessions. */
   rooms: RoomsConfig;
+  /** Scheduled tasks. */
+  scheduler: SchedulerConfig;
 }
 
 export interface RoomsConfig {
@@ -38,6 +48,26 @@ export interface RoomsConfig {
   otlpBodyLimit: number;
 }
 
+export interface SchedulerConfig {
+  /** Run the engine in `serve` (and the test harness). Off: tasks are stored but never fired by this process. */
+  enabled: boolean;
+  /** Smallest allowed spacing between two runs of a task, in seconds (MeshAgent: 900). */
+  minIntervalSeconds: number;
+  /** A due time older than this (seconds) when the engine reaches it counts as missed: the misfire policy decides. */
+  misfireGraceSeconds: number;
+  /** Runs older than this many days are deleted (0 = keep forever). */
+  runRetentionDays: number;
+}
+
+export interface S3Settings {
+  endpoint?: string;
+  region: string;
+  forcePathStyle: boolean;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  sessionToken?: string;
+}
+
 export interface SmtpConfig {
   /** null = no SMTP listener (the default); 0 = a random free port (tests). */
   port: number | null;
@@ -49,6 +79,14 @@ export interface SmtpConfig {
   /** PEM files; when both are set the server offers STARTTLS. */
   tlsCert?: string;
   tlsKey?: string;
+}
+
+function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
 }
 
 export class ConfigError extends Error {}
@@ -76,6 +114,19 @@ function loadOrCreateMasterKey(dataDir: string): Buffer {
   const key = randomBytes(32);
   writeFileSync(file, key.toString("hex") + "\n", { mode: 0o600, flag: "wx" });
   return key;
+}
+
+function schedulerConfig(env: NodeJS.ProcessEnv): SchedulerConfig {
+  const minIntervalSeconds = int(env, "MESHAGENT_SCHEDULE_MIN_INTERVAL", 900);
+  if (minIntervalSeconds < 1) throw new ConfigError("MESHAGENT_SCHEDULE_MIN_INTERVAL must be at least 1 (second)");
+  const misfireGraceSeconds = int(env, "MESHAGENT_SCHEDULE_MISFIRE_GRACE", 60);
+  if (misfireGraceSeconds < 1) throw new ConfigError("MESHAGENT_SCHEDULE_MISFIRE_GRACE must be at least 1 (second)");
+  return {
+    enabled: bool(env, "MESHAGENT_SCHEDULER_ENABLED", true),
+    minIntervalSeconds,
+    misfireGraceSeconds,
+    runRetentionDays: int(env, "MESHAGENT_SCHEDULE_RUN_RETENTION_DAYS", 90),
+  };
 }
 
 function smtpConfig(env: NodeJS.ProcessEnv, host: string): SmtpConfig {
@@ -150,7 +201,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: int(env, "MESHAGENT_BODY_LIMIT", 1024 * 1024),
     pricingFile: env.MESHAGENT_PRICING_FILE || undefined,
     logLevel: env.MESHAGENT_LOG_LEVEL || "info",
+    webhooks: loadWebhookConfig(env),
+    storageUrl: env.MESHAGENT_STORAGE_URL || join(dataDir, "storage"),
+    maxUploadBytes: int(env, "MESHAGENT_MAX_UPLOAD_BYTES", 5 * 1024 * 1024 * 1024),
+    s3: {
+      endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined,
+      region: env.AWS_REGION || env.AWS_DEFAULT_REGION || "us-east-1",
+      forcePathStyle: bool(env, "MESHAGENT_S3_PATH_STYLE", false),
+      accessKeyId: env.AWS_ACCESS_KEY_ID || undefined,
+      secretAccessKey: env.AWS_SECRET_ACCESS_KEY || undefined,
+      sessionToken: env.AWS_SESSION_TOKEN || undefined,
+    },
     smtp: smtpConfig(env, host),
     rooms: roomsConfig(env),
+    scheduler: schedulerConfig(env),
   };
 }

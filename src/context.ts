@@ -19,6 +19,12 @@ import type { MailService } from "./mail/service.js";
 import type { SessionsService } from "./sessions/service.js";
 import type { RoomServer } from "./room-server/server.js";
 import type { RoomStorage } from "./room-server/storage.js";
+import type { WebhooksService } from "./webhooks/service.js";
+import type { WebhookDispatcher } from "./webhooks/dispatcher.js";
+import type { BlobStore } from "./blobs/types.js";
+import type { StorageService } from "./storage/service.js";
+import type { SchedulerService } from "./scheduler/service.js";
+import type { SchedulerEngine } from "./scheduler/engine.js";
 
 /** Everything a route file may use. Built once in services.ts; tests build it too. */
 export interface AppContext {
@@ -37,6 +43,12 @@ export interface AppContext {
   grants: GrantsService;
   shares: SharesService;
   tokens: ParticipantTokens;
+  webhooks: WebhooksService;
+  /** Started by `serve` (and the test server), stopped by close(). */
+  webhookDispatcher: WebhookDispatcher;
+  /** The blob store (local directory or S3); room storage uses it too, with keys from blobs/keys.ts. */
+  blobs: BlobStore;
+  storage: StorageService;
   /** Durable room queues (mailboxes, scheduler, room server). */
   queues: QueuesService;
   mailboxes: MailboxesService;
@@ -48,4 +60,8 @@ export interface AppContext {
   roomStorage: RoomStorage;
   /** The WebSocket room server; app.ts attaches it to the HTTP server. */
   roomServer: RoomServer;
+  /** Scheduled tasks (CRUD); the engine below fires them. */
+  scheduler: SchedulerService;
+  /** Started by `serve` (and the test harness); `tick()` fires what is due now. */
+  schedulerEngine: SchedulerEngine;
 }

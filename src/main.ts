@@ -17,8 +17,11 @@ async function serve() {
   const ctx = await createContext(config);
   const app = await buildApp(ctx);
   await app.listen({ port: config.port, host: config.host });
+  await ctx.webhookDispatcher.start();
   // Inbound SMTP for mailboxes, only when MESHAGENT_SMTP_PORT is set.
   await ctx.mail.start(app.log);
+  // Scheduled tasks (unless MESHAGENT_SCHEDULER_ENABLED=false); stopped by ctx.close().
+  ctx.schedulerEngine.start(app.log);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

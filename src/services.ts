@@ -14,14 +14,21 @@ import { RoomsService } from "./rooms/service.js";
 import { GrantsService } from "./grants/service.js";
 import { SharesService } from "./shares/service.js";
 import { ParticipantTokens } from "./tokens/service.js";
-import { QueuesService } from "./queues/service.js";
-import { MailboxesService } from "./mailboxes/service.js";
-import { MailService } from "./mail/service.js";
-import { FileAttachmentSink } from "./mail/attachments.js";
 import { join } from "node:path";
 import { SessionsService } from "./sessions/service.js";
 import { RoomServer } from "./room-server/server.js";
 import { LocalRoomStorage } from "./room-server/storage.js";
+import { WebhooksService } from "./webhooks/service.js";
+import { WebhookDispatcher } from "./webhooks/dispatcher.js";
+import pino from "pino";
+import { openBlobStore } from "./blobs/index.js";
+import { StorageService } from "./storage/service.js";
+import { QueuesService } from "./queues/service.js";
+import { MailboxesService } from "./mailboxes/service.js";
+import { MailService } from "./mail/service.js";
+import { DetachedAttachmentSink, StorageAttachmentSink } from "./mail/attachments.js";
+import { SchedulerService } from "./scheduler/service.js";
+import { SchedulerEngine } from "./scheduler/engine.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
@@ -45,12 +52,26 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const rooms = new RoomsService(store.db, clock, bus);
   const grants = new GrantsService(store.db, clock, bus, rooms, users, projects);
   const shares = new SharesService(store.db, clock, bus, rooms, tokens, () => config.publicUrl);
+  const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }));
+  const webhooks = new WebhooksService(store.db, clock, sealer, bus, config.webhooks, webhookDispatcher);
+  const blobs = await openBlobStore(config);
+  const storage = new StorageService(store.db, store.dialect, blobs, clock, bus, projects, {
+    maxUploadBytes: config.maxUploadBytes,
+    log: (msg, err) => process.stderr.write(JSON.stringify({ level: 40, time: Date.now(), msg, err: String((err as Error)?.message ?? err) }) + "\n"),
+  });
+  // Servers recover interrupted writes and sweep dead uploads' leftovers; one-shot CLI commands don't.
+  if (opts.listen !== false) storage.start();
   const queues = new QueuesService(store, clock, invalidator);
   const mailboxes = new MailboxesService(store.db, clock, rooms, projects, users);
-  // Attachments go to the room's storage: <data dir>/storage/rooms/<room id>/… (the BlobStore can replace this sink).
-  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new FileAttachmentSink(join(config.dataDir, "storage", "rooms")), config.logLevel);
+  // Attachments go to the room's storage (rooms/<room id>/… in the BlobStore).
+  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new StorageAttachmentSink(storage), config.logLevel);
+  // Scheduled tasks write storage_write_path files into the same room storage as mail attachments, from inside the
+  // run's transaction: hence the detached writer.
+  const scheduler = new SchedulerService(store, clock, rooms, config.scheduler, invalidator);
+  const schedulerEngine = new SchedulerEngine(store, clock, queues, bus, new DetachedAttachmentSink(storage), config.scheduler);
+  scheduler.onChange(() => schedulerEngine.wake());
   const sessions = new SessionsService(store.db, clock, bus, () => config.publicUrl);
-  // Room storage: the same directory the mail attachments go to (the BlobStore can replace LocalRoomStorage).
+  // Room storage: the same directory the mail attachments go to on the local backend.
   const roomStorage = new LocalRoomStorage(join(config.dataDir, "storage", "rooms"), join(config.dataDir, "storage", "room-meta"));
   const roomServer = new RoomServer(
     { db: store.db, clock, bus, invalidator, tokens, rooms, queues, sessions, storage: roomStorage },
@@ -72,16 +93,26 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     grants,
     shares,
     tokens,
+    webhooks,
+    webhookDispatcher,
+    blobs,
+    storage,
     queues,
     mailboxes,
     mail,
+    scheduler,
+    schedulerEngine,
     sessions,
     roomStorage,
     roomServer,
     async close() {
       await roomServer.stop();
+      await webhookDispatcher.stop();
+      await schedulerEngine.stop();
       await mail.stop();
       queues.shutdown();
+      await storage.stop();
+      await blobs.close();
       await invalidator.close();
       await store.close();
     },

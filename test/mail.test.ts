@@ -1,15 +1,13 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from "node:fs";
-import { createServer } from "node:net";
-import { spawn } from "node:child_process";
-import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import nodemailer from "nodemailer";
 import selfsigned from "selfsigned";
 import { startServer, type TestServer } from "./helpers/server.js";
 import { createRoom } from "./helpers/rooms.js";
 import { smtpSession } from "./helpers/smtp.js";
+import { freePort, spawnServer } from "./helpers/process.js";
 import type { MailMessage } from "../src/mail/service.js";
 
 const MAX = 200_000;
@@ -235,6 +233,27 @@ describe("SMTP inbound into room queues", () => {
     expect((await s.ctx.queues.list(room.id)).find((q) => q.name === "gone")).toBeUndefined();
   });
 
+  it("takes at most 100 recipients per message (452 for more)", async () => {
+    const many = Array.from({ length: 100 }, (_, i) => `many-${i}@inbound.example.com`);
+    for (const address of many) await s.ctx.mailboxes.create(s.admin.projectId, { address, room: room.name, queue: "many", public: true });
+    const session = await smtpSession(port);
+    try {
+      await session.send("EHLO test.example");
+      await session.send("MAIL FROM:<x@outside.example>");
+      for (let i = 0; i < 100; i++) expect((await session.send(`RCPT TO:<${many[i]}>`)).code).toBe(250);
+      const r = await session.send(`RCPT TO:<${pub}>`);
+      expect(r.code).toBe(452);
+      expect(r.text).toMatch(/too many recipients/);
+      expect((await session.send("DATA")).code).toBe(354);
+      await session.write(`From: x@outside.example\r\nTo: ${pub}\r\nSubject: many\r\n\r\nhi\r\n`);
+      expect((await session.send(".")).code).toBe(250);
+    } finally {
+      session.close();
+    }
+    expect((await s.ctx.queues.peek(room.id, "many", 1000)).length).toBe(100);
+    expect((await s.ctx.queues.peek(room.id, "email")).length).toBe(0);
+  });
+
   it("does not offer STARTTLS or AUTH without a certificate", async () => {
     const session = await smtpSession(port);
     try {
@@ -317,7 +336,8 @@ describe("durability of queued mail", () => {
       expect(await s2.ctx.queues.list(room.id)).toEqual([expect.objectContaining({ name: "email", size: 2 })]);
       const got = [];
       for (let m; (m = await s2.ctx.queues.take<MailMessage>(room.id, "email")); ) got.push(m.message);
-      expect(got.map((m) => m.subject)).toEqual(["first", "second"]);
+      // the redelivered one queues up behind the one never delivered
+      expect(got.map((m) => m.subject)).toEqual(["second", "first"]);
       for (const m of got) expect(readFileSync(storageFile(s2, room.id, m.attachments[0].path), "utf8")).toBe(`content of ${m.subject}`);
       // the mailbox still works after the restart
       expect((await transport(s2.ctx.mail.port!).sendMail({ from: "x@outside.example", to: "durable@restart.example.com", text: "again" })).accepted).toHaveLength(1);
@@ -337,24 +357,10 @@ describe("durability of queued mail", () => {
       await s1.close();
 
       const smtpPort = await freePort();
-      const tsx = createRequire(import.meta.url).resolve("tsx/cli");
-      const child = spawn(process.execPath, [tsx, resolve("src/main.ts"), "serve"], {
-        cwd: dir, // no stray .env
-        env: {
-          PATH: process.env.PATH,
-          MESHAGENT_DATA_DIR: dir,
-          MESHAGENT_DATABASE_URL: s1.databaseUrl,
-          MESHAGENT_PORT: "0",
-          MESHAGENT_SMTP_PORT: String(smtpPort),
-          MESHAGENT_LOG_LEVEL: "warn",
-        },
-        stdio: ["ignore", "ignore", "pipe"],
-      });
-      let stderr = "";
-      child.stderr!.on("data", (d) => (stderr += d));
-      const exited = new Promise<void>((r) => child.once("exit", () => r()));
+      // The real server process (`src/main.ts serve`), with SMTP on.
+      const srv = await spawnServer({ MESHAGENT_DATA_DIR: dir, MESHAGENT_DATABASE_URL: s1.databaseUrl, MESHAGENT_SMTP_PORT: String(smtpPort) });
       try {
-        await waitForSmtp(smtpPort, () => stderr);
+        await waitForSmtp(smtpPort, srv.output);
         const info = await transport(smtpPort).sendMail({
           from: "x@outside.example",
           to: "killed@kill.example.com",
@@ -364,8 +370,7 @@ describe("durability of queued mail", () => {
         });
         expect(info.response).toMatch(/^250 /);
       } finally {
-        child.kill("SIGKILL");
-        await exited;
+        await srv.kill("SIGKILL");
       }
       s2 = await startServer({ keepData: dir, databaseUrl: s1.databaseUrl });
       const m = (await s2.ctx.queues.take<MailMessage>(room.id, "email"))?.message;
@@ -378,17 +383,6 @@ describe("durability of queued mail", () => {
     }
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const p = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
 
 async function waitForSmtp(port: number, log: () => string) {
   const until = Date.now() + 30_000;

@@ -66,6 +66,20 @@ describe("room queues (ctx.queues)", () => {
     expect((await q.list(room.id)).find((x) => x.name === name)?.size).toBe(0);
   });
 
+  it("a redelivered message queues up behind the messages never delivered yet", async () => {
+    const name = qname();
+    await q.send(room.id, name, "a");
+    const a = (await q.receive(room.id, name, { visibilityMs: 1_000 }))!;
+    await q.send(room.id, name, "b");
+    clock.advance(1_000); // a's claim runs out
+    await q.send(room.id, name, "c");
+    expect((await q.peek(room.id, name)).map((m) => m.message)).toEqual(["b", "c", "a"]);
+    const order = [];
+    for (let m; (m = await q.receive<string>(room.id, name)); ) order.push(m.message);
+    expect(order).toEqual(["b", "c", "a"]);
+    expect(a.message).toBe("a");
+  });
+
   it("release gives a message back at once or after a delay", async () => {
     const name = qname();
     await q.send(room.id, name, "x");
@@ -202,6 +216,19 @@ describe("room queues (ctx.queues)", () => {
     } finally {
       await other.close();
     }
+  });
+
+  it("a room that does not exist is a 404, not a crash", async () => {
+    await expect(q.send("00000000-0000-0000-0000-000000000000", "x", 1)).rejects.toMatchObject({ status: 404, message: "room not found" });
+    await expect(q.receive("00000000-0000-0000-0000-000000000000", "x")).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("shutting the service down ends waiting receives with null", async () => {
+    const other = await createContext(s.config, { clock });
+    const pending = other.queues.receive(room.id, qname(), { wait: true });
+    await new Promise((r) => setTimeout(r, 50));
+    await other.close();
+    expect(await pending).toBeNull();
   });
 
   it("a send inside the caller's transaction is invisible until it commits, and rolled back with it", async () => {

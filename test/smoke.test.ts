@@ -29,4 +29,15 @@ describe("server basics", () => {
     expect(r.status).toBe(404);
     expect(r.json).toEqual({ error: { code: "not_found", message: expect.stringContaining("/no/such/route") } });
   });
+
+  it("treats an empty JSON body as no body (the Python client sends a JSON content type on body-less calls)", async () => {
+    const r = await s.http("POST", "/accounts/projects", { token: s.admin.userToken, body: "", headers: { "content-type": "application/json" } });
+    expect(r.status).toBe(400);
+    expect(r.json.error.message).toMatch(/body/);
+    expect(r.json.error.message).not.toMatch(/cannot be empty/);
+    const ok = await s.http("GET", `/accounts/projects/${s.admin.projectId}/status`, { headers: { "content-type": "application/json" } });
+    expect(ok.json).toEqual({ enabled: true });
+    const bad = await s.http("POST", "/accounts/projects", { token: s.admin.userToken, body: '{"__proto__":{"x":1},"name":"p"}', headers: { "content-type": "application/json" } });
+    expect(bad.status).toBe(400);
+  });
 });

@@ -50,9 +50,15 @@ export class PgInvalidator extends LocalInvalidator {
     await client.query(`LISTEN ${CHANNEL}`);
     this.client = client;
   }
+  /** Notifications go out one at a time on the LISTEN connection (a pg.Client runs one query at a time). */
+  private sending: Promise<unknown> = Promise.resolve();
   async publish(topic: string, key: string) {
     this.deliver(topic, key);
-    if (this.client) await this.client.query("SELECT pg_notify($1, $2)", [CHANNEL, `${topic}:${key}`]);
+    const client = this.client;
+    if (!client) return;
+    const sent = this.sending.then(() => client.query("SELECT pg_notify($1, $2)", [CHANNEL, `${topic}:${key}`]));
+    this.sending = sent.catch(() => {});
+    await sent;
   }
   async close() {
     this.closed = true;

@@ -1,61 +1,37 @@
-import { mkdir, open, rename, rm } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
-import { dirname, join, resolve, sep } from "node:path";
+import { Readable } from "node:stream";
+import { roomScope } from "../blobs/keys.js";
+import type { StorageService } from "../storage/service.js";
 
 /**
- * Where mail attachments go: a room's storage. The minimal interface the SMTP receiver needs, so the room
- * storage (BlobStore: local directory or S3) can stand behind it.
+ * Where mail attachments go: a room's storage. The minimal interface the SMTP receiver needs; the server wires it to
+ * the storage service, so attachments land in the configured BlobStore (local directory or S3) and count in usage.
  */
 export interface AttachmentSink {
   /**
    * Write bytes at a room-relative storage path (`a/b/c.pdf`, already sanitized), durably and atomically:
    * a reader never sees a partial file, and the file exists after a crash once this resolved.
    */
-  write(roomId: string, path: string, data: Buffer): Promise<void>;
+  write(projectId: string, roomId: string, path: string, data: Buffer): Promise<void>;
+}
+
+/** The sink the server uses: room storage through the storage service (atomic publish, events, usage). */
+export class StorageAttachmentSink implements AttachmentSink {
+  constructor(private readonly storage: StorageService) {}
+
+  async write(projectId: string, roomId: string, path: string, data: Buffer): Promise<void> {
+    await this.storage.upload(roomScope(projectId, roomId), path, Readable.from([data]), { participantId: "mail", contentLength: data.length });
+  }
 }
 
 /**
- * The default sink: files under `<root>/<room_id>/<path>` where root is `MESHAGENT_DATA_DIR/storage/rooms`.
- * Each file is written to a hidden temporary name in the same directory, fsynced, then renamed into place
- * (and the directory fsynced), so it appears whole or not at all.
+ * For writers inside an open transaction (the scheduler's run): the bytes go straight to the blob store and the
+ * storage bookkeeping follows after the caller's transaction (StorageService.writeDetached).
  */
-export class FileAttachmentSink implements AttachmentSink {
-  constructor(readonly root: string) {}
+export class DetachedAttachmentSink implements AttachmentSink {
+  constructor(private readonly storage: StorageService) {}
 
-  fullPath(roomId: string, path: string): string {
-    const roomDir = resolve(this.root, roomId);
-    const full = resolve(roomDir, ...path.split("/"));
-    if (!roomId || roomId.includes("/") || roomId.includes("\\") || !full.startsWith(roomDir + sep)) throw new Error(`invalid storage path ${path}`);
-    return full;
-  }
-
-  async write(roomId: string, path: string, data: Buffer): Promise<void> {
-    const full = this.fullPath(roomId, path);
-    const dir = dirname(full);
-    await mkdir(dir, { recursive: true });
-    const tmp = join(dir, `.${randomBytes(8).toString("hex")}.tmp`);
-    const fh = await open(tmp, "wx", 0o644);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } catch (err) {
-      await fh.close();
-      await rm(tmp, { force: true });
-      throw err;
-    }
-    await fh.close();
-    try {
-      await rename(tmp, full);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
-    const d = await open(dir, "r");
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
+  async write(projectId: string, roomId: string, path: string, data: Buffer): Promise<void> {
+    await this.storage.writeDetached(roomScope(projectId, roomId), path, data, "scheduler");
   }
 }
 

@@ -37,6 +37,9 @@ interface MailLog {
   child(bindings: Record<string, unknown>): MailLog;
 }
 
+/** RFC 5321 asks servers to take at least 100; more per message get 452 and the client sends the rest separately. */
+export const MAX_RECIPIENTS = 100;
+
 type SmtpError = Error & { responseCode?: number };
 const smtpError = (code: number, message: string): SmtpError => Object.assign(new Error(message), { responseCode: code });
 
@@ -65,6 +68,7 @@ export const attachmentFolder = (addressLower: string, deliveryId: string) => `m
  * * The message is parsed, its attachments written to the room's storage, and one queue message per mailbox is
  *   committed (all in one transaction) before the server answers 250: an accepted message is durable.
  *   A failure before that answers 451, so the sending server retries.
+ * * At most 100 recipients per message (452 for more: the sending server retries them in another transaction).
  * * No AUTH and no relaying: this is a receiving (MX) server, not a submission server.
  */
 export class MailService {
@@ -144,6 +148,7 @@ export class MailService {
   }
 
   private async checkRecipient(address: SMTPServerAddress, session: SMTPServerSession): Promise<void> {
+    if (session.envelope.rcptTo.length >= MAX_RECIPIENTS) throw smtpError(452, `4.5.3 too many recipients (at most ${MAX_RECIPIENTS} per message)`);
     const m = await this.mailboxes.forDelivery(address.address);
     if (!m) throw smtpError(550, `5.1.1 <${address.address}>: no such mailbox`);
     const sender = session.envelope.mailFrom ? session.envelope.mailFrom.address : null;
@@ -151,9 +156,15 @@ export class MailService {
       throw smtpError(550, `5.7.1 <${address.address}>: this mailbox accepts mail only from members of its project`);
   }
 
-  private onData(stream: SMTPServerDataStream, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void) {
+  private onData(stream: SMTPServerDataStream, session: SMTPServerSession, callback: (err?: Error | null, message?: string) => void) {
     const chunks: Buffer[] = [];
     let size = 0;
+    let answered = false;
+    const cb = (err?: Error | null, message?: string) => {
+      if (answered) return;
+      answered = true;
+      callback(err, message);
+    };
     stream.on("data", (c: Buffer) => {
       size += c.length;
       if (size <= this.config.maxBytes) chunks.push(c);
@@ -214,7 +225,7 @@ export class MailService {
       n++;
       const name = uniqueName(safeFilename(a.filename, `attachment-${n}`), taken);
       const path = `${folder}/${name}`;
-      await this.sink.write(box.room_id, path, a.content);
+      await this.sink.write(box.project_id, box.room_id, path, a.content);
       attachments.push({ filename: name, content_type: a.contentType || "application/octet-stream", size: a.content.length, path });
     }
     const refs = p.references === undefined ? [] : Array.isArray(p.references) ? p.references : [p.references];

@@ -31,7 +31,7 @@ export const queuesRepo = {
             "room_queues.id as queue_id",
             e.cast<string>(e.val(m.body), "text").as("body"),
             e.cast<number>(e.val(m.now), "bigint").as("enqueued_at"),
-            e.cast<number>(e.val(m.now), "bigint").as("visible_at"),
+            e.cast<number>(e.val(0), "bigint").as("visible_at"), // visible at once, in seq order (see claim)
             e.cast<number>(e.val(0), "integer").as("attempts"),
           ])
           .where("room_id", "=", roomId)
@@ -42,9 +42,12 @@ export const queuesRepo = {
   },
 
   /**
-   * Claim the oldest visible message of a queue: one statement, so it is atomic on both dialects. On PostgreSQL the
-   * inner SELECT takes the row with FOR UPDATE SKIP LOCKED, so concurrent receivers in several processes never
-   * block on each other nor claim the same message.
+   * Claim the next visible message of a queue: one statement, atomic on both dialects. Order: (visible_at, seq).
+   * New messages are enqueued with visible_at 0, so they go strictly by seq (FIFO); a message whose claim ran out
+   * (or that was released) has visible_at = the moment it became visible again, so it comes after the backlog of
+   * never-claimed messages. Both are a range of the (queue_id, visible_at, seq) index: the first entry is the
+   * answer, however deep the queue or however many messages are in flight. On PostgreSQL the row is taken with
+   * FOR UPDATE SKIP LOCKED, so concurrent receivers in several processes neither block nor double-claim.
    */
   claim: (q: Queryable, dialect: Dialect, roomId: string, name: string, now: number, visibleUntil: number, token: string) =>
     q
@@ -53,14 +56,13 @@ export const queuesRepo = {
       .where("seq", "=", (eb) => {
         let sub = eb
           .selectFrom("queue_messages as m")
-          .innerJoin("room_queues as rq", "rq.id", "m.queue_id")
           .select("m.seq")
-          .where("rq.room_id", "=", roomId)
-          .where("rq.name", "=", name)
+          .where("m.queue_id", "=", (e) => e.selectFrom("room_queues").select("id").where("room_id", "=", roomId).where("name", "=", name))
           .where("m.visible_at", "<=", now)
+          .orderBy("m.visible_at")
           .orderBy("m.seq")
           .limit(1);
-        if (dialect === "postgres") sub = sub.forUpdate("m").skipLocked();
+        if (dialect === "postgres") sub = sub.forUpdate().skipLocked();
         return sub;
       })
       .returningAll()
@@ -99,16 +101,6 @@ export const queuesRepo = {
       .orderBy("room_queues.name")
       .execute(),
 
-  /** The earliest time a claimed message of the queue becomes visible again (for long polls). */
-  nextVisibleAt: async (q: Queryable, queueId: string) => {
-    const r = await q
-      .selectFrom("queue_messages")
-      .select((eb) => eb.fn.min<number>("visible_at").as("t"))
-      .where("queue_id", "=", queueId)
-      .executeTakeFirst();
-    return r?.t == null ? null : Number(r.t);
-  },
-
   drain: async (q: Queryable, queueId: string) => {
     const r = await q.deleteFrom("queue_messages").where("queue_id", "=", queueId).executeTakeFirst();
     return Number(r.numDeletedRows);
@@ -120,7 +112,38 @@ export const queuesRepo = {
     return Number(r.numDeletedRows) > 0;
   },
 
+  /** Messages of a queue in delivery order, without claiming them (for inspection and tests). */
+  /** Queue rows of the given rooms and names (callers match the exact pairs). */
+  queuesOf: (q: Queryable, roomIds: string[], names: string[]) =>
+    q.selectFrom("room_queues").select(["id", "room_id", "name"]).where("room_id", "in", roomIds).where("name", "in", names).execute(),
+
+  /** Create the queues that are missing, in one statement. */
+  ensureQueues: (q: Queryable, rows: QueueRow[]) =>
+    q
+      .insertInto("room_queues")
+      .values(rows)
+      .onConflict((oc) => oc.columns(["room_id", "name"]).doNothing())
+      .execute(),
+
+  /** Insert ready messages in bulk (chunks keep SQLite under its bound-parameter limit). Same columns as insertMessage. */
+  insertMessages: async (q: Queryable, rows: { id: string; queue_id: string; body: string; now: number }[]) => {
+    for (let i = 0; i < rows.length; i += 1000)
+      await q
+        .insertInto("queue_messages")
+        .values(
+          rows.slice(i, i + 1000).map((m) => ({ id: m.id, queue_id: m.queue_id, body: m.body, enqueued_at: m.now, visible_at: 0, attempts: 0 })),
+        )
+        .execute();
+  },
+
   /** Messages of a queue in order, without claiming them (for inspection and tests). */
   peek: (q: Queryable, queueId: string, limit: number) =>
-    q.selectFrom("queue_messages").selectAll().where("queue_id", "=", queueId).orderBy("seq").limit(limit).execute() as Promise<MessageRow[]>,
+    q
+      .selectFrom("queue_messages")
+      .selectAll()
+      .where("queue_id", "=", queueId)
+      .orderBy("visible_at")
+      .orderBy("seq")
+      .limit(limit)
+      .execute() as Promise<MessageRow[]>,
 };

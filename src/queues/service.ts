@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../core/clock.js";
-import { ApiError, badRequest } from "../core/errors.js";
+import { ApiError, badRequest, notFound } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { Invalidator } from "../core/invalidation.js";
 import type { Queryable, Store } from "../store/db.js";
@@ -72,9 +72,10 @@ function encode(message: unknown): string {
 /**
  * Durable room queues, shared by mailboxes, scheduled tasks and the room server (`queues.*` toolkit).
  *
- * Every message is a row before `send` returns. `receive` claims the oldest visible message for a visibility
+ * Every message is a row before `send` returns. `receive` claims the next visible message for a visibility
  * timeout; `ack` removes it. A message claimed and never acknowledged (its consumer died) is delivered again once
- * the timeout passes, so delivery is at-least-once. On PostgreSQL claims use FOR UPDATE SKIP LOCKED, so any number of
+ * the timeout passes, so delivery is at-least-once. Order: new messages strictly first-in first-out; a message
+ * delivered again (claim timed out, or released) queues up behind the messages never delivered yet. On PostgreSQL claims use FOR UPDATE SKIP LOCKED, so any number of
  * server processes can receive from one queue without blocking each other or double-delivering.
  *
  * Long polls never busy-loop: a waiting receive sleeps until `send` wakes it (in this process directly, in other
@@ -111,7 +112,17 @@ export class QueuesService {
   /** Create the queue when missing. Idempotent. */
   async open(roomId: string, name: string, q: Queryable = this.db): Promise<void> {
     checkQueueName(name);
-    await queuesRepo.ensureQueue(q, { id: newId(), room_id: roomId, name, created_at: this.clock.now() });
+    await this.create(q, roomId, name, this.clock.now());
+  }
+
+  private async create(q: Queryable, roomId: string, name: string, now: number) {
+    try {
+      await queuesRepo.ensureQueue(q, { id: newId(), room_id: roomId, name, created_at: now });
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "23503" || code === "SQLITE_CONSTRAINT_FOREIGNKEY") throw notFound("room");
+      throw err;
+    }
   }
 
   async exists(roomId: string, name: string, q: Queryable = this.db): Promise<boolean> {
@@ -127,15 +138,41 @@ export class QueuesService {
     const body = encode(message);
     const now = this.clock.now();
     const id = newId();
-    if (opts.create !== false) await queuesRepo.ensureQueue(q, { id: newId(), room_id: roomId, name, created_at: now });
-    // Inserting through a SELECT of the queue row: if the queue was closed in between, nothing is inserted.
+    // One statement when the queue exists: the insert selects the queue row, so it inserts nothing if it is missing.
     if (!(await queuesRepo.insertMessage(q, roomId, name, { id, body, now }))) {
       if (opts.create === false) throw queueNotFound(name);
-      // Closed concurrently between the two statements: create it again and insert (a send that says create wins).
-      await queuesRepo.ensureQueue(q, { id: newId(), room_id: roomId, name, created_at: now });
+      await this.create(q, roomId, name, now);
       if (!(await queuesRepo.insertMessage(q, roomId, name, { id, body, now }))) throw queueNotFound(name);
     }
     return { id, notify: () => this.announce(roomId, name) };
+  }
+
+  /**
+   * Enqueue many messages inside the caller's transaction (the scheduler's batches): missing queues are created, and
+   * the messages go in with a few statements whatever their number. Ids come back in the order of `items`; call
+   * `notify` once the transaction committed.
+   */
+  async enqueueMany(q: Queryable, items: { roomId: string; name: string; message: unknown }[]): Promise<{ ids: string[]; notify: () => void }> {
+    if (items.length === 0) return { ids: [], notify: () => {} };
+    const now = this.clock.now();
+    const keys = new Map<string, { roomId: string; name: string }>();
+    const bodies = items.map((it) => {
+      checkQueueName(it.name);
+      keys.set(QueuesService.key(it.roomId, it.name), { roomId: it.roomId, name: it.name });
+      return encode(it.message);
+    });
+    const wanted = [...keys.values()];
+    await queuesRepo.ensureQueues(q, wanted.map((k) => ({ id: newId(), room_id: k.roomId, name: k.name, created_at: now })));
+    const found = await queuesRepo.queuesOf(q, [...new Set(wanted.map((k) => k.roomId))], [...new Set(wanted.map((k) => k.name))]);
+    const queueIds = new Map(found.map((r) => [QueuesService.key(r.room_id, r.name), r.id]));
+    const ids = items.map(() => newId());
+    const rows = items.map((it, i) => {
+      const queueId = queueIds.get(QueuesService.key(it.roomId, it.name));
+      if (!queueId) throw queueNotFound(it.name); // deleted between the two statements (its room went away)
+      return { id: ids[i], queue_id: queueId, body: bodies[i], now };
+    });
+    await queuesRepo.insertMessages(q, rows);
+    return { ids, notify: () => wanted.forEach((k) => this.announce(k.roomId, k.name)) };
   }
 
   /** Enqueue and wake receivers. Durable when it returns. */
@@ -146,24 +183,29 @@ export class QueuesService {
   }
 
   /**
-   * Claim the oldest visible message, or null. With `wait`, a long poll: returns when a message could be claimed, the
+   * Claim the next visible message, or null. With `wait`, a long poll: returns when a message could be claimed, the
    * timeout passed, the signal aborted or the service shut down (the last three return null).
    */
   async receive<T = unknown>(roomId: string, name: string, opts: ReceiveOptions = {}): Promise<QueueMessage<T> | null> {
     checkQueueName(name);
-    if (opts.create === false) {
-      if (!(await this.exists(roomId, name))) throw queueNotFound(name);
-    } else await this.open(roomId, name);
     const visibilityMs = opts.visibilityMs ?? this.visibilityMs;
     if (!(visibilityMs > 0)) throw badRequest("visibility timeout must be positive");
     const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
     const key = QueuesService.key(roomId, name);
+    let first = true;
     for (;;) {
       // Register before looking, so a send between the look and the sleep is not missed.
       const w = this.waiter(key);
       try {
         const m = await this.claim<T>(roomId, name, visibilityMs);
         if (m) return m;
+        // Nothing to claim: only now find out whether the queue exists (the hot path is the one claim statement).
+        if (first) {
+          first = false;
+          if (opts.create === false) {
+            if (!(await this.exists(roomId, name))) throw queueNotFound(name);
+          } else await this.open(roomId, name);
+        }
         if (!opts.wait || this.stopped || opts.signal?.aborted) return null;
         const left = deadline - Date.now();
         if (left <= 0) return null;

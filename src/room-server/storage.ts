@@ -1,7 +1,6 @@
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
 import { randomBytes } from "node:crypto";
-import { dirname, join } from "node:path";
-import { FileAttachmentSink } from "../mail/attachments.js";
+import { dirname, join, resolve, sep } from "node:path";
 import { ErrorCode, ToolError } from "./protocol.js";
 
 /** One entry of a listing or a stat. Times are epoch ms (null when unknown). */
@@ -84,6 +83,52 @@ async function fsyncDir(dir: string) {
     await d.close();
   }
 }
+
+/**
+ * Files under `<root>/<room_id>/<path>` where root is `MESHAGENT_DATA_DIR/storage/rooms`.
+ * Each file is written to a hidden temporary name in the same directory, fsynced, then renamed into place
+ * (and the directory fsynced), so it appears whole or not at all.
+ */
+class FileAttachmentSink {
+  constructor(readonly root: string) {}
+
+  fullPath(roomId: string, path: string): string {
+    const roomDir = resolve(this.root, roomId);
+    const full = resolve(roomDir, ...path.split("/"));
+    if (!roomId || roomId.includes("/") || roomId.includes("\\") || !full.startsWith(roomDir + sep)) throw new Error(`invalid storage path ${path}`);
+    return full;
+  }
+
+  async write(roomId: string, path: string, data: Buffer): Promise<void> {
+    const full = this.fullPath(roomId, path);
+    const dir = dirname(full);
+    await mkdir(dir, { recursive: true });
+    const tmp = join(dir, `.${randomBytes(8).toString("hex")}.tmp`);
+    const fh = await open(tmp, "wx", 0o644);
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } catch (err) {
+      await fh.close();
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    await fh.close();
+    try {
+      await rename(tmp, full);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    const d = await open(dir, "r");
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  }
+}
+
 
 /**
  * Files in a local directory: `<root>/<room_id>/<path>`, the layout of the mail FileAttachmentSink (root is

@@ -134,29 +134,6 @@ export interface RoomCountsTable {
   count: number;
 }
 
-export interface Database {
-  users: UsersTable;
-  projects: ProjectsTable;
-  memberships: MembershipsTable;
-  api_keys: ApiKeysTable;
-  user_tokens: UserTokensTable;
-  rooms: RoomsTable;
-  room_grants: RoomGrantsTable;
-  shares: SharesTable;
-  project_signing_keys: ProjectSigningKeysTable;
-  room_counts: RoomCountsTable;
-  room_queues: RoomQueuesTable;
-  queue_messages: QueueMessagesTable;
-  mailboxes: MailboxesTable;
-  room_server_nodes: RoomServerNodesTable;
-  room_leases: RoomLeasesTable;
-  room_sessions: RoomSessionsTable;
-  session_participants: SessionParticipantsTable;
-  session_events: SessionEventsTable;
-  session_spans: SessionSpansTable;
-  session_metrics: SessionMetricsTable;
-}
-
 /** A room server process: where others reach it (proxying) and whether it is alive (heartbeat, pid on its host). */
 export interface RoomServerNodesTable {
   id: string;
@@ -235,4 +212,155 @@ export interface SessionMetricsTable {
   time: number;
   source: string;
   participant_name: string | null;
+}
+
+export interface WebhooksTable {
+  id: string;
+  project_id: string;
+  name: string;
+  description: string;
+  url: string;
+  events: string;
+  action: string | null;
+  payload: string | null;
+  secret_sealed: string;
+  enabled: number;
+  disabled_reason: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  project_id: string;
+  event_id: string;
+  event: string;
+  body: string;
+  status: "pending" | "delivered" | "failed" | "held";
+  attempts: number;
+  next_attempt_at: number;
+  locked_until: number | null;
+  locked_by: string | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+  delivered_at: number | null;
+}
+
+export interface WebhookAttemptsTable {
+  id: string;
+  delivery_id: string;
+  attempt: number;
+  started_at: number;
+  latency_ms: number;
+  status_code: number | null;
+  error: string | null;
+  response_excerpt: string | null;
+  worker: string;
+}
+
+export interface StorageFilesTable {
+  scope: string;
+  path_hash: string;
+  path: string;
+  project_id: string;
+  size: number;
+  etag: string;
+  updated_at: number;
+}
+
+export interface StorageUsageTable {
+  project_id: string;
+  bytes: number;
+  files: number;
+  updated_at: number;
+}
+
+export interface StoragePendingTable {
+  id: string;
+  project_id: string;
+  scope: string;
+  path: string;
+  op: string;
+  participant_id: string;
+  started_at: number;
+  lease_until: number;
+}
+
+export interface ScheduledTasksTable {
+  id: string;
+  project_id: string;
+  room_id: string;
+  /** spec.metadata.name; unique in its room when set. */
+  name: string | null;
+  /** The normalized ScheduledTaskSpec as JSON (its `active` is mirrored from the column on output). */
+  spec: string;
+  target: "queue" | "container";
+  queue_name: string | null;
+  schedule: string;
+  timezone: string;
+  once: number;
+  active: number;
+  misfire_policy: string;
+  catch_up_max: number;
+  /** Interval schedules ("30 minutes") fire at anchor_at + k × interval. */
+  anchor_at: number;
+  /** When the engine fires it next; null when inactive (paused, or a one-time task that ran). */
+  next_run_at: number | null;
+  last_run_id: number | null;
+  last_start_time: number | null;
+  last_end_time: number | null;
+  last_status: string | null;
+  last_return_message: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ScheduledTaskRunsTable {
+  id: Generated<number>;
+  task_id: string;
+  project_id: string;
+  room_id: string;
+  target: "queue" | "container";
+  /** "submitted" (delivered) or "failed" (wire-contract §7.5 statuses). */
+  status: string;
+  attempt_count: number;
+  error: string | null;
+  queued_message_id: string | null;
+  scheduled_time: number;
+  started_at: number | null;
+  completed_at: number | null;
+}
+
+export interface Database {
+  users: UsersTable;
+  projects: ProjectsTable;
+  memberships: MembershipsTable;
+  api_keys: ApiKeysTable;
+  user_tokens: UserTokensTable;
+  rooms: RoomsTable;
+  room_grants: RoomGrantsTable;
+  shares: SharesTable;
+  project_signing_keys: ProjectSigningKeysTable;
+  room_counts: RoomCountsTable;
+  room_queues: RoomQueuesTable;
+  queue_messages: QueueMessagesTable;
+  mailboxes: MailboxesTable;
+  room_server_nodes: RoomServerNodesTable;
+  room_leases: RoomLeasesTable;
+  room_sessions: RoomSessionsTable;
+  session_participants: SessionParticipantsTable;
+  session_events: SessionEventsTable;
+  session_spans: SessionSpansTable;
+  session_metrics: SessionMetricsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_attempts: WebhookAttemptsTable;
+  storage_files: StorageFilesTable;
+  storage_usage: StorageUsageTable;
+  storage_pending: StoragePendingTable;
+  scheduled_tasks: ScheduledTasksTable;
+  scheduled_task_runs: ScheduledTaskRunsTable;
 }

@@ -98,7 +98,10 @@ export async function startServer(
   const ctx = await createContext(config, { clock: opts.clock });
   const app = await buildApp(ctx, { logger: false });
   await app.listen({ port: 0, host: "127.0.0.1" });
+  await ctx.webhookDispatcher.start();
   await ctx.mail.start();
+  // The scheduler engine runs like in `serve` (MESHAGENT_SCHEDULER_ENABLED=false leaves it to explicit ctx.schedulerEngine.tick()).
+  ctx.schedulerEngine.start();
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : 0;
   const url = `http://127.0.0.1:${port}`;

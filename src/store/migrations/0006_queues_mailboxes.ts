@@ -16,6 +16,7 @@ export const m0006_queues_mailboxes: Migration = {
       .addUniqueConstraint("room_queues_room_name", ["room_id", "name"])
       .execute();
     // `seq` gives FIFO order across processes (a database sequence), `id` is the stable public id of a message.
+    // Receivers take the first row of (queue_id, visible_at <= now) ordered by (visible_at, seq): see queues/repo.ts.
     await db.schema
       .createTable("queue_messages")
       .addColumn("seq", sqlite ? "integer" : "bigserial", (c) => (sqlite ? c.primaryKey().autoIncrement() : c.primaryKey()))
@@ -28,7 +29,6 @@ export const m0006_queues_mailboxes: Migration = {
       .addColumn("attempts", "integer", (c) => c.notNull().defaultTo(0))
       .execute();
     await db.schema.createIndex("queue_messages_ready").on("queue_messages").columns(["queue_id", "visible_at", "seq"]).execute();
-    await db.schema.createIndex("queue_messages_queue_seq").on("queue_messages").columns(["queue_id", "seq"]).execute();
 
     await db.schema
       .createTable("mailboxes")

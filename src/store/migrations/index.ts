@@ -4,6 +4,9 @@ import { m0002_rooms } from "./0002_rooms.js";
 import { m0003_grants_shares } from "./0003_grants_shares.js";
 import { m0006_queues_mailboxes } from "./0006_queues_mailboxes.js";
 import { m0008_sessions } from "./0008_sessions.js";
+import { m0004_storage } from "./0004_storage.js";
+import { m0005_webhooks } from "./0005_webhooks.js";
+import { m0007_scheduler } from "./0007_scheduler.js";
 
 /**
  * The one migration set, for SQLite and PostgreSQL alike. Names sort in order of application;
@@ -13,7 +16,10 @@ export const migrations: Record<string, Migration> = {
   "0001_identity": m0001_identity,
   "0002_rooms": m0002_rooms,
   "0003_grants_shares": m0003_grants_shares,
+  "0004_storage": m0004_storage,
+  "0005_webhooks": m0005_webhooks,
   "0006_queues_mailboxes": m0006_queues_mailboxes,
+  "0007_scheduler": m0007_scheduler,
   "0008_sessions": m0008_sessions,
 };
 
