@@ -14,10 +14,9 @@ import { RoomsService } from "./rooms/service.js";
 import { GrantsService } from "./grants/service.js";
 import { SharesService } from "./shares/service.js";
 import { ParticipantTokens } from "./tokens/service.js";
-import { join } from "node:path";
 import { SessionsService } from "./sessions/service.js";
 import { RoomServer } from "./room-server/server.js";
-import { LocalRoomStorage } from "./room-server/storage.js";
+import { BlobRoomStorage } from "./room-server/storage.js";
 import { WebhooksService } from "./webhooks/service.js";
 import { WebhookDispatcher } from "./webhooks/dispatcher.js";
 import pino from "pino";
@@ -71,8 +70,9 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const schedulerEngine = new SchedulerEngine(store, clock, queues, bus, new DetachedAttachmentSink(storage), config.scheduler);
   scheduler.onChange(() => schedulerEngine.wake());
   const sessions = new SessionsService(store.db, clock, bus, () => config.publicUrl);
-  // Room storage: the same directory the mail attachments go to on the local backend.
-  const roomStorage = new LocalRoomStorage(join(config.dataDir, "storage", "rooms"), join(config.dataDir, "storage", "room-meta"));
+  // Room storage: rooms/<room id>/… in the BlobStore, through the storage service (usage, events), where mail
+  // attachments and scheduler files go too.
+  const roomStorage = new BlobRoomStorage(storage);
   const roomServer = new RoomServer(
     { db: store.db, clock, bus, invalidator, tokens, rooms, queues, sessions, storage: roomStorage },
     { ...config.rooms, publicUrl: () => config.publicUrl, masterKey: config.masterKey },

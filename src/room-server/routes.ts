@@ -32,9 +32,11 @@ export const roomServerRoutes =
         }
         if (!ctx.roomServer.verifyDownload(req.params.room_id, path, req.query.expires, req.query.signature))
           throw forbidden("the download URL is invalid or expired");
+        const room = await ctx.store.db.selectFrom("rooms").select("project_id").where("id", "=", req.params.room_id).executeTakeFirst();
+        if (!room) throw notFound("file");
         let file;
         try {
-          file = await ctx.roomStorage.openRead(req.params.room_id, path);
+          file = await ctx.roomStorage.openRead({ projectId: room.project_id, roomId: req.params.room_id }, path);
         } catch {
           throw notFound("file");
         }

@@ -161,7 +161,7 @@ export class RoomServer {
       this.pendingDeletes.delete(id);
       void this.closeRoom(id, 1000, "the room was deleted", "room_deleted");
       void deps.invalidator.publish(TOPIC, `deleted:${id}`).catch(() => {});
-      void deps.storage.deleteRoom(id).catch(() => {});
+      void deps.storage.deleteRoom({ projectId: String(e.project_id), roomId: id }).catch(() => {});
     });
   }
 
@@ -552,6 +552,8 @@ export class RoomServer {
 
   private storageChanged(room: ActiveRoom, type: string, data: Record<string, unknown>) {
     room.fanout(room.connections.values(), type, data);
+    // The storage service publishes storage.file.updated / .deleted itself (with room_id); it has no move.
+    if (type !== "storage.file.moved") return;
     void this.deps.bus
       .publish(this.deps.db, { type, project_id: room.room.project_id, data: { ...data, room_name: room.room.name, room_id: room.id } })
       .then((notify) => notify())

@@ -1,7 +1,9 @@
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile, type FileHandle } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
-import { dirname, join, resolve, sep } from "node:path";
+import { PassThrough, type Readable } from "node:stream";
+import { once } from "node:events";
 import { ErrorCode, ToolError } from "./protocol.js";
+import { ApiError } from "../core/errors.js";
+import { blobKey, folderPrefix, roomScope, scopePrefix, type BlobHandle, type BlobStore, type StorageScope } from "../blobs/index.js";
+import type { StorageService } from "../storage/service.js";
 
 /** One entry of a listing or a stat. Times are epoch ms (null when unknown). */
 export interface StorageEntry {
@@ -33,23 +35,27 @@ export interface StorageWriter {
 
 /**
  * Room-scoped storage as the room server's `storage` toolkit uses it. Paths are already normalized (no leading
- * slash, no `..`; "" is the room root). The BlobStore (local directory or S3) can stand behind this interface;
- * LocalRoomStorage is the default. Errors are ToolErrors with the protocol's storage codes.
+ * slash, no `..`; "" is the room root). BlobRoomStorage keeps room files in the BlobStore (local directory or S3). Errors are ToolErrors with the protocol's storage codes.
  */
-export interface RoomStorage {
-  list(roomId: string, path: string): Promise<StorageEntry[]>;
-  stat(roomId: string, path: string): Promise<StorageEntry | null>;
-  delete(roomId: string, path: string, recursive: boolean): Promise<void>;
-  move(roomId: string, from: string, to: string, overwrite: boolean): Promise<void>;
-  /** Start an upload; STORAGE_ALREADY_EXISTS when the path exists and `overwrite` is false. */
-  createWriter(roomId: string, path: string, opts: { overwrite: boolean; name: string; mimeType: string }): Promise<StorageWriter>;
-  /** Open a file for reading; STORAGE_NOT_FOUND when it is missing or a folder. */
-  openRead(roomId: string, path: string): Promise<StoredFile>;
-  /** Remove everything a room stored (room deletion). */
-  deleteRoom(roomId: string): Promise<void>;
+/** Which room (and project: usage and events are per project), and who acts (for storage.file.* events). */
+export interface RoomRef {
+  projectId: string;
+  roomId: string;
+  participantId?: string;
 }
 
-const TEMP_RE = /^\.[0-9a-f]{16}\.tmp$/;
+export interface RoomStorage {
+  list(room: RoomRef, path: string): Promise<StorageEntry[]>;
+  stat(room: RoomRef, path: string): Promise<StorageEntry | null>;
+  delete(room: RoomRef, path: string, recursive: boolean): Promise<void>;
+  move(room: RoomRef, from: string, to: string, overwrite: boolean): Promise<void>;
+  /** Start an upload; STORAGE_ALREADY_EXISTS when the path exists and `overwrite` is false. */
+  createWriter(room: RoomRef, path: string, opts: { overwrite: boolean; name: string; mimeType: string }): Promise<StorageWriter>;
+  /** Open a file for reading; STORAGE_NOT_FOUND when it is missing or a folder. */
+  openRead(room: RoomRef, path: string): Promise<StoredFile>;
+  /** Remove everything a room stored (room deletion). */
+  deleteRoom(room: RoomRef): Promise<void>;
+}
 
 /** The client's extension table (storage-client.js), used when a file has no stored MIME type (e.g. mail attachments). */
 const MIME_BY_EXT: Record<string, string> = {
@@ -71,280 +77,297 @@ export function guessMimeType(name: string): string {
 const notFound = (path: string) => new ToolError(`file not found: ${path || "/"}`, ErrorCode.STORAGE_NOT_FOUND);
 const exists = (path: string) => new ToolError(`the path already exists: ${path}`, ErrorCode.STORAGE_ALREADY_EXISTS);
 
-function code(e: unknown): string | undefined {
-  return (e as { code?: string })?.code;
+const baseName = (path: string) => path.slice(path.lastIndexOf("/") + 1);
+
+/** The storage service speaks HTTP errors; the toolkit speaks the protocol's storage codes. */
+function toolError(e: unknown, path: string): unknown {
+  if (!(e instanceof ApiError)) return e;
+  if (e.status === 404) return notFound(path);
+  if (e.code === "recursive_required") return new ToolError(`"${path}" is a folder that is not empty; delete it with recursive`, ErrorCode.STORAGE_RECURSIVE_REQUIRED);
+  if (e.status === 409) return new ToolError(`${path}: ${e.message}`, ErrorCode.STORAGE_INVALID_PATH);
+  if (e.status === 413) return new ToolError(e.message, ErrorCode.INVALID_REQUEST);
+  if (e.status === 400) return new ToolError(`${path}: ${e.message}`, ErrorCode.INVALID_REQUEST);
+  return e;
 }
 
-async function fsyncDir(dir: string) {
-  const d = await open(dir, "r");
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
+/** Read exactly `n` bytes from a paused stream (fewer only at its end). */
+async function readUpTo(stream: Readable, n: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let got = 0;
+  while (got < n) {
+    const c = stream.read() as Buffer | null;
+    if (c !== null) {
+      parts.push(c);
+      got += c.length;
+      continue;
+    }
+    if (stream.errored) throw stream.errored;
+    if (stream.readableEnded || stream.destroyed) break;
+    await new Promise<void>((resolve, reject) => {
+      const done = () => {
+        stream.off("readable", done).off("end", done).off("close", done).off("error", fail);
+        resolve();
+      };
+      const fail = (err: Error) => {
+        stream.off("readable", done).off("end", done).off("close", done).off("error", fail);
+        reject(err);
+      };
+      stream.on("readable", done).on("end", done).on("close", done).on("error", fail);
+    });
   }
+  const all = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  if (all.length > n) stream.unshift(all.subarray(n));
+  return all.subarray(0, n);
 }
 
 /**
- * Files under `<root>/<room_id>/<path>` where root is `MESHAGENT_DATA_DIR/storage/rooms`.
- * Each file is written to a hidden temporary name in the same directory, fsynced, then renamed into place
- * (and the directory fsynced), so it appears whole or not at all.
+ * Room files in the project's BlobStore under `rooms/<room_id>/<path>` (blobs/keys.ts), the key space of project
+ * storage, mail attachments and scheduler files, on the local directory backend or S3. Writes and deletes go through
+ * StorageService, so they are counted in the project's storage usage, survive crashes the same way (pending rows) and
+ * publish storage.file.updated / storage.file.deleted (with room_id). The MIME type comes from the file name (the
+ * client's extension table), so files written by mail or the scheduler get one too.
  */
-class FileAttachmentSink {
-  constructor(readonly root: string) {}
+export class BlobRoomStorage implements RoomStorage {
+  private readonly blobs: BlobStore;
 
-  fullPath(roomId: string, path: string): string {
-    const roomDir = resolve(this.root, roomId);
-    const full = resolve(roomDir, ...path.split("/"));
-    if (!roomId || roomId.includes("/") || roomId.includes("\\") || !full.startsWith(roomDir + sep)) throw new Error(`invalid storage path ${path}`);
-    return full;
+  constructor(private readonly storage: StorageService) {
+    this.blobs = storage.blobs;
   }
 
-  async write(roomId: string, path: string, data: Buffer): Promise<void> {
-    const full = this.fullPath(roomId, path);
-    const dir = dirname(full);
-    await mkdir(dir, { recursive: true });
-    const tmp = join(dir, `.${randomBytes(8).toString("hex")}.tmp`);
-    const fh = await open(tmp, "wx", 0o644);
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } catch (err) {
-      await fh.close();
-      await rm(tmp, { force: true });
-      throw err;
+  private scope(room: RoomRef, path: string): StorageScope {
+    if (!room.roomId || /[/\\]/.test(room.roomId) || room.roomId === "." || room.roomId === "..")
+      throw new ToolError("invalid room", ErrorCode.STORAGE_INVALID_PATH);
+    const scope = roomScope(room.projectId, room.roomId);
+    if (path) {
+      if (path.split("/").some((s) => Buffer.byteLength(s) > 255)) throw new ToolError(`a segment of "${path}" is longer than 255 bytes`, ErrorCode.STORAGE_INVALID_PATH);
+      const max = this.blobs.maxKeyBytes - Buffer.byteLength(scopePrefix(scope));
+      if (Buffer.byteLength(path) > max) throw new ToolError(`the path is longer than ${max} bytes, the most this storage backend takes`, ErrorCode.STORAGE_INVALID_PATH);
     }
-    await fh.close();
-    try {
-      await rename(tmp, full);
-    } catch (err) {
-      await rm(tmp, { force: true });
-      throw err;
-    }
-    const d = await open(dir, "r");
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-  }
-}
-
-
-/**
- * Files in a local directory: `<root>/<room_id>/<path>`, the layout of the mail FileAttachmentSink (root is
- * `MESHAGENT_DATA_DIR/storage/rooms`), so attachments that arrive by mail are room files. Writes go to a hidden
- * temporary name in the target folder, are fsynced, then renamed into place: a file appears whole or not at all.
- * The MIME type and display name of an upload live in a mirror tree `<metaRoot>/<room_id>/<path>` (a file there
- * exactly where the data file is, so the two trees never collide); without one the type comes from the extension.
- */
-export class LocalRoomStorage implements RoomStorage {
-  private readonly sink: FileAttachmentSink;
-  constructor(
-    readonly root: string,
-    readonly metaRoot: string,
-  ) {
-    this.sink = new FileAttachmentSink(root);
+    return scope;
   }
 
-  private full(roomId: string, path: string): string {
-    if (!path) {
-      const dir = join(this.root, roomId);
-      if (!roomId || /[/\\]/.test(roomId)) throw new ToolError("invalid room", ErrorCode.STORAGE_INVALID_PATH);
-      return dir;
-    }
-    if (path.split("/").some((s) => TEMP_RE.test(s))) throw new ToolError(`reserved name in path: ${path}`, ErrorCode.STORAGE_INVALID_PATH);
-    try {
-      return this.sink.fullPath(roomId, path);
-    } catch {
-      throw new ToolError(`invalid path: ${path}`, ErrorCode.STORAGE_INVALID_PATH);
-    }
+  private participant(room: RoomRef) {
+    return room.participantId ?? "room";
   }
 
-  private meta(roomId: string, path: string): string {
-    return join(this.metaRoot, roomId, ...path.split("/"));
-  }
-
-  private entry(name: string, st: Awaited<ReturnType<typeof stat>>): StorageEntry {
-    const folder = st.isDirectory();
-    return {
-      name,
-      is_folder: folder,
-      size: folder ? null : Number(st.size),
-      created_at: Math.round(Number(st.birthtimeMs) || Number(st.ctimeMs)),
-      updated_at: Math.round(Number(st.mtimeMs)),
-    };
-  }
-
-  async list(roomId: string, path: string): Promise<StorageEntry[]> {
-    const dir = this.full(roomId, path);
-    let names: string[];
-    try {
-      names = await readdir(dir);
-    } catch (e) {
-      if (code(e) === "ENOENT" && !path) return []; // a room that never stored anything
-      if (code(e) === "ENOENT" || code(e) === "ENOTDIR") throw notFound(path);
-      throw e;
-    }
+  async list(room: RoomRef, path: string): Promise<StorageEntry[]> {
+    const scope = this.scope(room, path);
     const out: StorageEntry[] = [];
-    for (const n of names) {
-      if (TEMP_RE.test(n)) continue;
-      try {
-        out.push(this.entry(n, await stat(join(dir, n))));
-      } catch {
-        // removed while listing
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.blobs.list(folderPrefix(scope, path), { limit: 1000, after });
+      if (!page) {
+        if (!path) return []; // a room that never stored anything
+        throw notFound(path);
       }
+      for (const e of page.entries)
+        out.push({
+          name: e.name,
+          is_folder: e.isFolder,
+          size: e.isFolder ? null : (e.size ?? 0),
+          created_at: e.isFolder ? null : (e.lastModified ?? null),
+          updated_at: e.isFolder ? null : (e.lastModified ?? null),
+        });
+      if (!page.next) break;
+      after = page.next;
     }
     return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   }
 
-  async stat(roomId: string, path: string): Promise<StorageEntry | null> {
+  async stat(room: RoomRef, path: string): Promise<StorageEntry | null> {
+    const scope = this.scope(room, path);
+    if (!path) return { name: "", is_folder: true, size: null, created_at: null, updated_at: null };
+    const info = await this.blobs.stat(blobKey(scope, path));
+    if (info) return { name: baseName(path), is_folder: false, size: info.size, created_at: info.lastModified, updated_at: info.lastModified };
+    if (await this.blobs.hasChildren(folderPrefix(scope, path))) return { name: baseName(path), is_folder: true, size: null, created_at: null, updated_at: null };
+    return null;
+  }
+
+  async delete(room: RoomRef, path: string, recursive: boolean): Promise<void> {
+    if (!path) throw new ToolError("the room root cannot be deleted", ErrorCode.STORAGE_INVALID_PATH);
+    const scope = this.scope(room, path);
     try {
-      const st = await stat(this.full(roomId, path));
-      return this.entry(path ? path.slice(path.lastIndexOf("/") + 1) : "", st);
+      await this.storage.delete(scope, path, { participantId: this.participant(room), recursive });
     } catch (e) {
-      if (code(e) === "ENOENT" || code(e) === "ENOTDIR") return null;
-      throw e;
+      throw toolError(e, path);
     }
   }
 
-  async delete(roomId: string, path: string, recursive: boolean): Promise<void> {
-    if (!path) throw new ToolError("the room root cannot be deleted", ErrorCode.STORAGE_INVALID_PATH);
-    const full = this.full(roomId, path);
-    const st = await this.stat(roomId, path);
-    if (!st) throw notFound(path);
-    if (st.is_folder) {
-      if (!recursive && (await readdir(full)).some((n) => !TEMP_RE.test(n)))
-        throw new ToolError(`"${path}" is a folder that is not empty; delete it with recursive`, ErrorCode.STORAGE_RECURSIVE_REQUIRED);
-      await rm(full, { recursive: true, force: true });
-    } else await rm(full, { force: true });
-    await rm(this.meta(roomId, path), { recursive: true, force: true });
-    await fsyncDir(dirname(full)).catch(() => {});
+  /** Copy one file's current version to another path through the storage service (usage, events). */
+  private async copyFile(room: RoomRef, scope: StorageScope, from: string, to: string) {
+    const handle = await this.blobs.open(blobKey(scope, from));
+    if (!handle) throw notFound(from);
+    let body: Readable;
+    try {
+      body = await handle.read();
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
+    try {
+      await this.storage.upload(scope, to, body, { participantId: this.participant(room), contentLength: handle.info.size });
+    } catch (e) {
+      body.destroy();
+      throw toolError(e, to);
+    }
   }
 
-  async move(roomId: string, from: string, to: string, overwrite: boolean): Promise<void> {
+  /** The blob store has no rename: each file is copied, then the source deleted. */
+  async move(room: RoomRef, from: string, to: string, overwrite: boolean): Promise<void> {
     if (!from || !to) throw new ToolError("the room root cannot be moved", ErrorCode.STORAGE_INVALID_PATH);
     if (to === from) return;
     if (to.startsWith(from + "/")) throw new ToolError("a folder cannot be moved into itself", ErrorCode.STORAGE_INVALID_PATH);
-    const src = this.full(roomId, from);
-    const dst = this.full(roomId, to);
-    const s = await this.stat(roomId, from);
+    const scope = this.scope(room, from);
+    this.scope(room, to);
+    const s = await this.stat(room, from);
     if (!s) throw notFound(from);
-    const d = await this.stat(roomId, to);
+    const d = await this.stat(room, to);
     if (d) {
       if (!overwrite) throw exists(to);
       if (d.is_folder !== s.is_folder) throw new ToolError(`cannot replace a ${d.is_folder ? "folder" : "file"} with a ${s.is_folder ? "folder" : "file"}`, ErrorCode.CONFLICT);
-      if (d.is_folder) await rm(dst, { recursive: true, force: true });
+      if (d.is_folder) await this.delete(room, to, true);
     }
-    await mkdir(dirname(dst), { recursive: true });
-    await rename(src, dst);
-    const mSrc = this.meta(roomId, from);
-    const mDst = this.meta(roomId, to);
-    await rm(mDst, { recursive: true, force: true });
-    try {
-      await mkdir(dirname(mDst), { recursive: true });
-      await rename(mSrc, mDst);
-    } catch (e) {
-      if (code(e) !== "ENOENT") throw e;
+    await this.checkParents(scope, to);
+    if (!s.is_folder) {
+      await this.copyFile(room, scope, from, to);
+      await this.delete(room, from, false);
+      return;
     }
-    await fsyncDir(dirname(dst)).catch(() => {});
-    if (dirname(src) !== dirname(dst)) await fsyncDir(dirname(src)).catch(() => {});
+    const base = scopePrefix(scope);
+    const files: string[] = [];
+    for await (const b of this.blobs.walk(folderPrefix(scope, from))) files.push(b.key.slice(base.length));
+    for (const p of files) {
+      const dest = to + p.slice(from.length);
+      await this.copyFile(room, scope, p, dest);
+      await this.delete(room, p, false);
+    }
   }
 
-  async createWriter(roomId: string, path: string, opts: { overwrite: boolean; name: string; mimeType: string }): Promise<StorageWriter> {
+  /** No parent of `path` may be a file. */
+  private async checkParents(scope: StorageScope, path: string) {
+    const segs = path.split("/");
+    const parents: string[] = [];
+    for (let i = 1; i < segs.length; i++) parents.push(segs.slice(0, i).join("/"));
+    const found = await Promise.all(parents.map((p) => this.blobs.stat(blobKey(scope, p))));
+    const i = found.findIndex((f) => f !== null);
+    if (i >= 0) throw new ToolError(`a parent of "${path}" is a file: ${parents[i]}`, ErrorCode.STORAGE_INVALID_PATH);
+  }
+
+  /**
+   * The upload streams into StorageService.upload through a PassThrough: the blob is published only when `commit`
+   * ends the stream (the blob store's put is atomic), and `abort` destroys the stream, so nothing becomes visible.
+   */
+  async createWriter(room: RoomRef, path: string, opts: { overwrite: boolean; name: string; mimeType: string }): Promise<StorageWriter> {
     if (!path) throw new ToolError("an upload needs a file path", ErrorCode.STORAGE_INVALID_PATH);
-    const full = this.full(roomId, path);
-    const existing = await this.stat(roomId, path);
+    const scope = this.scope(room, path);
+    const existing = await this.stat(room, path);
     if (existing && (existing.is_folder || !opts.overwrite)) throw exists(path);
-    const dir = dirname(full);
-    try {
-      await mkdir(dir, { recursive: true });
-    } catch (e) {
-      if (code(e) === "EEXIST" || code(e) === "ENOTDIR") throw new ToolError(`a parent of "${path}" is a file`, ErrorCode.STORAGE_INVALID_PATH);
-      throw e;
-    }
-    const tmp = join(dir, `.${randomBytes(8).toString("hex")}.tmp`);
-    const fh: FileHandle = await open(tmp, "wx", 0o644);
+    await this.checkParents(scope, path);
+    const body = new PassThrough({ highWaterMark: 256 * 1024 });
+    let failure: unknown = null;
+    const upload = this.storage.upload(scope, path, body, { participantId: this.participant(room) }).then(
+      () => {},
+      (e) => {
+        failure = toolError(e, path);
+        throw failure;
+      },
+    );
+    upload.catch(() => {});
     let written = 0;
     let done = false;
-    const metaFile = this.meta(roomId, path);
+    const blobs = this.blobs;
     return {
       get written() {
         return written;
       },
       async write(data: Buffer) {
         if (done) throw new Error("upload already finished");
-        let off = 0;
-        while (off < data.length) {
-          const { bytesWritten } = await fh.write(data, off, data.length - off);
-          off += bytesWritten;
-        }
+        if (failure) throw failure;
         written += data.length;
+        if (!body.write(data)) await Promise.race([once(body, "drain"), upload]);
+        if (failure) throw failure;
       },
       async commit() {
         if (done) throw new Error("upload already finished");
         done = true;
-        try {
-          await fh.sync();
-          await fh.close();
-          if (!opts.overwrite && (await stat(full).then(() => true, () => false))) throw exists(path);
-          await mkdir(dirname(metaFile), { recursive: true });
-          const metaTmp = join(dirname(metaFile), `.${randomBytes(8).toString("hex")}.tmp`);
-          await writeFile(metaTmp, JSON.stringify({ mime_type: opts.mimeType, name: opts.name }));
-          await rename(metaTmp, metaFile);
-          await rename(tmp, full);
-          await fsyncDir(dir);
-        } catch (e) {
-          await rm(tmp, { force: true });
-          throw e;
+        if (failure) throw failure;
+        if (!opts.overwrite && (await blobs.stat(blobKey(scope, path)))) {
+          body.destroy();
+          await upload.catch(() => {});
+          throw exists(path);
         }
+        body.end();
+        await upload;
       },
       async abort() {
         if (done) return;
         done = true;
-        await fh.close().catch(() => {});
-        await rm(tmp, { force: true });
+        body.destroy();
+        await upload.catch(() => {});
       },
     };
   }
 
-  async openRead(roomId: string, path: string): Promise<StoredFile> {
+  async openRead(room: RoomRef, path: string): Promise<StoredFile> {
     if (!path) throw notFound(path);
-    const full = this.full(roomId, path);
-    let fh: FileHandle;
-    try {
-      fh = await open(full, "r");
-    } catch (e) {
-      if (code(e) === "ENOENT" || code(e) === "ENOTDIR" || code(e) === "EISDIR") throw notFound(path);
-      throw e;
-    }
-    const st = await fh.stat();
-    if (st.isDirectory()) {
-      await fh.close();
-      throw notFound(path);
-    }
-    const base = path.slice(path.lastIndexOf("/") + 1);
-    let meta: { mime_type?: unknown; name?: unknown } = {};
-    try {
-      meta = JSON.parse(await readFile(this.meta(roomId, path), "utf8"));
-    } catch {
-      // no stored metadata: mail attachments, files written by other parts
-    }
+    const scope = this.scope(room, path);
+    const key = blobKey(scope, path);
+    const first = await this.blobs.open(key);
+    if (!first) throw notFound(path);
+    const { size, etag } = first.info;
+    const blobs = this.blobs;
+    let handle: BlobHandle | null = first;
+    let stream: Readable | null = null;
+    let pos = 0;
+    const drop = () => {
+      stream?.destroy();
+      stream = null;
+    };
     return {
-      name: typeof meta.name === "string" && meta.name ? meta.name : base,
-      mime_type: typeof meta.mime_type === "string" && meta.mime_type ? meta.mime_type : guessMimeType(base),
-      size: st.size,
+      name: baseName(path),
+      mime_type: guessMimeType(baseName(path)),
+      size,
       async read(offset: number, length: number) {
-        const buf = Buffer.allocUnsafe(length);
-        const { bytesRead } = await fh.read(buf, 0, length, offset);
-        return buf.subarray(0, bytesRead);
+        if (length <= 0 || offset >= size) return Buffer.alloc(0);
+        if (!stream || offset !== pos) {
+          // Sequential reads share one stream; a jump opens the same version again at the new offset.
+          drop();
+          let h: BlobHandle | null = handle;
+          handle = null;
+          if (!h) {
+            h = await blobs.open(key);
+            if (!h || h.info.etag !== etag) {
+              await h?.close();
+              throw new ToolError("the file changed while it was downloaded", ErrorCode.OPERATION_FAILED);
+            }
+          }
+          try {
+            stream = await h.read({ start: offset, end: size - 1 });
+          } catch (e) {
+            await h.close();
+            throw e;
+          }
+          pos = offset;
+        }
+        const data = await readUpTo(stream, Math.min(length, size - offset));
+        pos += data.length;
+        return data;
       },
-      close: () => fh.close(),
+      async close() {
+        drop();
+        const h = handle;
+        handle = null;
+        await h?.close();
+      },
     };
   }
 
-  async deleteRoom(roomId: string): Promise<void> {
-    if (!roomId || /[/\\.]/.test(roomId)) return;
-    await rm(join(this.root, roomId), { recursive: true, force: true });
-    await rm(join(this.metaRoot, roomId), { recursive: true, force: true });
+  async deleteRoom(room: RoomRef): Promise<void> {
+    const scope = this.scope(room, "");
+    for (const e of await this.list(room, "")) {
+      await this.storage.delete(scope, e.name, { participantId: this.participant(room), recursive: true }).catch((err) => {
+        if (!(err instanceof ApiError && err.status === 404)) throw err;
+      });
+    }
   }
 }

@@ -1,7 +1,7 @@
 import type { Toolkit, ToolCall, ToolStream } from "../connection.js";
 import { binary, control, empty, ErrorCode, errorContent, invalid, json, ToolError, type Content } from "../protocol.js";
 import { normalizePath } from "../scope.js";
-import type { RoomStorage, StorageEntry, StorageWriter, StoredFile } from "../storage.js";
+import type { RoomRef, RoomStorage, StorageEntry, StorageWriter, StoredFile } from "../storage.js";
 import type { ActiveRoom } from "../room.js";
 import { iso } from "../../core/clock.js";
 
@@ -24,6 +24,9 @@ const entryJson = (e: StorageEntry) => ({
   created_at: e.created_at === null ? null : iso(e.created_at),
   updated_at: e.updated_at === null ? null : iso(e.updated_at),
 });
+
+/** The room, its project and the acting participant, for the storage calls. */
+const roomRef = (call: ToolCall): RoomRef => ({ projectId: call.room.room.project_id, roomId: call.room.id, participantId: call.conn.id });
 
 function bool(call: ToolCall, key: string, fallback: boolean) {
   const v = call.args[key];
@@ -50,25 +53,25 @@ export function storageToolkit(storage: RoomStorage, hooks: StorageHooks): Toolk
       async list(call) {
         const path = normalizePath(call.args.path ?? "");
         call.conn.scope.storageRead(path);
-        const st = path ? await storage.stat(call.room.id, path) : null;
+        const st = path ? await storage.stat(roomRef(call), path) : null;
         if (path && (!st || !st.is_folder)) throw new ToolError(st ? `"${path}" is a file, not a folder` : `folder not found: ${path}`, ErrorCode.STORAGE_NOT_FOUND);
-        return json({ files: (await storage.list(call.room.id, path)).map(entryJson) });
+        return json({ files: (await storage.list(roomRef(call), path)).map(entryJson) });
       },
       async stat(call) {
         const path = normalizePath(call.args.path);
         call.conn.scope.storageRead(path);
-        const st = await storage.stat(call.room.id, path);
+        const st = await storage.stat(roomRef(call), path);
         return json(st ? { exists: true, ...entryJson(st) } : { exists: false });
       },
       async exists(call) {
         const path = normalizePath(call.args.path);
         call.conn.scope.storageRead(path);
-        return json({ exists: !!(await storage.stat(call.room.id, path)) });
+        return json({ exists: !!(await storage.stat(roomRef(call), path)) });
       },
       async delete(call) {
         const path = normalizePath(call.args.path, "path", false);
         call.conn.scope.storageWrite(path);
-        await storage.delete(call.room.id, path, bool(call, "recursive", false));
+        await storage.delete(roomRef(call), path, bool(call, "recursive", false));
         hooks.changed(call.room, "storage.file.deleted", { path, participant_id: call.conn.id });
         return empty();
       },
@@ -77,14 +80,14 @@ export function storageToolkit(storage: RoomStorage, hooks: StorageHooks): Toolk
         const to = normalizePath(call.args.destination_path, "destination_path", false);
         call.conn.scope.storageWrite(from);
         call.conn.scope.storageWrite(to);
-        await storage.move(call.room.id, from, to, bool(call, "overwrite", false));
+        await storage.move(roomRef(call), from, to, bool(call, "overwrite", false));
         hooks.changed(call.room, "storage.file.moved", { source_path: from, destination_path: to, participant_id: call.conn.id });
         return empty();
       },
       async download_url(call) {
         const path = normalizePath(call.args.path, "path", false);
         call.conn.scope.storageRead(path);
-        const st = await storage.stat(call.room.id, path);
+        const st = await storage.stat(roomRef(call), path);
         if (!st || st.is_folder) throw new ToolError(`file not found: ${path}`, ErrorCode.STORAGE_NOT_FOUND);
         return json({ url: hooks.downloadUrl(call.room.id, path) });
       },
@@ -129,7 +132,7 @@ function uploadStream(call: ToolCall, out: (c: Content) => void, storage: RoomSt
           if (size !== null && size > hooks.maxUploadBytes) throw new ToolError(`uploads are limited to ${hooks.maxUploadBytes} bytes`, ErrorCode.INVALID_REQUEST);
           const name = typeof c.headers.name === "string" && c.headers.name ? c.headers.name : path.slice(path.lastIndexOf("/") + 1);
           const mimeType = typeof c.headers.mime_type === "string" && c.headers.mime_type ? c.headers.mime_type : "application/octet-stream";
-          writer = await storage.createWriter(call.room.id, path, { overwrite: c.headers.overwrite === true, name, mimeType });
+          writer = await storage.createWriter(roomRef(call), path, { overwrite: c.headers.overwrite === true, name, mimeType });
           if (size === 0) return await finish();
           return pull();
         }
@@ -188,7 +191,7 @@ function downloadStream(call: ToolCall, out: (c: Content) => void, storage: Room
           call.conn.scope.storageRead(path);
           const cs = c.headers.chunk_size;
           if (typeof cs === "number" && Number.isInteger(cs) && cs > 0) chunkSize = Math.min(cs, MAX_CHUNK);
-          file = await storage.openRead(call.room.id, path);
+          file = await storage.openRead(roomRef(call), path);
           out(binary({ kind: "start", name: file.name, mime_type: file.mime_type, size: file.size }));
           if (file.size === 0) {
             await close();
