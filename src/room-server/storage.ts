@@ -364,8 +364,11 @@ export class BlobRoomStorage implements RoomStorage {
 
   async deleteRoom(room: RoomRef): Promise<void> {
     const scope = this.scope(room, "");
-    for (const e of await this.list(room, "")) {
-      await this.storage.delete(scope, e.name, { participantId: this.participant(room), recursive: true }).catch((err) => {
+    const base = scopePrefix(scope);
+    const paths: string[] = [];
+    for await (const b of this.blobs.walk(base)) paths.push(b.key.slice(base.length));
+    for (const p of paths) {
+      await this.storage.delete(scope, p, { participantId: this.participant(room) }).catch((err) => {
         if (!(err instanceof ApiError && err.status === 404)) throw err;
       });
     }
