@@ -15,9 +15,12 @@ import { roomRoutes, roomSchemas } from "./rooms/routes.js";
 import { grantRoutes, grantSchemas } from "./grants/routes.js";
 import { shareRoutes, shareSchemas } from "./shares/routes.js";
 import { tokenRoutes } from "./tokens/routes.js";
+import { mailboxRoutes, mailboxSchemas } from "./mailboxes/routes.js";
+import { sessionRoutes, sessionSchemas } from "./sessions/routes.js";
+import { otlpRoutes } from "./sessions/otlp.js";
+import { roomServerRoutes } from "./room-server/routes.js";
 import { webhookRoutes } from "./webhooks/routes.js";
 import { storageRoutes } from "./storage/routes.js";
-import { mailboxRoutes, mailboxSchemas } from "./mailboxes/routes.js";
 import { schedulerRoutes, schedulerSchemas } from "./scheduler/routes.js";
 
 function makeAjv(coerce: boolean) {
@@ -84,6 +87,7 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   for (const s of projectSchemas) app.addSchema(s);
   for (const s of [...roomSchemas, ...grantSchemas, ...shareSchemas]) app.addSchema(s);
   for (const s of mailboxSchemas) app.addSchema(s);
+  for (const s of sessionSchemas) app.addSchema(s);
   for (const s of schedulerSchemas) app.addSchema(s);
 
   await app.register(swagger, {
@@ -106,9 +110,29 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   await app.register(grantRoutes(ctx));
   await app.register(shareRoutes(ctx));
   await app.register(tokenRoutes(ctx));
+  await app.register(mailboxRoutes(ctx));
+  await app.register(sessionRoutes(ctx));
+  await app.register(otlpRoutes(ctx));
+  await app.register(roomServerRoutes(ctx));
+
+  // The room server: WebSocket upgrades on /rooms/{room_name}; it registers itself once the server listens and
+  // closes its sockets (1012, clients reconnect) before the HTTP server closes.
+  ctx.roomServer.attach(app.server, app.log);
+  app.addHook("onReady", async () => {
+    await ctx.roomServer.recover();
+  });
+  app.addHook("onListen", async () => {
+    const a = app.server.address();
+    if (a && typeof a === "object") {
+      const host = a.address === "0.0.0.0" || a.address === "::" ? "127.0.0.1" : a.family === "IPv6" ? `[${a.address}]` : a.address;
+      await ctx.roomServer.start(`http://${host}:${a.port}`);
+    }
+  });
+  app.addHook("preClose", async () => {
+    await ctx.roomServer.stop();
+  });
   await app.register(webhookRoutes(ctx));
   await app.register(storageRoutes(ctx));
-  await app.register(mailboxRoutes(ctx));
   await app.register(schedulerRoutes(ctx));
   return app;
 }

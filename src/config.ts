@@ -25,8 +25,27 @@ export interface Config {
   s3: S3Settings;
   /** Inbound SMTP (mailboxes). Off unless MESHAGENT_SMTP_PORT is set. */
   smtp: SmtpConfig;
+  /** The room server (WebSocket /rooms/{room}) and sessions. */
+  rooms: RoomsConfig;
   /** Scheduled tasks. */
   scheduler: SchedulerConfig;
+}
+
+export interface RoomsConfig {
+  /** MESHAGENT_ROOM_EMPTY_TIMEOUT (seconds, default 30): an empty room's session ends after this long. */
+  emptyTimeoutMs: number;
+  /** MESHAGENT_ROOM_LEASE (seconds, default 15): room ownership lease; renewed every third of it. */
+  leaseMs: number;
+  /** MESHAGENT_ROOM_SERVER_URL: how other server processes reach this one (default http://<host>:<port>). */
+  serverUrl?: string;
+  /** MESHAGENT_ROOM_PROXY (default true): proxy connections for rooms another process serves, or refuse them (1013). */
+  proxy: boolean;
+  /** MESHAGENT_ROOM_MAX_MESSAGE (bytes, default 64 MiB): largest protocol message a participant may send. */
+  maxMessageBytes: number;
+  /** MESHAGENT_ROOM_MAX_UPLOAD (bytes, default 1 GiB): largest file a storage.upload may write. */
+  maxUploadBytes: number;
+  /** MESHAGENT_OTLP_BODY_LIMIT (bytes, default 16 MiB): largest OTLP/HTTP request body. */
+  otlpBodyLimit: number;
 }
 
 export interface SchedulerConfig {
@@ -129,6 +148,40 @@ function smtpConfig(env: NodeJS.ProcessEnv, host: string): SmtpConfig {
   };
 }
 
+function seconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback * 1000;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${name} must be a non-negative number of seconds, got "${raw}"`);
+  return Math.round(n * 1000);
+}
+
+function flag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (/^(1|true|yes|on)$/i.test(raw)) return true;
+  if (/^(0|false|no|off)$/i.test(raw)) return false;
+  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+}
+
+function roomsConfig(env: NodeJS.ProcessEnv): RoomsConfig {
+  const leaseMs = seconds(env, "MESHAGENT_ROOM_LEASE", 15);
+  if (leaseMs < 300) throw new ConfigError("MESHAGENT_ROOM_LEASE must be at least 0.3 seconds");
+  const serverUrl = env.MESHAGENT_ROOM_SERVER_URL?.replace(/\/+$/, "") || undefined;
+  if (serverUrl && !/^https?:\/\//.test(serverUrl)) throw new ConfigError("MESHAGENT_ROOM_SERVER_URL must be an http(s) URL");
+  const maxMessageBytes = int(env, "MESHAGENT_ROOM_MAX_MESSAGE", 64 * 1024 * 1024);
+  if (maxMessageBytes < 64 * 1024) throw new ConfigError("MESHAGENT_ROOM_MAX_MESSAGE must be at least 65536");
+  return {
+    emptyTimeoutMs: seconds(env, "MESHAGENT_ROOM_EMPTY_TIMEOUT", 30),
+    leaseMs,
+    serverUrl,
+    proxy: flag(env, "MESHAGENT_ROOM_PROXY", true),
+    maxMessageBytes,
+    maxUploadBytes: int(env, "MESHAGENT_ROOM_MAX_UPLOAD", 1024 * 1024 * 1024),
+    otlpBodyLimit: int(env, "MESHAGENT_OTLP_BODY_LIMIT", 16 * 1024 * 1024),
+  };
+}
+
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const port = int(env, "MESHAGENT_PORT", 8080);
   const host = env.MESHAGENT_HOST || "127.0.0.1";
@@ -160,6 +213,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sessionToken: env.AWS_SESSION_TOKEN || undefined,
     },
     smtp: smtpConfig(env, host),
+    rooms: roomsConfig(env),
     scheduler: schedulerConfig(env),
   };
 }

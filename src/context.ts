@@ -13,13 +13,16 @@ import type { RoomsService } from "./rooms/service.js";
 import type { GrantsService } from "./grants/service.js";
 import type { SharesService } from "./shares/service.js";
 import type { ParticipantTokens } from "./tokens/service.js";
+import type { QueuesService } from "./queues/service.js";
+import type { MailboxesService } from "./mailboxes/service.js";
+import type { MailService } from "./mail/service.js";
+import type { SessionsService } from "./sessions/service.js";
+import type { RoomServer } from "./room-server/server.js";
+import type { RoomStorage } from "./room-server/storage.js";
 import type { WebhooksService } from "./webhooks/service.js";
 import type { WebhookDispatcher } from "./webhooks/dispatcher.js";
 import type { BlobStore } from "./blobs/types.js";
 import type { StorageService } from "./storage/service.js";
-import type { QueuesService } from "./queues/service.js";
-import type { MailboxesService } from "./mailboxes/service.js";
-import type { MailService } from "./mail/service.js";
 import type { SchedulerService } from "./scheduler/service.js";
 import type { SchedulerEngine } from "./scheduler/engine.js";
 
@@ -51,6 +54,12 @@ export interface AppContext {
   mailboxes: MailboxesService;
   /** Inbound SMTP; started by `serve` (and the test harness) when MESHAGENT_SMTP_PORT is set. */
   mail: MailService;
+  /** Room sessions: participants, events, spans, metrics (REST §6.6 and the OTLP receiver). */
+  sessions: SessionsService;
+  /** Room-scoped storage behind the room server's storage toolkit. */
+  roomStorage: RoomStorage;
+  /** The WebSocket room server; app.ts attaches it to the HTTP server. */
+  roomServer: RoomServer;
   /** Scheduled tasks (CRUD); the engine below fires them. */
   scheduler: SchedulerService;
   /** Started by `serve` (and the test harness); `tick()` fires what is due now. */

@@ -14,6 +14,9 @@ import { RoomsService } from "./rooms/service.js";
 import { GrantsService } from "./grants/service.js";
 import { SharesService } from "./shares/service.js";
 import { ParticipantTokens } from "./tokens/service.js";
+import { SessionsService } from "./sessions/service.js";
+import { RoomServer } from "./room-server/server.js";
+import { BlobRoomStorage } from "./room-server/storage.js";
 import { WebhooksService } from "./webhooks/service.js";
 import { WebhookDispatcher } from "./webhooks/dispatcher.js";
 import pino from "pino";
@@ -66,6 +69,14 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const scheduler = new SchedulerService(store, clock, rooms, config.scheduler, invalidator);
   const schedulerEngine = new SchedulerEngine(store, clock, queues, bus, new DetachedAttachmentSink(storage), config.scheduler);
   scheduler.onChange(() => schedulerEngine.wake());
+  const sessions = new SessionsService(store.db, clock, bus, () => config.publicUrl);
+  // Room storage: rooms/<room id>/… in the BlobStore, through the storage service (usage, events), where mail
+  // attachments and scheduler files go too.
+  const roomStorage = new BlobRoomStorage(storage);
+  const roomServer = new RoomServer(
+    { db: store.db, clock, bus, invalidator, tokens, rooms, queues, sessions, storage: roomStorage },
+    { ...config.rooms, publicUrl: () => config.publicUrl, masterKey: config.masterKey },
+  );
   return {
     config,
     clock,
@@ -91,7 +102,11 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     mail,
     scheduler,
     schedulerEngine,
+    sessions,
+    roomStorage,
+    roomServer,
     async close() {
+      await roomServer.stop();
       await webhookDispatcher.stop();
       await schedulerEngine.stop();
       await mail.stop();

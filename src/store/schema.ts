@@ -5,6 +5,11 @@ import type { Generated } from "kysely";
  * times are epoch milliseconds (bigint), booleans are integers 0/1, JSON is text.
  * Each area adds its tables here and a migration in ./migrations.
  */
+/**
+ * Table types for Kysely. Conventions that hold on both SQLite and PostgreSQL:
+ * times are epoch milliseconds (bigint), booleans are integers 0/1, JSON is text.
+ * Each area adds its tables here and a migration in ./migrations.
+ */
 export interface UsersTable {
   id: string;
   email: string;
@@ -254,6 +259,86 @@ export interface RoomCountsTable {
   count: number;
 }
 
+/** A room server process: where others reach it (proxying) and whether it is alive (heartbeat, pid on its host). */
+export interface RoomServerNodesTable {
+  id: string;
+  url: string;
+  hostname: string;
+  pid: number;
+  started_at: number;
+  heartbeat_at: number;
+}
+
+/** Which process owns a room's sockets; valid while expires_at > now (renewed by the owner's heartbeat). */
+export interface RoomLeasesTable {
+  room_id: string;
+  node_id: string;
+  acquired_at: number;
+  expires_at: number;
+}
+
+export interface RoomSessionsTable {
+  id: string;
+  project_id: string;
+  room_id: string | null;
+  room_name: string;
+  created_at: number;
+  ended_at: number | null;
+  is_active: number;
+  /** The process that runs the session, and its last sign of life (a dead process's sessions get ended). */
+  node_id: string;
+  heartbeat_at: number;
+  end_reason: string | null;
+}
+
+export interface SessionParticipantsTable {
+  id: string;
+  session_id: string;
+  name: string;
+  role: string;
+  joined_at: number;
+  left_at: number | null;
+}
+
+export interface SessionEventsTable {
+  seq: Generated<number>;
+  session_id: string;
+  type: string;
+  data: string;
+  created_at: number;
+}
+
+export interface SessionSpansTable {
+  seq: Generated<number>;
+  session_id: string;
+  trace_id: string;
+  span_id: string;
+  parent_span_id: string | null;
+  name: string;
+  kind: number;
+  start_ms: number;
+  duration_ns: number;
+  status_code: number;
+  status_message: string | null;
+  attributes: string;
+  resource_attributes: string;
+  participant_name: string | null;
+}
+
+export interface SessionMetricsTable {
+  seq: Generated<number>;
+  session_id: string;
+  name: string;
+  kind: string;
+  unit: string;
+  value: number;
+  data: string | null;
+  attributes: string;
+  time: number;
+  source: string;
+  participant_name: string | null;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -276,4 +361,11 @@ export interface Database {
   shares: SharesTable;
   project_signing_keys: ProjectSigningKeysTable;
   room_counts: RoomCountsTable;
+  room_server_nodes: RoomServerNodesTable;
+  room_leases: RoomLeasesTable;
+  room_sessions: RoomSessionsTable;
+  session_participants: SessionParticipantsTable;
+  session_events: SessionEventsTable;
+  session_spans: SessionSpansTable;
+  session_metrics: SessionMetricsTable;
 }

@@ -2,9 +2,10 @@ import type { Migration, MigrationProvider } from "kysely";
 import { m0001_identity } from "./0001_identity.js";
 import { m0002_rooms } from "./0002_rooms.js";
 import { m0003_grants_shares } from "./0003_grants_shares.js";
+import { m0006_queues_mailboxes } from "./0006_queues_mailboxes.js";
+import { m0008_sessions } from "./0008_sessions.js";
 import { m0004_storage } from "./0004_storage.js";
 import { m0005_webhooks } from "./0005_webhooks.js";
-import { m0006_queues_mailboxes } from "./0006_queues_mailboxes.js";
 import { m0007_scheduler } from "./0007_scheduler.js";
 
 /**
@@ -19,6 +20,7 @@ export const migrations: Record<string, Migration> = {
   "0005_webhooks": m0005_webhooks,
   "0006_queues_mailboxes": m0006_queues_mailboxes,
   "0007_scheduler": m0007_scheduler,
+  "0008_sessions": m0008_sessions,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,313 @@
+import type { WebSocket } from "ws";
+import { ApiError } from "../core/errors.js";
+import {
+  contentFrom,
+  encodeMessage,
+  ErrorCode,
+  errorContent,
+  empty,
+  pack,
+  packContent,
+  contentParts,
+  ProtocolError,
+  Reassembler,
+  ToolError,
+  unpack,
+  type Content,
+  type RawMessage,
+} from "./protocol.js";
+import type { RoomScope } from "./scope.js";
+import type { ActiveRoom } from "./room.js";
+
+/** A streaming tool call (storage upload/download): request chunks in, response chunks out. */
+export interface ToolStream {
+  /** One request chunk, in arrival order (the caller serializes them). */
+  chunk(c: Content): Promise<void>;
+  /** The socket closed or the call was abandoned: release what it holds. */
+  abort(): Promise<void>;
+}
+
+export interface ToolCall {
+  conn: Connection;
+  room: ActiveRoom;
+  input: Content;
+  /** The JSON object of a `json` input ({} otherwise). */
+  args: Record<string, unknown>;
+  toolCallId?: string;
+}
+
+export interface Toolkit {
+  tools: Record<string, (call: ToolCall) => Promise<Content>>;
+  /** Tools called with `control/open` and a tool_call_id: they answer through a ToolStream. */
+  streams?: Record<string, (call: ToolCall, out: (c: Content) => void) => ToolStream>;
+}
+
+/** Slow readers: a socket that has this much unsent output is closed instead of buffering without bound. */
+const MAX_BUFFERED = 64 * 1024 * 1024;
+
+let serverMessageId = 1;
+/** Ids of messages the server starts (free-form in the protocol): one counter, so a broadcast is encoded once. */
+export const nextServerMessageId = () => {
+  serverMessageId = serverMessageId >= Number.MAX_SAFE_INTEGER ? 1 : serverMessageId + 1;
+  return serverMessageId;
+};
+
+const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+export interface ConnectionInfo {
+  id: string;
+  name: string;
+  role: string;
+  scope: RoomScope;
+  attributes: Record<string, unknown>;
+}
+
+/**
+ * One participant's socket: frames in (reassembled, dispatched concurrently), frames out (each message's frames
+ * written back to back in one synchronous loop, so messages never interleave).
+ */
+export class Connection {
+  readonly id: string;
+  readonly name: string;
+  readonly role: string;
+  readonly scope: RoomScope;
+  attributes: Record<string, unknown>;
+  messaging = false;
+  closed = false;
+  /** Aborted when the socket closes: ends long polls. */
+  readonly abort = new AbortController();
+  private readonly streams = new Map<string, { stream: ToolStream; tail: Promise<void> }>();
+  private readonly reasm: Reassembler;
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly room: ActiveRoom,
+    info: ConnectionInfo,
+    maxMessageBytes: number,
+    private readonly toolkits: Record<string, Toolkit>,
+    private readonly onError: (conn: Connection, what: string, detail: Record<string, unknown>) => void,
+  ) {
+    this.id = info.id;
+    this.name = info.name;
+    this.role = info.role;
+    this.scope = info.scope;
+    this.attributes = info.attributes;
+    this.reasm = new Reassembler(maxMessageBytes);
+  }
+
+  /** Write already-encoded frames (a message encoded once for many recipients). */
+  sendFrames(frames: Buffer[]) {
+    if (this.closed || this.ws.readyState !== 1) return;
+    if (this.ws.bufferedAmount > MAX_BUFFERED) {
+      this.close(1008, "the participant is not reading its messages");
+      return;
+    }
+    let n = 0;
+    for (const f of frames) {
+      this.ws.send(f, { binary: true });
+      n += f.length;
+    }
+    this.room.stats.bytesOut += n;
+  }
+
+  send(type: string, payload: Buffer, id = nextServerMessageId()) {
+    this.sendFrames(encodeMessage(id, type, payload));
+  }
+
+  respond(id: number, c: Content) {
+    this.send("__response__", packContent(c), id);
+  }
+
+  /** A server→client `messaging.send`. */
+  deliver(from: string, type: string, message: unknown, attachment?: Buffer) {
+    this.send("messaging.send", pack({ from_participant_id: from, type, message }, attachment));
+  }
+
+  close(code: number, reason: string) {
+    if (this.ws.readyState === 0 || this.ws.readyState === 1) this.ws.close(code, reason.slice(0, 120));
+  }
+
+  /** Called once when the socket closed: stop long polls and streams. */
+  shutdown() {
+    if (this.closed) return;
+    this.closed = true;
+    this.abort.abort();
+    for (const { stream } of this.streams.values()) void stream.abort().catch(() => {});
+    this.streams.clear();
+  }
+
+  /** One WebSocket message (= one protocol packet). Never throws. */
+  onFrame(frame: Buffer) {
+    if (this.closed) return;
+    this.room.stats.bytesIn += frame.length;
+    let msg: RawMessage | null;
+    try {
+      msg = this.reasm.push(frame, (e) => this.malformed(e));
+    } catch (e) {
+      this.malformed(new ProtocolError(String((e as Error)?.message ?? e)));
+      return;
+    }
+    if (msg) this.dispatch(msg);
+  }
+
+  /** A frame or message that cannot be understood: an error response when it has an id, else a developer.log. */
+  private malformed(e: ProtocolError) {
+    this.onError(this, "malformed_frame", { message: e.message });
+    if (e.messageId !== null) this.respond(e.messageId, errorContent(`malformed message: ${e.message}`, ErrorCode.INVALID_REQUEST));
+    else this.send("developer.log", pack({ type: "error", data: { message: `malformed frame: ${e.message}` } }));
+  }
+
+  private dispatch(msg: RawMessage) {
+    switch (msg.type) {
+      case "room.invoke_tool":
+        return this.invokeTool(msg);
+      case "room.tool_call_request_chunk":
+        return this.requestChunk(msg);
+      case "set_attributes":
+        return this.setAttributes(msg);
+      case "__response__":
+        return; // answers to server→client requests; this server sends none
+      default:
+        this.respond(msg.id, errorContent(`unsupported message type ${JSON.stringify(msg.type.slice(0, 100))}`, ErrorCode.INVALID_REQUEST));
+    }
+  }
+
+  private parse(msg: RawMessage): { header: Record<string, unknown>; tail: Buffer } | null {
+    try {
+      return unpack(msg.payload);
+    } catch (e) {
+      this.malformed(new ProtocolError((e as Error).message, msg.id));
+      return null;
+    }
+  }
+
+  private invokeTool(msg: RawMessage) {
+    const p = this.parse(msg);
+    if (!p) return;
+    const { header, tail } = p;
+    const toolkitName = header.toolkit;
+    const toolName = header.tool;
+    if (typeof toolkitName !== "string" || typeof toolName !== "string") {
+      this.respond(msg.id, errorContent("room.invoke_tool needs string toolkit and tool", ErrorCode.INVALID_REQUEST));
+      return;
+    }
+    let input: Content;
+    try {
+      input = header.arguments === undefined || header.arguments === null ? empty() : contentFrom(header.arguments, tail);
+    } catch (e) {
+      this.respond(msg.id, errorContent(`invalid arguments: ${(e as Error).message}`, ErrorCode.INVALID_REQUEST));
+      return;
+    }
+    const toolkit = Object.hasOwn(this.toolkits, toolkitName) ? this.toolkits[toolkitName] : undefined;
+    const toolCallId = typeof header.tool_call_id === "string" && header.tool_call_id ? header.tool_call_id : undefined;
+    const call: ToolCall = { conn: this, room: this.room, input, args: input.type === "json" && isObj(input.json) ? input.json : {}, toolCallId };
+
+    if (input.type === "control" && input.method === "open") {
+      // A streaming call: register it synchronously, before any of its chunks can be handled.
+      const open = toolkit?.streams && Object.hasOwn(toolkit.streams, toolName) ? toolkit.streams[toolName] : undefined;
+      if (!open) {
+        this.respond(msg.id, errorContent(`${toolkitName}.${toolName} is not a streaming tool of this server`, ErrorCode.INVALID_REQUEST));
+        return;
+      }
+      if (!toolCallId) {
+        this.respond(msg.id, errorContent("a streaming tool call needs a tool_call_id", ErrorCode.INVALID_REQUEST));
+        return;
+      }
+      if (this.streams.has(toolCallId)) {
+        this.respond(msg.id, errorContent(`tool call ${toolCallId} is already open`, ErrorCode.INVALID_REQUEST));
+        return;
+      }
+      const out = (c: Content) => {
+        const { header: h, tail: t } = contentParts(c);
+        this.send("room.tool_call_response_chunk", pack({ tool_call_id: toolCallId, chunk: h }, t));
+        if (c.type === "control" && c.method === "close") this.streams.delete(toolCallId);
+      };
+      let stream: ToolStream;
+      try {
+        stream = open(call, out);
+      } catch (e) {
+        this.respond(msg.id, this.errorFor(e, `${toolkitName}.${toolName}`));
+        return;
+      }
+      this.streams.set(toolCallId, { stream, tail: Promise.resolve() });
+      this.respond(msg.id, { type: "control", method: "open" });
+      return;
+    }
+
+    const tool = toolkit && Object.hasOwn(toolkit.tools, toolName) ? toolkit.tools[toolName] : undefined;
+    if (!tool) {
+      this.respond(msg.id, errorContent(`unknown tool ${toolkitName}.${toolName}`, ErrorCode.NOT_FOUND));
+      return;
+    }
+    let result: Promise<Content>;
+    try {
+      result = tool(call);
+    } catch (e) {
+      result = Promise.reject(e);
+    }
+    result.then(
+      (c) => this.respond(msg.id, c),
+      (e) => this.respond(msg.id, this.errorFor(e, `${toolkitName}.${toolName}`)),
+    );
+  }
+
+  /** A tool's failure as an error Content; unexpected ones are logged as session errors. */
+  errorFor(e: unknown, what: string): Content {
+    if (e instanceof ToolError) {
+      if (e.code === ErrorCode.PERMISSION_DENIED) this.onError(this, "permission_denied", { tool: what, message: e.message });
+      return errorContent(e.message, e.code);
+    }
+    if (e instanceof ApiError) {
+      const code =
+        e.code === "queue_not_found" ? ErrorCode.QUEUE_NOT_FOUND
+        : e.status === 404 ? ErrorCode.NOT_FOUND
+        : e.status === 403 ? ErrorCode.PERMISSION_DENIED
+        : e.status === 409 ? ErrorCode.CONFLICT
+        : ErrorCode.INVALID_REQUEST;
+      return errorContent(e.message, code);
+    }
+    this.onError(this, "tool_failed", { tool: what, message: String((e as Error)?.message ?? e) });
+    return errorContent(`${what} failed`, ErrorCode.OPERATION_FAILED);
+  }
+
+  private requestChunk(msg: RawMessage) {
+    const p = this.parse(msg);
+    if (!p) return;
+    const id = p.header.tool_call_id;
+    let chunk: Content;
+    try {
+      chunk = contentFrom(p.header.chunk, p.tail);
+    } catch (e) {
+      this.respond(msg.id, errorContent(`invalid chunk: ${(e as Error).message}`, ErrorCode.INVALID_REQUEST));
+      return;
+    }
+    const entry = typeof id === "string" ? this.streams.get(id) : undefined;
+    if (!entry) {
+      // The client's closing chunk may arrive after the server closed its side: it still gets its ack.
+      if (chunk.type === "control" && chunk.method === "close") this.respond(msg.id, empty());
+      else this.respond(msg.id, errorContent(`no open tool call ${JSON.stringify(id)}`, ErrorCode.INVALID_REQUEST));
+      return;
+    }
+    this.respond(msg.id, empty());
+    entry.tail = entry.tail.then(() =>
+      entry.stream.chunk(chunk).catch((e) => {
+        // A stream reports its own errors as chunks; anything escaping is a bug: end the call cleanly.
+        this.onError(this, "stream_failed", { message: String((e as Error)?.message ?? e) });
+        if (typeof id === "string" && this.streams.has(id)) {
+          const h = { tool_call_id: id };
+          this.send("room.tool_call_response_chunk", pack({ ...h, chunk: errorContent("tool call failed", ErrorCode.OPERATION_FAILED) }));
+          this.send("room.tool_call_response_chunk", pack({ ...h, chunk: { type: "control", method: "close", status_code: 1011 } }));
+          this.streams.delete(id);
+          void entry.stream.abort().catch(() => {});
+        }
+      }),
+    );
+  }
+
+  private setAttributes(msg: RawMessage) {
+    const p = this.parse(msg);
+    if (!p) return;
+    this.attributes = { ...this.attributes, ...p.header };
+    this.room.attributesChanged(this);
+  }
+}

@@ -1,0 +1,304 @@
+import { createRequire } from "node:module";
+import { gunzip, inflate } from "node:zlib";
+import { promisify } from "node:util";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { AppContext } from "../context.js";
+import { ApiError, badRequest, notFound, unauthorized } from "../core/errors.js";
+import { AuthService } from "../auth/service.js";
+import { grantOf } from "../tokens/service.js";
+import type { NewMetric, NewSpan } from "./repo.js";
+
+/**
+ * OTLP/HTTP receiver (POST /v1/traces, /v1/metrics, /v1/logs), JSON or protobuf, optionally gzip/deflate encoded.
+ * The bearer is a participant JWT; what arrives is attached to the session of the token's room (the running one,
+ * else the latest). The protobuf schema is the official opentelemetry-proto, as generated in
+ * @opentelemetry/otlp-transformer.
+ */
+
+interface PbType {
+  decode(b: Uint8Array): unknown;
+  toObject(m: unknown, o: Record<string, unknown>): Record<string, unknown>;
+  encode(m: unknown): { finish(): Uint8Array };
+  fromObject(o: unknown): unknown;
+}
+type Root = {
+  opentelemetry: {
+    proto: { collector: Record<"trace" | "metrics" | "logs", { v1: Record<string, PbType> }> };
+  };
+};
+const root = createRequire(import.meta.url)("@opentelemetry/otlp-transformer/build/src/generated/root.js") as Root;
+const collector = root.opentelemetry.proto.collector;
+
+const SIGNALS = {
+  traces: { req: collector.trace.v1.ExportTraceServiceRequest, res: collector.trace.v1.ExportTraceServiceResponse, rejected: "rejectedSpans" },
+  metrics: { req: collector.metrics.v1.ExportMetricsServiceRequest, res: collector.metrics.v1.ExportMetricsServiceResponse, rejected: "rejectedDataPoints" },
+  logs: { req: collector.logs.v1.ExportLogsServiceRequest, res: collector.logs.v1.ExportLogsServiceResponse, rejected: "rejectedLogRecords" },
+} as const;
+type Signal = keyof typeof SIGNALS;
+
+/** Most items one request may store; the rest is reported back as rejected (partial success). */
+const MAX_ITEMS = 10_000;
+
+const gunzipAsync = promisify(gunzip);
+const inflateAsync = promisify(inflate);
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
+const list = (v: unknown): Obj[] => (Array.isArray(v) ? v.filter(isObj) : []);
+
+/** OTLP/JSON allows snake_case field names too; object keys only (attribute keys live in values). */
+function camelize(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(camelize);
+  if (!isObj(v)) return v;
+  const out: Obj = {};
+  for (const [k, val] of Object.entries(v)) out[k.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())] = camelize(val);
+  return out;
+}
+
+function num(v: unknown): number | null {
+  if (typeof v === "number") return v;
+  if (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v))) return Number(v);
+  return null;
+}
+
+function nanos(v: unknown): bigint {
+  try {
+    if (typeof v === "string" && /^\d+$/.test(v)) return BigInt(v);
+    if (typeof v === "number" && Number.isFinite(v) && v >= 0) return BigInt(Math.floor(v));
+  } catch {
+    // fall through
+  }
+  return 0n;
+}
+
+/** Ids: hex in OTLP/JSON, base64 after protobuf's toObject. Empty → null. */
+function hexId(v: unknown, proto: boolean): string | null {
+  if (typeof v !== "string" || !v) return null;
+  if (!proto && /^[0-9a-fA-F]+$/.test(v) && (v.length === 32 || v.length === 16)) return v.toLowerCase();
+  const hex = Buffer.from(v, "base64").toString("hex");
+  return hex && !/^0+$/.test(hex) ? hex : null;
+}
+
+function anyValue(v: unknown): unknown {
+  if (!isObj(v)) return null;
+  if ("stringValue" in v) return v.stringValue;
+  if ("boolValue" in v) return v.boolValue;
+  if ("intValue" in v) {
+    const n = num(v.intValue);
+    return n !== null && Number.isSafeInteger(n) ? n : String(v.intValue);
+  }
+  if ("doubleValue" in v) return num(v.doubleValue);
+  if ("arrayValue" in v) return list(isObj(v.arrayValue) ? v.arrayValue.values : []).map(anyValue);
+  if ("kvlistValue" in v) return attributes(isObj(v.kvlistValue) ? v.kvlistValue.values : []);
+  if ("bytesValue" in v) return v.bytesValue;
+  return null;
+}
+
+function attributes(kvs: unknown): Obj {
+  const out: Obj = {};
+  for (const kv of list(kvs)) if (typeof kv.key === "string") out[kv.key] = anyValue(kv.value);
+  return out;
+}
+
+const msOf = (ns: bigint) => Number(ns / 1_000_000n);
+
+async function decode(req: FastifyRequest, signal: Signal): Promise<{ body: Obj; proto: boolean }> {
+  let raw = req.body as Buffer;
+  if (!Buffer.isBuffer(raw)) raw = Buffer.alloc(0);
+  const enc = String(req.headers["content-encoding"] ?? "").toLowerCase().trim();
+  try {
+    if (enc === "gzip") raw = await gunzipAsync(raw);
+    else if (enc === "deflate") raw = await inflateAsync(raw);
+    else if (enc && enc !== "identity") throw badRequest(`unsupported Content-Encoding ${enc}`);
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
+    throw badRequest(`the body is not valid ${enc}`);
+  }
+  const type = String(req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+  if (type === "application/x-protobuf" || type === "application/protobuf") {
+    const T = SIGNALS[signal].req;
+    try {
+      const m = T.decode(raw);
+      return { body: T.toObject(m, { longs: String, bytes: String, enums: Number, defaults: false }), proto: true };
+    } catch (e) {
+      throw badRequest(`the body is not a protobuf ${signal} export request: ${(e as Error).message}`);
+    }
+  }
+  let parsed: unknown;
+  try {
+    parsed = raw.length ? JSON.parse(raw.toString("utf8")) : {};
+  } catch {
+    throw badRequest("the body is not valid JSON");
+  }
+  if (!isObj(parsed)) throw badRequest("the body must be a JSON object");
+  return { body: camelize(parsed) as Obj, proto: false };
+}
+
+function spansOf(body: Obj, proto: boolean, sessionId: string, who: string): NewSpan[] {
+  const out: NewSpan[] = [];
+  for (const rs of list(body.resourceSpans)) {
+    const resource = attributes(isObj(rs.resource) ? rs.resource.attributes : []);
+    for (const ss of list(rs.scopeSpans ?? rs.instrumentationLibrarySpans)) {
+      for (const sp of list(ss.spans)) {
+        const start = nanos(sp.startTimeUnixNano);
+        const end = nanos(sp.endTimeUnixNano);
+        const status = isObj(sp.status) ? sp.status : {};
+        out.push({
+          session_id: sessionId,
+          trace_id: hexId(sp.traceId, proto) ?? "",
+          span_id: hexId(sp.spanId, proto) ?? "",
+          parent_span_id: hexId(sp.parentSpanId, proto),
+          name: typeof sp.name === "string" ? sp.name : "",
+          kind: num(sp.kind) ?? 0,
+          start_ms: msOf(start),
+          duration_ns: end > start ? Number(end - start) : 0,
+          status_code: num(status.code) ?? 0,
+          status_message: typeof status.message === "string" && status.message ? status.message : null,
+          attributes: JSON.stringify(attributes(sp.attributes)),
+          resource_attributes: JSON.stringify(resource),
+          participant_name: who,
+        });
+      }
+    }
+  }
+  return out;
+}
+
+function metricsOf(body: Obj, sessionId: string, who: string, now: number): NewMetric[] {
+  const out: NewMetric[] = [];
+  for (const rm of list(body.resourceMetrics)) {
+    const resource = attributes(isObj(rm.resource) ? rm.resource.attributes : []);
+    for (const sm of list(rm.scopeMetrics ?? rm.instrumentationLibraryMetrics)) {
+      for (const m of list(sm.metrics)) {
+        const name = typeof m.name === "string" ? m.name : "";
+        const unit = typeof m.unit === "string" ? m.unit : "";
+        const kinds: [string, unknown][] = [
+          ["gauge", m.gauge],
+          ["sum", m.sum],
+          ["histogram", m.histogram],
+          ["exponential_histogram", m.exponentialHistogram],
+          ["summary", m.summary],
+        ];
+        for (const [kind, data] of kinds) {
+          if (!isObj(data)) continue;
+          for (const dp of list(data.dataPoints)) {
+            const t = nanos(dp.timeUnixNano);
+            let value: number;
+            let extra: Obj | null = null;
+            if (kind === "gauge" || kind === "sum") value = num(dp.asDouble) ?? num(dp.asInt) ?? 0;
+            else {
+              value = num(dp.sum) ?? 0;
+              extra = { count: num(dp.count) ?? 0 };
+              for (const k of ["min", "max", "bucketCounts", "explicitBounds", "scale", "zeroCount", "quantileValues"])
+                if (dp[k] !== undefined) extra[k.replace(/[A-Z]/g, (c) => "_" + c.toLowerCase())] = dp[k];
+            }
+            if (kind === "sum") extra = { monotonic: data.isMonotonic === true, aggregation_temporality: num(data.aggregationTemporality) ?? 0 };
+            out.push({
+              session_id: sessionId,
+              name,
+              kind,
+              unit,
+              value,
+              data: extra ? JSON.stringify({ ...extra, resource }) : JSON.stringify({ resource }),
+              attributes: JSON.stringify(attributes(dp.attributes)),
+              time: t > 0n ? msOf(t) : now,
+              source: "otlp",
+              participant_name: who,
+            });
+          }
+        }
+      }
+    }
+  }
+  return out;
+}
+
+function logsOf(body: Obj, proto: boolean, who: string, now: number) {
+  const out: { type: string; data: unknown; at: number }[] = [];
+  for (const rl of list(body.resourceLogs)) {
+    const resource = attributes(isObj(rl.resource) ? rl.resource.attributes : []);
+    for (const sl of list(rl.scopeLogs ?? rl.instrumentationLibraryLogs)) {
+      for (const lr of list(sl.logRecords)) {
+        const t = nanos(lr.timeUnixNano) || nanos(lr.observedTimeUnixNano);
+        out.push({
+          type: "log",
+          at: t > 0n ? msOf(t) : now,
+          data: {
+            severity_number: num(lr.severityNumber) ?? 0,
+            severity_text: typeof lr.severityText === "string" ? lr.severityText : "",
+            body: anyValue(lr.body),
+            attributes: attributes(lr.attributes),
+            resource_attributes: resource,
+            trace_id: hexId(lr.traceId, proto),
+            span_id: hexId(lr.spanId, proto),
+            participant_name: who,
+          },
+        });
+      }
+    }
+  }
+  return out;
+}
+
+function respond(reply: FastifyReply, signal: Signal, proto: boolean, rejected: number, message: string) {
+  const partial = rejected > 0 ? { partialSuccess: { [SIGNALS[signal].rejected]: rejected, errorMessage: message } } : {};
+  if (proto) {
+    const T = SIGNALS[signal].res;
+    return reply.code(200).type("application/x-protobuf").send(Buffer.from(T.encode(T.fromObject(partial)).finish()));
+  }
+  return reply.code(200).type("application/json").send(partial);
+}
+
+export function otlpRoutes(ctx: AppContext) {
+  return async (app: FastifyInstance) => {
+    // Every body arrives as bytes: protobuf, JSON, or either one compressed.
+    app.removeAllContentTypeParsers();
+    app.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: ctx.config.rooms.otlpBodyLimit }, (_req, body, done) => done(null, body));
+
+    /** The caller's session: a participant JWT with a room grant, the room, its running (else latest) session. */
+    async function sessionFor(req: FastifyRequest) {
+      const bearer = AuthService.bearerOf(req);
+      if (!bearer) throw unauthorized("a participant token is required");
+      const claims = await ctx.tokens.verify(bearer);
+      const roomName = grantOf(claims, "room");
+      if (typeof roomName !== "string") throw unauthorized("the token has no room grant");
+      const room = await ctx.rooms.byName(claims.sub, roomName);
+      const session = await ctx.sessions.currentForRoom(room.id);
+      if (!session) throw notFound("session");
+      return { session, who: claims.name };
+    }
+
+    const schema = (signal: Signal) => ({
+      tags: ["telemetry"],
+      summary: `otlp_${signal}`,
+      description:
+        `OTLP/HTTP ${signal} export (application/x-protobuf or application/json, optionally gzip). The bearer is a participant JWT; ` +
+        `the data is attached to its room's running session (else the latest) and read back with list_session_${signal === "traces" ? "spans" : signal === "metrics" ? "metrics" : "events"}.`,
+      security: [{ bearer: [] }],
+    });
+
+    app.post("/v1/traces", { schema: schema("traces") }, async (req, reply) => {
+      const { session, who } = await sessionFor(req);
+      const { body, proto } = await decode(req, "traces");
+      const spans = spansOf(body, proto, session.id, who);
+      await ctx.sessions.addSpans(session.id, spans.slice(0, MAX_ITEMS));
+      return respond(reply, "traces", proto, Math.max(0, spans.length - MAX_ITEMS), `at most ${MAX_ITEMS} spans per request`);
+    });
+
+    app.post("/v1/metrics", { schema: schema("metrics") }, async (req, reply) => {
+      const { session, who } = await sessionFor(req);
+      const { body, proto } = await decode(req, "metrics");
+      const points = metricsOf(body, session.id, who, ctx.clock.now());
+      await ctx.sessions.addMetrics(session.id, points.slice(0, MAX_ITEMS));
+      return respond(reply, "metrics", proto, Math.max(0, points.length - MAX_ITEMS), `at most ${MAX_ITEMS} data points per request`);
+    });
+
+    app.post("/v1/logs", { schema: schema("logs") }, async (req, reply) => {
+      const { session, who } = await sessionFor(req);
+      const { body, proto } = await decode(req, "logs");
+      const logs = logsOf(body, proto, who, ctx.clock.now());
+      await ctx.sessions.events(session.id, logs.slice(0, MAX_ITEMS));
+      return respond(reply, "logs", proto, Math.max(0, logs.length - MAX_ITEMS), `at most ${MAX_ITEMS} log records per request`);
+    });
+  };
+}
