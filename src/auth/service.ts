@@ -9,6 +9,7 @@ import type { DB } from "../store/db.js";
 import { usersRepo } from "../users/repo.js";
 import { USER_TOKEN_PREFIX } from "../users/service.js";
 import { projectsRepo } from "../projects/repo.js";
+import { MEMBERSHIP_TOPIC, membershipKey } from "../projects/service.js";
 import { atLeast, type ParticipantPrincipal, type Principal, type ProjectAccess, type Role } from "./principal.js";
 import { grantOf, type ParticipantTokens } from "../tokens/service.js";
 
@@ -34,6 +35,9 @@ export class AuthService {
   private userTokens = new Map<string, CachedUserToken>();
   private epoch = 0;
 
+  private memberships = new Map<string, NonNullable<Awaited<ReturnType<typeof projectsRepo.membershipWithOwner>>>>();
+  private membershipEpoch = 0;
+
   constructor(
     private readonly db: DB,
     private readonly clock: Clock,
@@ -45,6 +49,11 @@ export class AuthService {
       this.epoch++;
       if (key === "*") this.userTokens.clear();
       else for (const [h, t] of this.userTokens) if (t.tokenId === key || t.userId === key) this.userTokens.delete(h);
+    });
+    invalidator.subscribe(MEMBERSHIP_TOPIC, (key) => {
+      this.membershipEpoch++;
+      if (key === "*") this.memberships.clear();
+      else this.memberships.delete(key);
     });
   }
 
@@ -127,6 +136,24 @@ export class AuthService {
     return access;
   }
 
+  /**
+   * A user's membership row (with the project owner), cached: read on every user request, changed rarely. Only
+   * existing memberships are cached (a new one is found on the next lookup); updates and removals are announced by
+   * ProjectsService on MEMBERSHIP_TOPIC and evicted at once in every process.
+   */
+  private async membership(projectId: string, userId: string) {
+    const key = membershipKey(projectId, userId);
+    const hit = this.memberships.get(key);
+    if (hit) return hit;
+    const epoch = this.membershipEpoch;
+    const row = await projectsRepo.membershipWithOwner(this.db, projectId, userId);
+    if (row && epoch === this.membershipEpoch) {
+      if (this.memberships.size >= 100_000) this.memberships.clear();
+      this.memberships.set(key, row);
+    }
+    return row;
+  }
+
   async accessFor(principal: Principal, projectId: string): Promise<ProjectAccess | null> {
     if (!isUuid(projectId)) return null;
     if (principal.kind === "api_key") {
@@ -138,7 +165,7 @@ export class AuthService {
       if (principal.projectId !== projectId) return null;
       return { projectId, principal, role: "member", isOwner: false, canCreateRooms: false, canUseLlmProxy: false };
     }
-    const row = await projectsRepo.membershipWithOwner(this.db, projectId, principal.userId);
+    const row = await this.membership(projectId, principal.userId);
     if (!row) return null;
     const isOwner = row.owner_user_id === principal.userId;
     const role: Role = isOwner || row.is_admin ? "admin" : row.is_developer ? "developer" : "member";

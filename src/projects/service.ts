@@ -47,6 +47,10 @@ function checkName(name: string) {
 
 const TOPIC = "project";
 
+/** Memberships are cached by the auth service; every change to an existing one is announced on this topic. */
+export const MEMBERSHIP_TOPIC = "membership";
+export const membershipKey = (projectId: string, userId: string) => `${projectId}:${userId}`;
+
 export class ProjectsService {
   /** Project rows by id: read on nearly every request, changed rarely; evicted in every process on change. */
   private cache = new Map<string, ProjectRow>();
@@ -181,7 +185,10 @@ export class ProjectsService {
     const patch: Record<string, number> = {};
     for (const k of ["is_admin", "is_developer", "can_create_rooms", "can_use_llm_proxy"] as const)
       if (flags[k] !== undefined && flags[k] !== null) patch[k] = int(flags[k]);
-    if (Object.keys(patch).length) await projectsRepo.updateMembership(this.db, projectId, userId, patch);
+    if (Object.keys(patch).length) {
+      await projectsRepo.updateMembership(this.db, projectId, userId, patch);
+      await this.invalidator.publish(MEMBERSHIP_TOPIC, membershipKey(projectId, userId));
+    }
     return { ok: true };
   }
 
@@ -192,6 +199,7 @@ export class ProjectsService {
       if (!isUuid(userId) || !(await projectsRepo.deleteMembership(tx, projectId, userId))) throw notFound("project member");
       return this.bus.publish(tx, { type: "project.user.removed", project_id: projectId, data: { user_id: userId } });
     });
+    await this.invalidator.publish(MEMBERSHIP_TOPIC, membershipKey(projectId, userId));
     after();
     return { ok: true };
   }
