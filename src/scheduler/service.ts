@@ -111,6 +111,24 @@ const TOPIC = "scheduler";
  * Scheduled tasks: a spec (schedule + queue or container target) attached to a room. Writes tell the engine of every
  * process (through the invalidator) so a task due sooner than anything else is picked up at once.
  */
+/** The task columns that follow from its spec and settings: one mapping for create and for update. */
+function specColumns(spec: ScheduledTaskSpec, settings: ReturnType<typeof resolveSettings>, anchor: number, next: number | null) {
+  return {
+    name: spec.metadata.name ?? null,
+    spec: JSON.stringify(spec),
+    target: spec.queue ? "queue" : "container",
+    queue_name: spec.queue?.name ?? null,
+    schedule: spec.schedule,
+    timezone: settings.timezone,
+    once: spec.once ? 1 : 0,
+    active: spec.active ? 1 : 0,
+    misfire_policy: settings.misfirePolicy,
+    catch_up_max: settings.catchUpMax,
+    anchor_at: anchor,
+    next_run_at: next,
+  } satisfies Partial<TaskRow>;
+}
+
 export class SchedulerService {
   private listeners: (() => void)[] = [];
 
@@ -237,18 +255,7 @@ export class SchedulerService {
       id: id ?? newId(),
       project_id: projectId,
       room_id: room.id,
-      name: spec.metadata.name ?? null,
-      spec: JSON.stringify(spec),
-      target: spec.queue ? "queue" : "container",
-      queue_name: spec.queue?.name ?? null,
-      schedule: spec.schedule,
-      timezone: settings.timezone,
-      once: spec.once ? 1 : 0,
-      active: spec.active ? 1 : 0,
-      misfire_policy: settings.misfirePolicy,
-      catch_up_max: settings.catchUpMax,
-      anchor_at: anchor,
-      next_run_at: next,
+      ...specColumns(spec, settings, anchor, next),
       last_run_id: null,
       last_start_time: null,
       last_end_time: null,
@@ -309,18 +316,7 @@ export class SchedulerService {
         }
         const patch: Partial<TaskRow> = {
           room_id: room?.id ?? cur.room_id,
-          name: spec.metadata.name ?? null,
-          spec: JSON.stringify(spec),
-          target: spec.queue ? "queue" : "container",
-          queue_name: spec.queue?.name ?? null,
-          schedule: spec.schedule,
-          timezone: settings.timezone,
-          once: spec.once ? 1 : 0,
-          active: spec.active ? 1 : 0,
-          misfire_policy: settings.misfirePolicy,
-          catch_up_max: settings.catchUpMax,
-          anchor_at: anchor,
-          next_run_at: next,
+          ...specColumns(spec, settings, anchor, next),
           updated_at: now,
         };
         await schedulerRepo.update(tx, cur.id, patch);
