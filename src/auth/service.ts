@@ -3,7 +3,7 @@ import type { Clock } from "../core/clock.js";
 import { forbidden, notFound, unauthorized } from "../core/errors.js";
 import { safeEqualHex, sha256Hex } from "../core/crypto.js";
 import { isUuid } from "../core/ids.js";
-import type { Invalidator } from "../core/invalidation.js";
+import { InvalidatedCache, type Invalidator } from "../core/invalidation.js";
 import type { ApiKeysService } from "../api-keys/service.js";
 import type { DB } from "../store/db.js";
 import { usersRepo } from "../users/repo.js";
@@ -35,8 +35,7 @@ export class AuthService {
   private userTokens = new Map<string, CachedUserToken>();
   private epoch = 0;
 
-  private memberships = new Map<string, NonNullable<Awaited<ReturnType<typeof projectsRepo.membershipWithOwner>>>>();
-  private membershipEpoch = 0;
+  private memberships: InvalidatedCache<NonNullable<Awaited<ReturnType<typeof projectsRepo.membershipWithOwner>>>>;
 
   constructor(
     private readonly db: DB,
@@ -50,11 +49,7 @@ export class AuthService {
       if (key === "*") this.userTokens.clear();
       else for (const [h, t] of this.userTokens) if (t.tokenId === key || t.userId === key) this.userTokens.delete(h);
     });
-    invalidator.subscribe(MEMBERSHIP_TOPIC, (key) => {
-      this.membershipEpoch++;
-      if (key === "*") this.memberships.clear();
-      else this.memberships.delete(key);
-    });
+    this.memberships = new InvalidatedCache(invalidator, MEMBERSHIP_TOPIC, 100_000);
   }
 
   /** Tell every process that a user's tokens (or one token id) changed. */
@@ -141,18 +136,10 @@ export class AuthService {
    * existing memberships are cached (a new one is found on the next lookup); updates and removals are announced by
    * ProjectsService on MEMBERSHIP_TOPIC and evicted at once in every process.
    */
-  private async membership(projectId: string, userId: string) {
-    const key = membershipKey(projectId, userId);
-    const hit = this.memberships.get(key);
-    if (hit) return hit;
-    const epoch = this.membershipEpoch;
-    const row = await projectsRepo.membershipWithOwner(this.db, projectId, userId);
-    if (row && epoch === this.membershipEpoch) {
-      if (this.memberships.size >= 100_000) this.memberships.clear();
-      this.memberships.set(key, row);
-    }
-    return row;
+  private membership(projectId: string, userId: string) {
+    return this.memberships.get(membershipKey(projectId, userId), () => projectsRepo.membershipWithOwner(this.db, projectId, userId));
   }
+
 
   async accessFor(principal: Principal, projectId: string): Promise<ProjectAccess | null> {
     if (!isUuid(projectId)) return null;

@@ -65,3 +65,37 @@ export class PgInvalidator extends LocalInvalidator {
     await this.client?.end().catch(() => {});
   }
 }
+
+/**
+ * A read-through cache of rows that change rarely, evicted in every process when `topic` announces a key ("*" = all).
+ * A load that raced with an eviction is returned but not cached, so a stale row never outlives its invalidation.
+ * Only found rows are cached: a row created later is found on the next lookup.
+ */
+export class InvalidatedCache<V> {
+  private map = new Map<string, V>();
+  private epoch = 0;
+
+  constructor(
+    invalidator: Invalidator,
+    topic: string,
+    private readonly max: number,
+  ) {
+    invalidator.subscribe(topic, (key) => {
+      this.epoch++;
+      if (key === "*") this.map.clear();
+      else this.map.delete(key);
+    });
+  }
+
+  async get(key: string, load: () => Promise<V | undefined>): Promise<V | undefined> {
+    const hit = this.map.get(key);
+    if (hit !== undefined) return hit;
+    const epoch = this.epoch;
+    const value = await load();
+    if (value !== undefined && epoch === this.epoch) {
+      if (this.map.size >= this.max) this.map.clear();
+      this.map.set(key, value);
+    }
+    return value;
+  }
+}

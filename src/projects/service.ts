@@ -3,7 +3,7 @@ import { iso } from "../core/clock.js";
 import { badRequest, conflict, forbidden, notFound } from "../core/errors.js";
 import { isUuid, newId, uuidToB64c } from "../core/ids.js";
 import type { EventBus } from "../core/events.js";
-import type { Invalidator } from "../core/invalidation.js";
+import { InvalidatedCache, type Invalidator } from "../core/invalidation.js";
 import { pageOffset, pageSize } from "../core/paging.js";
 import { inTx, int, type DB, type Queryable } from "../store/db.js";
 import type { UsersService } from "../users/service.js";
@@ -53,8 +53,7 @@ export const membershipKey = (projectId: string, userId: string) => `${projectId
 
 export class ProjectsService {
   /** Project rows by id: read on nearly every request, changed rarely; evicted in every process on change. */
-  private cache = new Map<string, ProjectRow>();
-  private epoch = 0;
+  private cache: InvalidatedCache<ProjectRow>;
 
   constructor(
     private readonly db: DB,
@@ -63,11 +62,7 @@ export class ProjectsService {
     private readonly bus: EventBus,
     private readonly invalidator: Invalidator,
   ) {
-    invalidator.subscribe(TOPIC, (id) => {
-      this.epoch++;
-      if (id === "*") this.cache.clear();
-      else this.cache.delete(id);
-    });
+    this.cache = new InvalidatedCache(invalidator, TOPIC, 10_000);
   }
 
   async create(ownerUserId: string, input: { name: string; settings?: Record<string, unknown> | null }, q?: Queryable) {
@@ -102,17 +97,11 @@ export class ProjectsService {
   }
 
   async get(projectId: string): Promise<ProjectRow> {
-    const hit = this.cache.get(projectId);
-    if (hit) return hit;
-    const epoch = this.epoch;
-    const p = await projectsRepo.byId(this.db, projectId);
+    const p = await this.cache.get(projectId, () => projectsRepo.byId(this.db, projectId));
     if (!p) throw notFound("project");
-    if (epoch === this.epoch) {
-      if (this.cache.size >= 10_000) this.cache.clear();
-      this.cache.set(projectId, p);
-    }
     return p;
   }
+
 
   async updateSettings(projectId: string, settings: unknown) {
     if (settings === null || typeof settings !== "object" || Array.isArray(settings))
