@@ -49,7 +49,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const auth = new AuthService(store.db, clock, apiKeys, invalidator, tokens);
   const pricing = new PricingService(config.pricingFile);
   const rooms = new RoomsService(store.db, clock, bus);
-  const grants = new GrantsService(store.db, clock, bus, rooms, users, projects);
+  const grants = new GrantsService(store.db, clock, bus, rooms, users, projects, invalidator);
   const shares = new SharesService(store.db, clock, bus, rooms, tokens, () => config.publicUrl);
   const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }));
   const webhooks = new WebhooksService(store.db, clock, sealer, bus, config.webhooks, webhookDispatcher);

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type TestServer } from "./helpers/server.js";
+import { createContext } from "../src/services.js";
+import { PG_URL, startServer, type TestServer } from "./helpers/server.js";
 import { ApiScope, ParticipantToken } from "./helpers/official.js";
 import type { DomainEvent } from "../src/core/events.js";
 
@@ -338,5 +339,70 @@ describe("room grants", () => {
         if (r.status !== c.expect[w]) failures.push(`${c.name} as ${w}: ${r.status} (want ${c.expect[w]}) ${r.text.slice(0, 100)}`);
       }
     expect(failures).toEqual([]);
+  });
+
+  describe("connect_room's cached room and grant lookups follow every change at once", () => {
+    const scopeOf = (jwt: string) => JSON.parse(Buffer.from(jwt.split(".")[1], "base64url").toString()).grants[2].scope;
+    const connect = (room: string, token: string) => s.http("POST", `${P}/rooms/${room}/connect`, { token, json: {} });
+
+    it("grant created, updated, deleted; room renamed and deleted; member removed and added back", async () => {
+      const c = s.client();
+      const u = await s.user({});
+      const room = await c.createRoom({ projectId: pid, name: "cache-a" });
+      expect((await connect("cache-a", u.token)).status).toBe(403); // cached: room found, no grant
+      await c.createRoomGrant({ projectId: pid, roomId: room.id, userId: u.userId, permissions: ApiScope.fromJSON({ queues: { send: ["a"] } }) });
+      let r = await connect("cache-a", u.token);
+      expect(r.status).toBe(200);
+      expect(scopeOf(r.json.jwt).queues.send).toEqual(["a"]);
+      await c.updateRoomGrant({ projectId: pid, roomId: room.id, userId: u.userId, permissions: ApiScope.fromJSON({ queues: { send: ["b"] } }) });
+      r = await connect("cache-a", u.token);
+      expect(scopeOf(r.json.jwt).queues.send).toEqual(["b"]);
+      await c.deleteRoomGrant(pid, room.id, u.userId);
+      expect((await connect("cache-a", u.token)).status).toBe(403);
+
+      await c.createRoomGrant({ projectId: pid, roomId: room.id, userId: u.userId, permissions: ApiScope.fromJSON({ queues: {} }) });
+      expect((await connect("cache-a", u.token)).status).toBe(200);
+      expect((await connect("cache-a", s.admin.apiKey)).status).toBe(200); // API keys: the room alone is cached
+      await c.updateRoom(pid, room.id, "cache-b");
+      expect((await connect("cache-a", u.token)).status).toBe(404);
+      expect((await connect("cache-a", s.admin.apiKey)).status).toBe(404);
+      r = await connect("cache-b", u.token);
+      expect(r.status).toBe(200);
+      expect(r.json.room_name).toBe("cache-b");
+
+      // removal takes the grant along; being added back (no grant) must not resurrect the cached one
+      await c.removeUserFromProject(pid, u.userId);
+      expect((await connect("cache-b", u.token)).status).toBe(404);
+      await c.addUserToProject(pid, u.userId, {});
+      expect((await connect("cache-b", u.token)).status).toBe(403);
+
+      await c.createRoomGrant({ projectId: pid, roomId: room.id, userId: u.userId, permissions: ApiScope.fromJSON({ queues: {} }) });
+      expect((await connect("cache-b", u.token)).status).toBe(200);
+      expect((await connect("cache-b", s.admin.apiKey)).status).toBe(200);
+      await c.deleteRoom(pid, room.id);
+      expect((await connect("cache-b", u.token)).status).toBe(404);
+      expect((await connect("cache-b", s.admin.apiKey)).status).toBe(404);
+      await c.createRoom({ projectId: pid, name: "cache-b" }); // same name, new room, no grant
+      expect((await connect("cache-b", u.token)).status).toBe(403);
+    });
+
+    it.runIf(PG_URL)("a grant revoked through one process stops connect_room at once in another (Postgres)", async () => {
+      const other = await createContext(s.config); // a second server process' services: own caches, own LISTEN
+      try {
+        const u = await s.user({});
+        const room = await s.client().createRoom({ projectId: pid, name: "cache-x" });
+        await s.client().createRoomGrant({ projectId: pid, roomId: room.id, userId: u.userId, permissions: ApiScope.fromJSON({ queues: {} }) });
+        expect((await other.grants.connectLookup(pid, "cache-x", u.userId)).scope).toEqual({ queues: {} }); // now cached there
+        await s.client().deleteRoomGrant(pid, room.id, u.userId);
+        let revoked = false;
+        for (let i = 0; i < 100 && !revoked; i++) {
+          revoked = (await other.grants.connectLookup(pid, "cache-x", u.userId)).scope === null;
+          if (!revoked) await new Promise((r) => setTimeout(r, 20));
+        }
+        expect(revoked).toBe(true);
+      } finally {
+        await other.close();
+      }
+    });
   });
 });

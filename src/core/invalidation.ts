@@ -67,7 +67,8 @@ export class PgInvalidator extends LocalInvalidator {
 }
 
 /**
- * A read-through cache of rows that change rarely, evicted in every process when `topic` announces a key ("*" = all).
+ * A read-through cache of rows that change rarely, evicted in every process when `topic` announces a key. A key
+ * ending in "*" evicts every key that starts with what precedes it ("*" alone: everything).
  * A load that raced with an eviction is returned but not cached, so a stale row never outlives its invalidation.
  * Only found rows are cached: a row created later is found on the next lookup.
  */
@@ -83,7 +84,10 @@ export class InvalidatedCache<V> {
     invalidator.subscribe(topic, (key) => {
       this.epoch++;
       if (key === "*") this.map.clear();
-      else this.map.delete(key);
+      else if (key.endsWith("*")) {
+        const prefix = key.slice(0, -1);
+        for (const k of this.map.keys()) if (k.startsWith(prefix)) this.map.delete(k);
+      } else this.map.delete(key);
     });
   }
 

@@ -2,6 +2,7 @@ import type { Clock } from "../core/clock.js";
 import { badRequest, conflict, notFound } from "../core/errors.js";
 import type { EventBus } from "../core/events.js";
 import { isUuid } from "../core/ids.js";
+import { InvalidatedCache, type Invalidator } from "../core/invalidation.js";
 import { pageOffset, pageSize } from "../core/paging.js";
 import { inTx, type DB, type Queryable, type Tx } from "../store/db.js";
 import type { ProjectsService } from "../projects/service.js";
@@ -28,11 +29,18 @@ function requirePermissions(p: unknown): Scope {
   return validateScope(p);
 }
 
+/** connect_room's cached lookups; evicted (in every process) by grant, room and membership changes. */
+const ACCESS_TOPIC = "room-access";
+const accessKey = (projectId: string, roomName: string, userId: string) => `${projectId}/${roomName}/${userId}`;
+type ConnectAccess = { room: RoomRow; scope: Scope | null; email: string | null };
+
 /**
  * Room grants: one ApiScope per (room, user). A grant makes its holder a project member (so they see the project
  * and can connect); the scope becomes the `api` grant of the tokens connect_room mints for them.
  */
 export class GrantsService {
+  private readonly access: InvalidatedCache<ConnectAccess>;
+
   constructor(
     private readonly db: DB,
     private readonly clock: Clock,
@@ -40,7 +48,21 @@ export class GrantsService {
     private readonly rooms: RoomsService,
     private readonly users: UsersService,
     private readonly projects: ProjectsService,
+    invalidator: Invalidator,
   ) {
+    this.access = new InvalidatedCache<ConnectAccess>(invalidator, ACCESS_TOPIC, 50_000);
+    // Evict connect_room's cache once a change committed (evicting earlier would let a lookup racing with the
+    // transaction cache the old row). A grant change evicts its (room, user); a room update or deletion, or a
+    // member leaving, evicts the whole project (rare). Other processes hear it through the invalidator.
+    bus.on((e) => {
+      let key: string;
+      if (e.type === "grant.changed") key = accessKey(e.project_id, String(e.data.room_name), String(e.data.user_id));
+      else if (e.type === "room.updated" || e.type === "room.deleted" || e.type === "project.user.removed") key = `${e.project_id}/*`;
+      else return;
+      invalidator.publish(ACCESS_TOPIC, key).catch(() => {
+        // the local eviction happened already; another process keeps its entry until its cache is cleared
+      });
+    });
     // Leaving a project (or being removed) takes the user's grants in it along, in the same transaction.
     bus.subscribeTx(async (q, e) => {
       if (e.type !== "project.user.removed") return;
@@ -163,12 +185,20 @@ export class GrantsService {
     return g ? (JSON.parse(g.permissions) as Scope) : null;
   }
 
-  /** connect_room's lookup in one query: the room by name, the user's grant scope on it (null without one), their email. */
-  async connectLookup(projectId: string, roomName: string, userId: string) {
-    const r = await grantsRepo.connectLookup(this.db, projectId, roomName, userId);
-    if (!r) throw notFound("room");
-    const { permissions, email, ...room } = r;
-    return { room: room as RoomRow, scope: permissions == null ? null : (JSON.parse(permissions) as Scope), email };
+  /**
+   * connect_room's lookup in one query, cached: the room by name, the user's grant scope on it (null without one) and
+   * their email. Without a user (API-key callers) only the room. Unknown rooms are 404 and are not cached.
+   */
+  async connectLookup(projectId: string, roomName: string, userId: string | null): Promise<ConnectAccess> {
+    const hit = await this.access.get(accessKey(projectId, roomName, userId ?? ""), async () => {
+      // "" matches no user: the joins come back empty and only the room is read
+      const r = await grantsRepo.connectLookup(this.db, projectId, roomName, userId ?? "");
+      if (!r) return undefined;
+      const { permissions, email, ...room } = r;
+      return { room: room as RoomRow, scope: permissions == null ? null : (JSON.parse(permissions) as Scope), email: email ?? null };
+    });
+    if (!hit) throw notFound("room");
+    return hit;
   }
 
   async list(projectId: string, opts: { limit?: number; offset?: number; order_by?: string | null; userId?: string; roomId?: string; filter?: string | null }, defLimit = 50) {

@@ -191,7 +191,7 @@ export const roomRoutes =
         let signer: Signer;
         if (p.kind === "participant") throw forbidden("a participant token cannot mint room tokens");
         if (p.kind === "api_key") {
-          room = await rooms.byName(pid, req.params.room_name);
+          room = (await grants.connectLookup(pid, req.params.room_name, null)).room;
           api = fullScope();
           name = `apikey-${p.keyId}`;
           signer = { kind: "api_key", keyId: p.keyId };
