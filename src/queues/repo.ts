@@ -1,8 +1,58 @@
+import { sql } from "kysely";
 import type { Dialect, Queryable } from "../store/db.js";
+import { prepared } from "../store/prepared.js";
 import type { QueueMessagesTable, RoomQueuesTable } from "../store/schema.js";
 
 export type QueueRow = RoomQueuesTable;
 export type MessageRow = Omit<QueueMessagesTable, "seq"> & { seq: number };
+
+// The hot statements (send, claim, acknowledge) are compiled once (store/prepared.ts).
+const insertMessageQ = prepared((q, id: string, body: string, now: number, roomId: string, name: string) =>
+  q
+    .insertInto("queue_messages")
+    .columns(["id", "queue_id", "body", "enqueued_at", "visible_at", "attempts"])
+    .expression((eb) =>
+      eb
+        .selectFrom("room_queues")
+        .select((e) => [
+          // Casts: PostgreSQL types bare parameters in a select list as text.
+          e.cast<string>(e.val(id), "text").as("id"),
+          "room_queues.id as queue_id",
+          e.cast<string>(e.val(body), "text").as("body"),
+          e.cast<number>(e.val(now), "bigint").as("enqueued_at"),
+          sql<number>`0`.as("visible_at"), // visible at once, in seq order (see claim)
+          sql<number>`0`.as("attempts"),
+        ])
+        .where("room_id", "=", roomId)
+        .where("name", "=", name),
+    )
+    .returning("queue_messages.seq"),
+);
+
+const claimQ = (lock: boolean) =>
+  prepared((q, visibleUntil: number, token: string, roomId: string, name: string, now: number) =>
+    q
+      .updateTable("queue_messages")
+      .set({ visible_at: visibleUntil, claim_token: token, attempts: sql<number>`attempts + 1` })
+      .where("seq", "=", (eb) => {
+        const sub = eb
+          .selectFrom("queue_messages as m")
+          .select("m.seq")
+          .where("m.queue_id", "=", (e) => e.selectFrom("room_queues").select("id").where("room_id", "=", roomId).where("name", "=", name))
+          .where("m.visible_at", "<=", now)
+          .orderBy("m.visible_at")
+          .orderBy("m.seq")
+          .limit(sql.lit(1));
+        return lock ? sub.forUpdate().skipLocked() : sub;
+      })
+      .returningAll(),
+  );
+const claimSqliteQ = claimQ(false);
+const claimPgQ = claimQ(true);
+
+const ackQ = prepared((q, id: string, token: string) =>
+  q.deleteFrom("queue_messages").where("id", "=", id).where("claim_token", "=", token).returning("seq"),
+);
 
 /** Queue SQL. Other areas reach queues through QueuesService (ctx.queues), never through this file. */
 export const queuesRepo = {
@@ -18,28 +68,8 @@ export const queuesRepo = {
       .execute(),
 
   /** Insert a message into an existing queue (by room and name). Returns false when the queue does not exist. */
-  insertMessage: async (q: Queryable, roomId: string, name: string, m: { id: string; body: string; now: number }) => {
-    const r = await q
-      .insertInto("queue_messages")
-      .columns(["id", "queue_id", "body", "enqueued_at", "visible_at", "attempts"])
-      .expression((eb) =>
-        eb
-          .selectFrom("room_queues")
-          .select((e) => [
-            // Casts: PostgreSQL types bare parameters in a select list as text.
-            e.cast<string>(e.val(m.id), "text").as("id"),
-            "room_queues.id as queue_id",
-            e.cast<string>(e.val(m.body), "text").as("body"),
-            e.cast<number>(e.val(m.now), "bigint").as("enqueued_at"),
-            e.cast<number>(e.val(0), "bigint").as("visible_at"), // visible at once, in seq order (see claim)
-            e.cast<number>(e.val(0), "integer").as("attempts"),
-          ])
-          .where("room_id", "=", roomId)
-          .where("name", "=", name),
-      )
-      .executeTakeFirst();
-    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
-  },
+  insertMessage: async (q: Queryable, roomId: string, name: string, m: { id: string; body: string; now: number }) =>
+    (await insertMessageQ(q, m.id, m.body, m.now, roomId, name)).length > 0,
 
   /**
    * Claim the next visible message of a queue: one statement, atomic on both dialects. Order: (visible_at, seq).
@@ -49,29 +79,10 @@ export const queuesRepo = {
    * answer, however deep the queue or however many messages are in flight. On PostgreSQL the row is taken with
    * FOR UPDATE SKIP LOCKED, so concurrent receivers in several processes neither block nor double-claim.
    */
-  claim: (q: Queryable, dialect: Dialect, roomId: string, name: string, now: number, visibleUntil: number, token: string) =>
-    q
-      .updateTable("queue_messages")
-      .set((eb) => ({ visible_at: visibleUntil, claim_token: token, attempts: eb("attempts", "+", 1) }))
-      .where("seq", "=", (eb) => {
-        let sub = eb
-          .selectFrom("queue_messages as m")
-          .select("m.seq")
-          .where("m.queue_id", "=", (e) => e.selectFrom("room_queues").select("id").where("room_id", "=", roomId).where("name", "=", name))
-          .where("m.visible_at", "<=", now)
-          .orderBy("m.visible_at")
-          .orderBy("m.seq")
-          .limit(1);
-        if (dialect === "postgres") sub = sub.forUpdate().skipLocked();
-        return sub;
-      })
-      .returningAll()
-      .executeTakeFirst() as Promise<MessageRow | undefined>,
+  claim: async (q: Queryable, dialect: Dialect, roomId: string, name: string, now: number, visibleUntil: number, token: string) =>
+    (await (dialect === "postgres" ? claimPgQ : claimSqliteQ)(q, visibleUntil, token, roomId, name, now))[0] as MessageRow | undefined,
 
-  ack: async (q: Queryable, id: string, token: string) => {
-    const r = await q.deleteFrom("queue_messages").where("id", "=", id).where("claim_token", "=", token).executeTakeFirst();
-    return Number(r.numDeletedRows) > 0;
-  },
+  ack: async (q: Queryable, id: string, token: string) => (await ackQ(q, id, token)).length > 0,
 
   release: async (q: Queryable, id: string, token: string, visibleAt: number) => {
     const r = await q

@@ -3,6 +3,7 @@ import type { Clock } from "../core/clock.js";
 import { ApiError, badRequest, notFound } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { Invalidator } from "../core/invalidation.js";
+import { TxBatcher } from "../store/batch.js";
 import type { Queryable, Store } from "../store/db.js";
 import { queuesRepo, type MessageRow } from "./repo.js";
 
@@ -87,6 +88,8 @@ export class QueuesService {
   private stopped = false;
   private outgoing = new Set<string>();
   private flushing = false;
+  /** Group commit of the hot writes (send, claim, ack, release): a burst of them costs one commit. */
+  private readonly batch: TxBatcher;
   readonly visibilityMs: number;
   readonly recheckMs: number;
 
@@ -98,6 +101,7 @@ export class QueuesService {
   ) {
     this.visibilityMs = opts.visibilityMs ?? 30_000;
     this.recheckMs = opts.recheckMs ?? 2_000;
+    this.batch = new TxBatcher(store.db);
     invalidator.subscribe(TOPIC, (key) => (key === "*" ? this.wakeAll() : this.wake(key)));
   }
 
@@ -135,7 +139,10 @@ export class QueuesService {
    */
   async enqueue(q: Queryable, roomId: string, name: string, message: unknown, opts: { create?: boolean } = {}): Promise<{ id: string; notify: () => void }> {
     checkQueueName(name);
-    const body = encode(message);
+    return this.insert(q, roomId, name, encode(message), opts);
+  }
+
+  private async insert(q: Queryable, roomId: string, name: string, body: string, opts: { create?: boolean }): Promise<{ id: string; notify: () => void }> {
     const now = this.clock.now();
     const id = newId();
     // One statement when the queue exists: the insert selects the queue row, so it inserts nothing if it is missing.
@@ -177,7 +184,9 @@ export class QueuesService {
 
   /** Enqueue and wake receivers. Durable when it returns. */
   async send(roomId: string, name: string, message: unknown, opts: { create?: boolean } = {}): Promise<{ id: string }> {
-    const { id, notify } = await this.enqueue(this.db, roomId, name, message, opts);
+    checkQueueName(name);
+    const body = encode(message); // bad input fails here, never inside a batch of other callers' writes
+    const { id, notify } = await this.batch.run((q) => this.insert(q, roomId, name, body, opts));
     notify();
     return { id };
   }
@@ -221,7 +230,7 @@ export class QueuesService {
   private async claim<T>(roomId: string, name: string, visibilityMs: number): Promise<QueueMessage<T> | null> {
     const now = this.clock.now();
     const token = randomBytes(16).toString("base64url");
-    const row = await queuesRepo.claim(this.db, this.store.dialect, roomId, name, now, now + visibilityMs, token);
+    const row = await this.batch.run((q) => queuesRepo.claim(q, this.store.dialect, roomId, name, now, now + visibilityMs, token));
     return row ? this.toMessage<T>(row, roomId, name) : null;
   }
 
@@ -240,12 +249,13 @@ export class QueuesService {
 
   /** Remove a claimed message for good. False when the claim is no longer held (timed out and claimed again, or acknowledged). */
   async ack(m: { id: string; receipt: string }): Promise<boolean> {
-    return queuesRepo.ack(this.db, m.id, m.receipt);
+    return this.batch.run((q) => queuesRepo.ack(q, m.id, m.receipt));
   }
 
   /** Give a claimed message back, visible again after `delayMs` (e.g. the consumer went away before handling it). */
   async release(m: { id: string; receipt: string; room_id: string; queue: string }, delayMs = 0): Promise<boolean> {
-    const ok = await queuesRepo.release(this.db, m.id, m.receipt, this.clock.now() + Math.max(0, delayMs));
+    const visibleAt = this.clock.now() + Math.max(0, delayMs);
+    const ok = await this.batch.run((q) => queuesRepo.release(q, m.id, m.receipt, visibleAt));
     if (ok && delayMs <= 0) this.announce(m.room_id, m.queue);
     return ok;
   }

@@ -21,11 +21,12 @@ export function prepared<A extends unknown[], R>(build: (q: Queryable, ...args: 
       return i;
     });
     const entry = { compiled, slots };
-    cache.set(q, entry);
+    cache.set(q.getExecutor().adapter, entry);
     return entry;
   };
   return async (q: Queryable, ...args: A): Promise<R[]> => {
-    const { compiled, slots } = cache.get(q) ?? compile(q, args.length);
+    // Keyed on the dialect adapter, which a database handle and its transactions share: compiled once per store.
+    const { compiled, slots } = cache.get(q.getExecutor().adapter) ?? compile(q, args.length);
     const r = await q.executeQuery<R>({ ...compiled, parameters: slots.map((i) => args[i]), queryId: createQueryId() });
     return r.rows;
   };
