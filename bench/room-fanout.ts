@@ -85,6 +85,7 @@ async function queues(byRoom: RawRoomClient[][]) {
   const perRoom = Math.floor(QUEUE_MESSAGES / ROOMS);
   let received = 0;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   await Promise.all(
     byRoom.map(async (clients, r) => {
       const producer = clients[1];
@@ -120,7 +121,8 @@ async function queues(byRoom: RawRoomClient[][]) {
     }),
   );
   const seconds = (performance.now() - t0) / 1000;
-  return { messages: received, seconds, rate: received / seconds };
+  const cpu = process.cpuUsage(cpu0);
+  return { messages: received, seconds, rate: received / seconds, clientCpu: (cpu.user + cpu.system) / 1e6 / seconds };
 }
 
 async function run(label: string, wsBase: string, pid: number, token: (room: string) => Promise<string>) {
@@ -133,7 +135,7 @@ async function run(label: string, wsBase: string, pid: number, token: (room: str
   await sleep(500);
   console.log(
     `${label.padEnd(9)} join ${PARTICIPANTS} in ${seconds.toFixed(2)} s | fan-out ${f.delivered}/${f.expected} deliveries p50 ${f.p50.toFixed(2)} ms p99 ${f.p99.toFixed(2)} ms max ${f.max.toFixed(1)} ms | ` +
-      `queue ${q.messages} msgs in ${q.seconds.toFixed(2)} s = ${q.rate.toFixed(0)} msg/s | RSS ${rssConnected.toFixed(0)} MB connected, ${rssEnd.toFixed(0)} MB at end`,
+      `queue ${q.messages} msgs in ${q.seconds.toFixed(2)} s = ${q.rate.toFixed(0)} msg/s (bench client CPU ${(q.clientCpu * 100).toFixed(0)}%) | RSS ${rssConnected.toFixed(0)} MB connected, ${rssEnd.toFixed(0)} MB at end`,
   );
   return { f, q, rssConnected, rssEnd };
 }

@@ -218,6 +218,47 @@ describe("room queues (ctx.queues)", () => {
     }
   });
 
+  it("group commit: sends, claims and acks made together share a batch, and each caller gets its own answer", async () => {
+    const [a, b, missing] = [qname(), qname(), qname()];
+    await q.open(room.id, b);
+    // One burst: sends to a new queue (created), to an existing one, and to a missing one with create:false.
+    const sends = await Promise.allSettled([
+      ...Array.from({ length: 30 }, (_, i) => q.send(room.id, a, { a: i })),
+      ...Array.from({ length: 30 }, (_, i) => q.send(room.id, b, { b: i }, { create: false })),
+      q.send(room.id, missing, "nope", { create: false }),
+    ]);
+    expect(sends.slice(0, 60).every((r) => r.status === "fulfilled")).toBe(true);
+    expect(sends[60]).toMatchObject({ status: "rejected", reason: { status: 404, code: "queue_not_found" } });
+    expect(new Set(sends.slice(0, 60).map((r) => (r as PromiseFulfilledResult<{ id: string }>).value.id)).size).toBe(60);
+    expect(await q.exists(room.id, missing)).toBe(false);
+    // FIFO per queue survives the batching
+    expect((await q.peek<{ a: number }>(room.id, a, 100)).map((m) => m.message.a)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+
+    // 40 receives in one burst on a queue of 30: 30 distinct messages, 10 nulls, receipts unique
+    const got = (await Promise.all(Array.from({ length: 40 }, () => q.receive<{ a: number }>(room.id, a)))).filter((m) => m !== null);
+    expect(got.map((m) => m.message.a).sort((x, y) => x - y)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(new Set(got.map((m) => m.receipt)).size).toBe(30);
+    // acks in one burst, a stale receipt among them: only that one is refused
+    const acks = await Promise.all([...got.map((m) => q.ack(m)), q.ack({ id: got[0].id, receipt: got[1].receipt })]);
+    expect(acks.slice(0, 30).every(Boolean)).toBe(true);
+    expect(acks[30]).toBe(false);
+    expect((await q.list(room.id)).find((x) => x.name === a)).toMatchObject({ size: 0 });
+  });
+
+  it("group commit: a batch that fails (a room deleted meanwhile) fails only its own caller", async () => {
+    const doomed = await createRoom(s.ctx, s.admin.projectId, "queues-doomed");
+    await deleteRoom(s.ctx, doomed.id);
+    const name = qname();
+    const r = await Promise.allSettled([
+      q.send(room.id, name, 1),
+      q.send(doomed.id, name, 2), // its queue cannot be created: the room is gone (a foreign-key failure inside the batch)
+      q.send(room.id, name, 3),
+    ]);
+    expect(r.map((x) => x.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect((r[1] as PromiseRejectedResult).reason).toMatchObject({ status: 404 });
+    expect((await q.peek<number>(room.id, name)).map((m) => m.message)).toEqual([1, 3]);
+  });
+
   it("a room that does not exist is a 404, not a crash", async () => {
     await expect(q.send("00000000-0000-0000-0000-000000000000", "x", 1)).rejects.toMatchObject({ status: 404, message: "room not found" });
     await expect(q.receive("00000000-0000-0000-0000-000000000000", "x")).rejects.toMatchObject({ status: 404 });

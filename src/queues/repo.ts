@@ -29,26 +29,52 @@ const insertMessageQ = prepared((q, id: string, body: string, now: number, roomI
     .returning("queue_messages.seq"),
 );
 
-const claimQ = (lock: boolean) =>
-  prepared((q, visibleUntil: number, token: string, roomId: string, name: string, now: number) =>
-    q
-      .updateTable("queue_messages")
-      .set({ visible_at: visibleUntil, claim_token: token, attempts: sql<number>`attempts + 1` })
-      .where("seq", "=", (eb) => {
-        const sub = eb
-          .selectFrom("queue_messages as m")
-          .select("m.seq")
-          .where("m.queue_id", "=", (e) => e.selectFrom("room_queues").select("id").where("room_id", "=", roomId).where("name", "=", name))
-          .where("m.visible_at", "<=", now)
-          .orderBy("m.visible_at")
-          .orderBy("m.seq")
-          .limit(sql.lit(1));
-        return lock ? sub.forUpdate().skipLocked() : sub;
-      })
-      .returningAll(),
-  );
-const claimSqliteQ = claimQ(false);
-const claimPgQ = claimQ(true);
+/** PostgreSQL: claim up to `n` messages in one statement; each gets its own receipt, `token.seq`. */
+const claimManyPgQ = prepared((q, visibleUntil: number, token: string, roomId: string, name: string, now: number, n: number) =>
+  q
+    .updateTable("queue_messages")
+    .set({
+      visible_at: visibleUntil,
+      claim_token: sql<string>`CAST(${token} AS TEXT) || '.' || CAST(seq AS TEXT)`,
+      attempts: sql<number>`attempts + 1`,
+    })
+    .where("seq", "in", (eb) =>
+      eb
+        .selectFrom("queue_messages as m")
+        .select("m.seq")
+        .where("m.queue_id", "=", (e) => e.selectFrom("room_queues").select("id").where("room_id", "=", roomId).where("name", "=", name))
+        .where("m.visible_at", "<=", now)
+        .orderBy("m.visible_at")
+        .orderBy("m.seq")
+        .limit(n)
+        .forUpdate()
+        .skipLocked(),
+    )
+    .returningAll(),
+);
+
+/** SQLite's half of claimMany: the next visible messages, then each claimed by its rowid (see claimMany). */
+const readySeqsQ = prepared((q, roomId: string, name: string, now: number, n: number) =>
+  q
+    .selectFrom("queue_messages as m")
+    .select("m.seq")
+    .where("m.queue_id", "=", (e) => e.selectFrom("room_queues").select("id").where("room_id", "=", roomId).where("name", "=", name))
+    .where("m.visible_at", "<=", now)
+    .orderBy("m.visible_at")
+    .orderBy("m.seq")
+    .limit(n),
+);
+const claimSeqQ = prepared((q, visibleUntil: number, token: string, seq: number, now: number) =>
+  q
+    .updateTable("queue_messages")
+    .set({ visible_at: visibleUntil, claim_token: token, attempts: sql<number>`attempts + 1` })
+    .where("seq", "=", seq)
+    .where("visible_at", "<=", now) // still ready: outside a transaction another claim may have come between
+    .returningAll(),
+);
+const insertRowQ = prepared((q, id: string, queueId: string, body: string, now: number) =>
+  q.insertInto("queue_messages").values({ id, queue_id: queueId, body, enqueued_at: now, visible_at: sql<number>`0`, attempts: sql<number>`0` }),
+);
 
 const ackQ = prepared((q, id: string, token: string) =>
   q.deleteFrom("queue_messages").where("id", "=", id).where("claim_token", "=", token).returning("seq"),
@@ -80,9 +106,45 @@ export const queuesRepo = {
    * FOR UPDATE SKIP LOCKED, so concurrent receivers in several processes neither block nor double-claim.
    */
   claim: async (q: Queryable, dialect: Dialect, roomId: string, name: string, now: number, visibleUntil: number, token: string) =>
-    (await (dialect === "postgres" ? claimPgQ : claimSqliteQ)(q, visibleUntil, token, roomId, name, now))[0] as MessageRow | undefined,
+    (await queuesRepo.claimMany(q, dialect, roomId, name, now, visibleUntil, token, 1))[0] as MessageRow | undefined,
+
+  /**
+   * Up to `n` claims on one queue (the group commit's), in no particular order; each message gets its own receipt,
+   * `token.seq`. PostgreSQL: one UPDATE … WHERE seq IN (… FOR UPDATE SKIP LOCKED). SQLite: the ready seqs, then
+   * one UPDATE by rowid each: SQLite runs an UPDATE whose subquery reads the same table several times slower, and
+   * its single writer makes the two steps atomic inside the caller's transaction.
+   */
+  claimMany: async (q: Queryable, dialect: Dialect, roomId: string, name: string, now: number, visibleUntil: number, token: string, n: number) => {
+    if (dialect === "postgres") return (await claimManyPgQ(q, visibleUntil, token, roomId, name, now, n)) as MessageRow[];
+    const out: MessageRow[] = [];
+    for (const { seq } of await readySeqsQ(q, roomId, name, now, n)) out.push(...((await claimSeqQ(q, visibleUntil, `${token}.${seq}`, seq, now)) as MessageRow[]));
+    return out;
+  },
 
   ack: async (q: Queryable, id: string, token: string) => (await ackQ(q, id, token)).length > 0,
+
+  /**
+   * Acknowledge many claims: deletes the rows whose id and current receipt are both in the lists, and returns
+   * them. Receipts are unique per claim, so a row can only match through its own (id, receipt) pair.
+   */
+  ackMany: async (q: Queryable, dialect: Dialect, ids: string[], tokens: string[]) => {
+    const out: { id: string; claim_token: string | null }[] = [];
+    if (dialect === "sqlite") {
+      // in-process: a cached one-row statement per message beats building a statement with hundreds of values
+      for (let i = 0; i < ids.length; i++) if ((await ackQ(q, ids[i], tokens[i])).length) out.push({ id: ids[i], claim_token: tokens[i] });
+      return out;
+    }
+    for (let i = 0; i < ids.length; i += 500)
+      out.push(
+        ...(await q
+          .deleteFrom("queue_messages")
+          .where("id", "in", ids.slice(i, i + 500))
+          .where("claim_token", "in", tokens.slice(i, i + 500))
+          .returning(["id", "claim_token"])
+          .execute()),
+      );
+    return out;
+  },
 
   release: async (q: Queryable, id: string, token: string, visibleAt: number) => {
     const r = await q
@@ -137,7 +199,12 @@ export const queuesRepo = {
       .execute(),
 
   /** Insert ready messages in bulk (chunks keep SQLite under its bound-parameter limit). Same columns as insertMessage. */
-  insertMessages: async (q: Queryable, rows: { id: string; queue_id: string; body: string; now: number }[]) => {
+  insertMessages: async (q: Queryable, rows: { id: string; queue_id: string; body: string; now: number }[], dialect: Dialect = "postgres") => {
+    if (dialect === "sqlite") {
+      // in-process: a cached one-row statement per message beats building a statement with hundreds of values
+      for (const m of rows) await insertRowQ(q, m.id, m.queue_id, m.body, m.now);
+      return;
+    }
     for (let i = 0; i < rows.length; i += 1000)
       await q
         .insertInto("queue_messages")

@@ -1,11 +1,10 @@
-import { randomBytes } from "node:crypto";
 import type { Clock } from "../core/clock.js";
 import { ApiError, badRequest, notFound } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { Invalidator } from "../core/invalidation.js";
-import { TxBatcher } from "../store/batch.js";
 import type { Queryable, Store } from "../store/db.js";
 import { queuesRepo, type MessageRow } from "./repo.js";
+import { QueueWriter } from "./writer.js";
 
 /** A claimed message. Acknowledge it with `ack(msg)`; unacknowledged, it is delivered again after its visibility timeout. */
 export interface QueueMessage<T = unknown> {
@@ -88,8 +87,8 @@ export class QueuesService {
   private stopped = false;
   private outgoing = new Set<string>();
   private flushing = false;
-  /** Group commit of the hot writes (send, claim, ack, release): a burst of them costs one commit. */
-  private readonly batch: TxBatcher;
+  /** Group commit of the hot writes (send, claim, ack): a burst of them costs a few statements and one commit. */
+  private readonly writer: QueueWriter;
   readonly visibilityMs: number;
   readonly recheckMs: number;
 
@@ -101,7 +100,7 @@ export class QueuesService {
   ) {
     this.visibilityMs = opts.visibilityMs ?? 30_000;
     this.recheckMs = opts.recheckMs ?? 2_000;
-    this.batch = new TxBatcher(store.db);
+    this.writer = new QueueWriter(store.db, store.dialect, clock, (q, roomId, name, now) => this.create(q, roomId, name, now));
     invalidator.subscribe(TOPIC, (key) => (key === "*" ? this.wakeAll() : this.wake(key)));
   }
 
@@ -178,7 +177,7 @@ export class QueuesService {
       if (!queueId) throw queueNotFound(it.name); // deleted between the two statements (its room went away)
       return { id: ids[i], queue_id: queueId, body: bodies[i], now };
     });
-    await queuesRepo.insertMessages(q, rows);
+    await queuesRepo.insertMessages(q, rows, this.store.dialect);
     return { ids, notify: () => wanted.forEach((k) => this.announce(k.roomId, k.name)) };
   }
 
@@ -186,8 +185,9 @@ export class QueuesService {
   async send(roomId: string, name: string, message: unknown, opts: { create?: boolean } = {}): Promise<{ id: string }> {
     checkQueueName(name);
     const body = encode(message); // bad input fails here, never inside a batch of other callers' writes
-    const { id, notify } = await this.batch.run((q) => this.insert(q, roomId, name, body, opts));
-    notify();
+    const id = await this.writer.send(roomId, name, body, opts.create !== false);
+    if (!id) throw queueNotFound(name);
+    this.announce(roomId, name);
     return { id };
   }
 
@@ -228,9 +228,7 @@ export class QueuesService {
   }
 
   private async claim<T>(roomId: string, name: string, visibilityMs: number): Promise<QueueMessage<T> | null> {
-    const now = this.clock.now();
-    const token = randomBytes(16).toString("base64url");
-    const row = await this.batch.run((q) => queuesRepo.claim(q, this.store.dialect, roomId, name, now, now + visibilityMs, token));
+    const row = await this.writer.claim(roomId, name, visibilityMs);
     return row ? this.toMessage<T>(row, roomId, name) : null;
   }
 
@@ -249,13 +247,12 @@ export class QueuesService {
 
   /** Remove a claimed message for good. False when the claim is no longer held (timed out and claimed again, or acknowledged). */
   async ack(m: { id: string; receipt: string }): Promise<boolean> {
-    return this.batch.run((q) => queuesRepo.ack(q, m.id, m.receipt));
+    return this.writer.ack(m.id, m.receipt);
   }
 
   /** Give a claimed message back, visible again after `delayMs` (e.g. the consumer went away before handling it). */
   async release(m: { id: string; receipt: string; room_id: string; queue: string }, delayMs = 0): Promise<boolean> {
-    const visibleAt = this.clock.now() + Math.max(0, delayMs);
-    const ok = await this.batch.run((q) => queuesRepo.release(q, m.id, m.receipt, visibleAt));
+    const ok = await queuesRepo.release(this.db, m.id, m.receipt, this.clock.now() + Math.max(0, delayMs));
     if (ok && delayMs <= 0) this.announce(m.room_id, m.queue);
     return ok;
   }

@@ -42,10 +42,11 @@ export function queuesToolkit(queues: QueuesService): Toolkit {
         const create = flag(call, "create", true);
         const signal = call.conn.abort.signal;
         let m: QueueMessage | null = null;
-        if (!flag(call, "wait", true)) m = await withKnown(call, n, create, (c) => queues.receive(call.room.id, n, { create: c, wait: false }));
-        else {
-          // Long polls of one queue wait in line: one of them watches the queue at a time, so a message costs one
-          // database claim instead of one per waiting receiver. The head of the line claims at once if it can.
+        // First a plain claim: receivers of a busy queue claim side by side (their claims share a commit).
+        m = await withKnown(call, n, create, (c) => queues.receive(call.room.id, n, { create: c, wait: false }));
+        if (!m && flag(call, "wait", true) && !signal.aborted) {
+          // Nothing there: long polls of one queue wait in line, one of them watching the queue at a time, so a
+          // message costs one database claim instead of one per waiting receiver.
           const gates = call.room.queueGates;
           const before = gates.get(n) ?? Promise.resolve();
           let release!: () => void;

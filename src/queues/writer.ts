@@ -1,0 +1,179 @@
+import { randomBytes } from "node:crypto";
+import type { Clock } from "../core/clock.js";
+import { newId } from "../core/ids.js";
+import { inTx, type DB, type Dialect, type Queryable } from "../store/db.js";
+import { queuesRepo, type MessageRow } from "./repo.js";
+
+interface Pending<T> {
+  resolve: (v: T) => void;
+  reject: (e: unknown) => void;
+}
+interface SendOp extends Pending<boolean> {
+  roomId: string;
+  name: string;
+  id: string;
+  body: string;
+  now: number;
+  create: boolean;
+}
+interface ClaimOp extends Pending<MessageRow | undefined> {
+  roomId: string;
+  name: string;
+  visibilityMs: number;
+}
+interface AckOp extends Pending<boolean> {
+  id: string;
+  token: string;
+}
+
+const key = (roomId: string, name: string) => `${roomId}\u0000${name}`;
+
+/**
+ * Group commit for the room queues' hot writes: sends, claims and acknowledgements.
+ *
+ * Calls made while a batch is being written wait and go together into the next transaction, merged by kind: the
+ * sends of a batch are one multi-row INSERT (plus one lookup of their queues), the claims on one queue are one
+ * UPDATE … RETURNING of as many messages, and the acknowledgements are one DELETE. A burst of N messages thus costs
+ * a few statements and one commit instead of N of each. A lone call runs at once. Every caller gets its answer only
+ * after its batch committed, so a returned `send` is durable. If a batch fails (a queue's room deleted meanwhile, a
+ * lost connection), nothing of it committed and its calls are replayed one by one, so only the failing one fails.
+ */
+export class QueueWriter {
+  private sends: SendOp[] = [];
+  private claims: ClaimOp[] = [];
+  private acks: AckOp[] = [];
+  private running = false;
+
+  constructor(
+    private readonly db: DB,
+    private readonly dialect: Dialect,
+    private readonly clock: Clock,
+    /** Creates a missing queue (the service's rule, errors included), for the one-by-one path. */
+    private readonly createQueue: (q: Queryable, roomId: string, name: string, now: number) => Promise<void>,
+  ) {}
+
+  /** Insert a message; its id, or null when the queue is missing and `create` is false. */
+  async send(roomId: string, name: string, body: string, create: boolean): Promise<string | null> {
+    const id = newId();
+    const ok = await this.enqueue<boolean, SendOp>(this.sends, { roomId, name, body, create, id, now: this.clock.now() });
+    return ok ? id : null;
+  }
+
+  /** Claim the next visible message of a queue for `visibilityMs`. */
+  claim(roomId: string, name: string, visibilityMs: number): Promise<MessageRow | undefined> {
+    return this.enqueue(this.claims, { roomId, name, visibilityMs });
+  }
+
+  /** Delete a claimed message if the claim is still held. */
+  ack(id: string, token: string): Promise<boolean> {
+    return this.enqueue(this.acks, { id, token });
+  }
+
+  private enqueue<T, O extends Pending<T>>(list: O[], op: Omit<O, "resolve" | "reject">): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      list.push({ ...op, resolve, reject } as O);
+      if (!this.running) {
+        this.running = true;
+        // Let the rest of this turn of the event loop (the other frames of one socket read, say) join the batch.
+        setImmediate(() => void this.drain());
+      }
+    });
+  }
+
+  private async drain() {
+    // write() never throws (every outcome goes to its caller); what arrives meanwhile is the next batch.
+    while (this.sends.length || this.claims.length || this.acks.length) {
+      const batch = { sends: this.sends, claims: this.claims, acks: this.acks };
+      this.sends = [];
+      this.claims = [];
+      this.acks = [];
+      await this.write(batch);
+    }
+    this.running = false;
+  }
+
+  private async write(b: { sends: SendOp[]; claims: ClaimOp[]; acks: AckOp[] }) {
+    const n = b.sends.length + b.claims.length + b.acks.length;
+    if (n > 1) {
+      let settle: (() => void) | undefined;
+      try {
+        settle = await inTx(this.db, (tx) => this.merged(tx, b));
+      } catch {
+        settle = undefined; // nothing committed: replay one by one below
+      }
+      if (settle) return settle();
+    }
+    for (const op of b.sends) await this.sendOne(op).then(op.resolve, op.reject);
+    for (const op of b.acks) await queuesRepo.ack(this.db, op.id, op.token).then(op.resolve, op.reject);
+    for (const op of b.claims) {
+      const now = this.clock.now();
+      await queuesRepo.claim(this.db, this.dialect, op.roomId, op.name, now, now + op.visibilityMs, token()).then(op.resolve, op.reject);
+    }
+  }
+
+  private async sendOne(op: SendOp): Promise<boolean> {
+    const m = { id: op.id, body: op.body, now: op.now };
+    if (await queuesRepo.insertMessage(this.db, op.roomId, op.name, m)) return true;
+    if (!op.create) return false;
+    await this.createQueue(this.db, op.roomId, op.name, op.now);
+    return queuesRepo.insertMessage(this.db, op.roomId, op.name, m);
+  }
+
+  /** The whole batch in the caller's transaction; returns how to answer the callers once it committed. */
+  private async merged(tx: Queryable, b: { sends: SendOp[]; claims: ClaimOp[]; acks: AckOp[] }): Promise<() => void> {
+    const answers: (() => void)[] = [];
+
+    if (b.sends.length) {
+      const wanted = new Map<string, { roomId: string; name: string; create: boolean }>();
+      for (const s of b.sends) {
+        const w = wanted.get(key(s.roomId, s.name));
+        if (w) w.create ||= s.create;
+        else wanted.set(key(s.roomId, s.name), { roomId: s.roomId, name: s.name, create: s.create });
+      }
+      const now = this.clock.now();
+      const toCreate = [...wanted.values()].filter((w) => w.create);
+      if (toCreate.length) await queuesRepo.ensureQueues(tx, toCreate.map((w) => ({ id: newId(), room_id: w.roomId, name: w.name, created_at: now })));
+      const all = [...wanted.values()];
+      const found = await queuesRepo.queuesOf(tx, [...new Set(all.map((w) => w.roomId))], [...new Set(all.map((w) => w.name))]);
+      const ids = new Map(found.map((r) => [key(r.room_id, r.name), r.id]));
+      const rows: { id: string; queue_id: string; body: string; now: number }[] = [];
+      for (const s of b.sends) {
+        const queueId = ids.get(key(s.roomId, s.name));
+        if (queueId) rows.push({ id: s.id, queue_id: queueId, body: s.body, now: s.now });
+        answers.push(() => s.resolve(!!queueId));
+      }
+      await queuesRepo.insertMessages(tx, rows, this.dialect);
+    }
+
+    if (b.acks.length) {
+      const gone = await queuesRepo.ackMany(tx, this.dialect, b.acks.map((a) => a.id), b.acks.map((a) => a.token));
+      const done = new Set(gone.map((r) => `${r.id}\u0000${r.claim_token}`));
+      for (const a of b.acks) answers.push(() => a.resolve(done.has(`${a.id}\u0000${a.token}`)));
+    }
+
+    if (b.claims.length) {
+      // One statement per queue (and visibility timeout), for as many messages as it has claimers in this batch.
+      const groups = new Map<string, ClaimOp[]>();
+      for (const c of b.claims) {
+        const k = `${key(c.roomId, c.name)}\u0000${c.visibilityMs}`;
+        const g = groups.get(k);
+        if (g) g.push(c);
+        else groups.set(k, [c]);
+      }
+      const now = this.clock.now();
+      for (const g of groups.values()) {
+        const { roomId, name, visibilityMs } = g[0];
+        const rows = await queuesRepo.claimMany(tx, this.dialect, roomId, name, now, now + visibilityMs, token(), g.length);
+        rows.sort((x, y) => Number(x.seq) - Number(y.seq));
+        g.forEach((c, i) => answers.push(() => c.resolve(rows[i])));
+      }
+    }
+
+    return () => answers.forEach((a) => a());
+  }
+}
+
+function token() {
+  return randomBytes(16).toString("base64url");
+}
+
