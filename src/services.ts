@@ -110,7 +110,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
       await webhookDispatcher.stop();
       await schedulerEngine.stop();
       await mail.stop();
-      queues.shutdown();
+      await queues.shutdown();
       await storage.stop();
       await blobs.close();
       await invalidator.close();

@@ -150,7 +150,7 @@ describe("room queues (ctx.queues)", () => {
 
   it("long poll: a waiting receive returns when a message is sent, without polling the store meanwhile", async () => {
     const name = qname();
-    const claims = vi.spyOn(queuesRepo, "claim");
+    const claims = vi.spyOn(queuesRepo, "claimMany");
     try {
       const pending = q.receive(room.id, name, { wait: true });
       await new Promise((r) => setTimeout(r, 400));
@@ -257,6 +257,22 @@ describe("room queues (ctx.queues)", () => {
     expect(r.map((x) => x.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
     expect((r[1] as PromiseRejectedResult).reason).toMatchObject({ status: 404 });
     expect((await q.peek<number>(room.id, name)).map((m) => m.message)).toEqual([1, 3]);
+  });
+
+  it("claim-ahead: a process that stops gives back the messages it claimed ahead", async () => {
+    const other = await createContext(s.config, { clock });
+    const name = qname();
+    try {
+      await Promise.all(Array.from({ length: 20 }, (_, i) => q.send(room.id, name, i)));
+      const got: number[] = [];
+      for (let i = 0; i < 5; i++) got.push((await other.queues.receive<number>(room.id, name, { ahead: true }))!.message);
+      expect(got).toEqual([0, 1, 2, 3, 4]);
+      expect((await q.list(room.id)).find((x) => x.name === name)!.ready).toBeLessThan(15);
+    } finally {
+      await other.close();
+    }
+    expect((await q.list(room.id)).find((x) => x.name === name)).toMatchObject({ size: 20, ready: 15 });
+    expect((await q.receive<number>(room.id, name))?.message).toBe(5);
   });
 
   it("a room that does not exist is a 404, not a crash", async () => {

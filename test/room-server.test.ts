@@ -46,6 +46,27 @@ describe("room server with the official RoomClient 0.39.9", () => {
     expect(await within(waiting)).toEqual({ late: true });
   });
 
+  it("queues: a busy queue is claimed ahead in lots, in order; what nobody drew is given back for everyone", async () => {
+    const room = track(await joinRoom(roomWsUrl(s, "alpha"), await mintToken(s.admin.apiKey, "alpha")));
+    const roomId = (await s.client().getRoom(s.admin.projectId, "alpha")).id;
+    for (let i = 0; i < 40; i++) await room.queues.send("backlog", { i }, { create: true });
+    const got: number[] = [];
+    for (let i = 0; i < 10; i++) got.push((await room.queues.receive("backlog", { create: true, wait: false }))!.i);
+    expect(got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]); // FIFO through the lots
+    // the lots claimed more than ten: the rest is hidden from others for now (claimed by this process)...
+    const info = async () => (await s.ctx.queues.list(roomId)).find((q) => q.name === "backlog")!;
+    expect((await info()).size).toBe(30);
+    expect((await info()).ready).toBeLessThan(30);
+    // ...and given back once unused for a second: ready for every receiver again, in order, attempt not counted
+    await until(async () => (await info()).ready === 30, 5000, "claimed-ahead messages given back");
+    const next = (await s.ctx.queues.receive<{ i: number }>(roomId, "backlog"))!;
+    expect(next).toMatchObject({ message: { i: 10 }, attempts: 1 });
+    await s.ctx.queues.ack(next);
+    const rest: number[] = [];
+    for (let m; (m = await room.queues.receive("backlog", { create: true, wait: false })); ) rest.push(m.i);
+    expect(rest).toEqual(Array.from({ length: 29 }, (_, i) => i + 11));
+  });
+
   it("messaging: two clients see each other's presence, attributes, direct messages with attachments and broadcasts", async () => {
     const a = track(await joinRoom(roomWsUrl(s, "beta"), await mintToken(s.admin.apiKey, "beta", { name: "alice", role: "user" })));
     const b = track(await joinRoom(roomWsUrl(s, "beta"), await mintToken(s.admin.apiKey, "beta", { name: "bob", role: "agent" })));

@@ -1,6 +1,9 @@
 import { randomUUID } from "node:crypto";
+import { v7 } from "uuid";
 
 export const newId = () => randomUUID();
+/** A time-ordered UUID (v7): rows inserted one after another land next to each other in an index (queue messages). */
+export const newTimeId = () => v7();
 
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export const isUuid = (s: string) => UUID_RE.test(s);

@@ -29,28 +29,34 @@ const insertMessageQ = prepared((q, id: string, body: string, now: number, roomI
     .returning("queue_messages.seq"),
 );
 
-/** PostgreSQL: claim up to `n` messages in one statement; each gets its own receipt, `token.seq`. */
+/**
+ * PostgreSQL: claim up to `n` messages in one statement; each gets its own receipt, `token.seq`. The rows come back
+ * with their visible_at before the claim (`was`), for the delivery order.
+ */
 const claimManyPgQ = prepared((q, visibleUntil: number, token: string, roomId: string, name: string, now: number, n: number) =>
   q
     .updateTable("queue_messages")
-    .set({
-      visible_at: visibleUntil,
-      claim_token: sql<string>`CAST(${token} AS TEXT) || '.' || CAST(seq AS TEXT)`,
-      attempts: sql<number>`attempts + 1`,
-    })
-    .where("seq", "in", (eb) =>
+    .from((eb) =>
       eb
         .selectFrom("queue_messages as m")
-        .select("m.seq")
+        .select(["m.seq", "m.visible_at as was"])
         .where("m.queue_id", "=", (e) => e.selectFrom("room_queues").select("id").where("room_id", "=", roomId).where("name", "=", name))
         .where("m.visible_at", "<=", now)
         .orderBy("m.visible_at")
         .orderBy("m.seq")
         .limit(n)
         .forUpdate()
-        .skipLocked(),
+        .skipLocked()
+        .as("c"),
     )
-    .returningAll(),
+    .set({
+      visible_at: visibleUntil,
+      claim_token: sql<string>`CAST(${token} AS TEXT) || '.' || CAST(queue_messages.seq AS TEXT)`,
+      attempts: sql<number>`queue_messages.attempts + 1`,
+    })
+    .whereRef("queue_messages.seq", "=", "c.seq")
+    .returningAll("queue_messages")
+    .returning("c.was"),
 );
 
 /** SQLite's half of claimMany: the next visible messages, then each claimed by its rowid (see claimMany). */
@@ -79,6 +85,14 @@ const insertRowQ = prepared((q, id: string, queueId: string, body: string, now: 
 const ackQ = prepared((q, id: string, token: string) =>
   q.deleteFrom("queue_messages").where("id", "=", id).where("claim_token", "=", token).returning("seq"),
 );
+/** Receipts are `token.seq`: the row is found by its primary key instead of through the id index. */
+const ackSeqQ = prepared((q, seq: number, id: string, token: string) =>
+  q.deleteFrom("queue_messages").where("seq", "=", seq).where("id", "=", id).where("claim_token", "=", token).returning("seq"),
+);
+const seqOf = (receipt: string) => {
+  const m = /\.(\d{1,15})$/.exec(receipt);
+  return m ? Number(m[1]) : null;
+};
 
 /** Queue SQL. Other areas reach queues through QueuesService (ctx.queues), never through this file. */
 export const queuesRepo = {
@@ -109,19 +123,26 @@ export const queuesRepo = {
     (await queuesRepo.claimMany(q, dialect, roomId, name, now, visibleUntil, token, 1))[0] as MessageRow | undefined,
 
   /**
-   * Up to `n` claims on one queue (the group commit's), in no particular order; each message gets its own receipt,
+   * Up to `n` claims on one queue (the group commit's), in delivery order; each message gets its own receipt,
    * `token.seq`. PostgreSQL: one UPDATE … WHERE seq IN (… FOR UPDATE SKIP LOCKED). SQLite: the ready seqs, then
    * one UPDATE by rowid each: SQLite runs an UPDATE whose subquery reads the same table several times slower, and
    * its single writer makes the two steps atomic inside the caller's transaction.
    */
   claimMany: async (q: Queryable, dialect: Dialect, roomId: string, name: string, now: number, visibleUntil: number, token: string, n: number) => {
-    if (dialect === "postgres") return (await claimManyPgQ(q, visibleUntil, token, roomId, name, now, n)) as MessageRow[];
+    if (dialect === "postgres") {
+      // RETURNING has no order; the claimed rows were all visible, so (old visible_at, seq) is the delivery order
+      const rows = (await claimManyPgQ(q, visibleUntil, token, roomId, name, now, n)) as (MessageRow & { was: number })[];
+      return rows.sort((a, b) => Number(a.was) - Number(b.was) || Number(a.seq) - Number(b.seq)) as MessageRow[];
+    }
     const out: MessageRow[] = [];
     for (const { seq } of await readySeqsQ(q, roomId, name, now, n)) out.push(...((await claimSeqQ(q, visibleUntil, `${token}.${seq}`, seq, now)) as MessageRow[]));
     return out;
   },
 
-  ack: async (q: Queryable, id: string, token: string) => (await ackQ(q, id, token)).length > 0,
+  ack: async (q: Queryable, id: string, token: string) => {
+    const seq = seqOf(token);
+    return (await (seq === null ? ackQ(q, id, token) : ackSeqQ(q, seq, id, token))).length > 0;
+  },
 
   /**
    * Acknowledge many claims: deletes the rows whose id and current receipt are both in the lists, and returns
@@ -131,7 +152,7 @@ export const queuesRepo = {
     const out: { id: string; claim_token: string | null }[] = [];
     if (dialect === "sqlite") {
       // in-process: a cached one-row statement per message beats building a statement with hundreds of values
-      for (let i = 0; i < ids.length; i++) if ((await ackQ(q, ids[i], tokens[i])).length) out.push({ id: ids[i], claim_token: tokens[i] });
+      for (let i = 0; i < ids.length; i++) if (await queuesRepo.ack(q, ids[i], tokens[i])) out.push({ id: ids[i], claim_token: tokens[i] });
       return out;
     }
     for (let i = 0; i < ids.length; i += 500)
@@ -144,6 +165,17 @@ export const queuesRepo = {
           .execute()),
       );
     return out;
+  },
+
+  /** Undo a claim whose message was never handed out (claim-ahead): visible at once, at the head, attempt not counted. */
+  unclaim: async (q: Queryable, id: string, token: string) => {
+    const r = await q
+      .updateTable("queue_messages")
+      .set({ visible_at: 0, claim_token: null, attempts: sql<number>`attempts - 1` })
+      .where("id", "=", id)
+      .where("claim_token", "=", token)
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
   },
 
   release: async (q: Queryable, id: string, token: string, visibleAt: number) => {

@@ -1,6 +1,6 @@
 import type { Clock } from "../core/clock.js";
 import { ApiError, badRequest, notFound } from "../core/errors.js";
-import { newId } from "../core/ids.js";
+import { newId, newTimeId } from "../core/ids.js";
 import type { Invalidator } from "../core/invalidation.js";
 import type { Queryable, Store } from "../store/db.js";
 import { queuesRepo, type MessageRow } from "./repo.js";
@@ -41,6 +41,25 @@ export interface ReceiveOptions {
   signal?: AbortSignal;
   /** How long the claim hides the message from other receivers (default the service's visibility timeout). */
   visibilityMs?: number;
+  /**
+   * Claim ahead (the room server's `queues.receive`): when a queue has a backlog, one claim takes several messages
+   * for the receives expected next in this process; they are handed out from memory, in order. Each stays a claim
+   * in the store, so a crash delivers them again after the visibility timeout; unused for AHEAD_IDLE_MS, they are
+   * given back. Ignored with a custom `visibilityMs`.
+   */
+  ahead?: boolean;
+}
+
+/** Claim-ahead bounds: at most this many messages per queue and process, given back after this long unused. */
+const AHEAD_MAX = 64;
+const AHEAD_IDLE_MS = 1_000;
+
+interface Ahead {
+  rows: MessageRow[];
+  /** How many to claim next: doubles while claims come back full (a backlog), halves when they do not. */
+  want: number;
+  claiming?: Promise<boolean>;
+  usedAt: number;
 }
 
 export const MAX_QUEUE_NAME = 256;
@@ -86,6 +105,8 @@ export class QueuesService {
   private waiters = new Map<string, Set<() => void>>();
   private stopped = false;
   private outgoing = new Set<string>();
+  private ahead = new Map<string, Ahead>();
+  private sweeper?: NodeJS.Timeout;
   private flushing = false;
   /** Group commit of the hot writes (send, claim, ack): a burst of them costs a few statements and one commit. */
   private readonly writer: QueueWriter;
@@ -143,7 +164,7 @@ export class QueuesService {
 
   private async insert(q: Queryable, roomId: string, name: string, body: string, opts: { create?: boolean }): Promise<{ id: string; notify: () => void }> {
     const now = this.clock.now();
-    const id = newId();
+    const id = newTimeId();
     // One statement when the queue exists: the insert selects the queue row, so it inserts nothing if it is missing.
     if (!(await queuesRepo.insertMessage(q, roomId, name, { id, body, now }))) {
       if (opts.create === false) throw queueNotFound(name);
@@ -171,7 +192,7 @@ export class QueuesService {
     await queuesRepo.ensureQueues(q, wanted.map((k) => ({ id: newId(), room_id: k.roomId, name: k.name, created_at: now })));
     const found = await queuesRepo.queuesOf(q, [...new Set(wanted.map((k) => k.roomId))], [...new Set(wanted.map((k) => k.name))]);
     const queueIds = new Map(found.map((r) => [QueuesService.key(r.room_id, r.name), r.id]));
-    const ids = items.map(() => newId());
+    const ids = items.map(() => newTimeId());
     const rows = items.map((it, i) => {
       const queueId = queueIds.get(QueuesService.key(it.roomId, it.name));
       if (!queueId) throw queueNotFound(it.name); // deleted between the two statements (its room went away)
@@ -206,7 +227,7 @@ export class QueuesService {
       // Register before looking, so a send between the look and the sleep is not missed.
       const w = this.waiter(key);
       try {
-        const m = await this.claim<T>(roomId, name, visibilityMs);
+        const m = await this.claim<T>(roomId, name, visibilityMs, !!opts.ahead && visibilityMs === this.visibilityMs);
         if (m) return m;
         // Nothing to claim: only now find out whether the queue exists (the hot path is the one claim statement).
         if (first) {
@@ -227,9 +248,72 @@ export class QueuesService {
     }
   }
 
-  private async claim<T>(roomId: string, name: string, visibilityMs: number): Promise<QueueMessage<T> | null> {
-    const row = await this.writer.claim(roomId, name, visibilityMs);
+  private async claim<T>(roomId: string, name: string, visibilityMs: number, ahead: boolean): Promise<QueueMessage<T> | null> {
+    const row = ahead ? await this.claimAhead(roomId, name) : (await this.writer.claim(roomId, name, visibilityMs))[0];
     return row ? this.toMessage<T>(row, roomId, name) : null;
+  }
+
+  /** The next message from this process's claim-ahead buffer of the queue, claiming a new lot when it is empty. */
+  private async claimAhead(roomId: string, name: string): Promise<MessageRow | undefined> {
+    const key = QueuesService.key(roomId, name);
+    for (;;) {
+      let a = this.ahead.get(key); // looked up each time: the sweeper may have given the lot back meanwhile
+      if (!a) this.ahead.set(key, (a = { rows: [], want: 1, usedAt: 0 }));
+      a.usedAt = Date.now();
+      const row = a.rows.shift();
+      // Running low on a busy queue: claim the next lot now, so receivers need not wait for it.
+      if (row && a.rows.length < a.want / 2 && !a.claiming) void this.refill(roomId, name, a).catch(() => {});
+      // a message that waited here for half its claim might see the claim run out while it is handled: skip it,
+      // it is delivered again once the claim ends
+      if (row) {
+        if (Number(row.visible_at) - this.clock.now() >= this.visibilityMs / 2) return row;
+        continue;
+      }
+      // empty: wait for the lot being claimed (another receive's, or a new one)
+      if (!(await (a.claiming ?? this.refill(roomId, name, a)))) return undefined;
+    }
+  }
+
+  /** Claim the queue's next lot into `a`; true when it brought messages. */
+  private refill(roomId: string, name: string, a: Ahead): Promise<boolean> {
+    if (this.stopped) return Promise.resolve(false);
+    const want = a.want;
+    a.claiming = this.writer
+      .claim(roomId, name, this.visibilityMs, want)
+      .then((rows) => {
+        a.rows.push(...rows);
+        a.want = rows.length >= want ? Math.min(want * 2, AHEAD_MAX) : Math.max(1, want >> 1);
+        return rows.length > 0;
+      })
+      .finally(() => (a.claiming = undefined));
+    this.sweepLater();
+    return a.claiming;
+  }
+
+  /** Give back claim-ahead messages nobody drew for AHEAD_IDLE_MS (all of them with `all`), so other processes get them. */
+  private async sweep(all = false) {
+    const now = Date.now();
+    for (const [key, a] of this.ahead) {
+      if (!all && (a.claiming || now - a.usedAt < AHEAD_IDLE_MS)) continue;
+      if (a.claiming) await a.claiming.catch(() => false); // stopping: a lot still being claimed is given back too
+      this.ahead.delete(key);
+      const rows = a.rows.splice(0);
+      for (const r of rows) await queuesRepo.unclaim(this.db, r.id, r.claim_token ?? "").catch(() => {});
+      if (rows.length) {
+        const [roomId, name] = [key.slice(0, key.indexOf("/")), key.slice(key.indexOf("/") + 1)];
+        this.announce(roomId, name);
+      }
+    }
+    if (this.ahead.size && !this.stopped) this.sweepLater();
+  }
+
+  private sweepLater() {
+    if (this.sweeper || this.stopped) return;
+    this.sweeper = setTimeout(() => {
+      this.sweeper = undefined;
+      void this.sweep();
+    }, AHEAD_IDLE_MS);
+    this.sweeper.unref();
   }
 
   private toMessage<T>(row: MessageRow, roomId: string, name: string): QueueMessage<T> {
@@ -283,6 +367,7 @@ export class QueuesService {
   async drain(roomId: string, name: string): Promise<number> {
     const queue = await queuesRepo.queue(this.db, roomId, name);
     if (!queue) throw queueNotFound(name);
+    this.ahead.delete(QueuesService.key(roomId, name)); // its claimed-ahead messages go with the rest
     return queuesRepo.drain(this.db, queue.id);
   }
 
@@ -290,14 +375,17 @@ export class QueuesService {
   async close(roomId: string, name: string): Promise<void> {
     const queue = await queuesRepo.queue(this.db, roomId, name);
     if (!queue) throw queueNotFound(name);
+    this.ahead.delete(QueuesService.key(roomId, name));
     await queuesRepo.deleteQueue(this.db, queue.id);
     this.announce(roomId, name);
   }
 
-  /** End every waiting receive (they return null); used when the server stops. */
-  shutdown() {
+  /** End every waiting receive (they return null) and give back claimed-ahead messages; used when the server stops. */
+  async shutdown() {
     this.stopped = true;
     this.wakeAll();
+    clearTimeout(this.sweeper);
+    await this.sweep(true);
   }
 
   /**
@@ -379,3 +467,4 @@ export class QueuesService {
     return { wait, cancel };
   }
 }
+

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../core/clock.js";
-import { newId } from "../core/ids.js";
+import { newId, newTimeId } from "../core/ids.js";
 import { inTx, type DB, type Dialect, type Queryable } from "../store/db.js";
 import { queuesRepo, type MessageRow } from "./repo.js";
 
@@ -16,10 +16,11 @@ interface SendOp extends Pending<boolean> {
   now: number;
   create: boolean;
 }
-interface ClaimOp extends Pending<MessageRow | undefined> {
+interface ClaimOp extends Pending<MessageRow[]> {
   roomId: string;
   name: string;
   visibilityMs: number;
+  n: number;
 }
 interface AckOp extends Pending<boolean> {
   id: string;
@@ -54,14 +55,14 @@ export class QueueWriter {
 
   /** Insert a message; its id, or null when the queue is missing and `create` is false. */
   async send(roomId: string, name: string, body: string, create: boolean): Promise<string | null> {
-    const id = newId();
+    const id = newTimeId();
     const ok = await this.enqueue<boolean, SendOp>(this.sends, { roomId, name, body, create, id, now: this.clock.now() });
     return ok ? id : null;
   }
 
-  /** Claim the next visible message of a queue for `visibilityMs`. */
-  claim(roomId: string, name: string, visibilityMs: number): Promise<MessageRow | undefined> {
-    return this.enqueue(this.claims, { roomId, name, visibilityMs });
+  /** Claim up to `n` of the next visible messages of a queue for `visibilityMs`, in delivery order. */
+  claim(roomId: string, name: string, visibilityMs: number, n = 1): Promise<MessageRow[]> {
+    return this.enqueue(this.claims, { roomId, name, visibilityMs, n });
   }
 
   /** Delete a claimed message if the claim is still held. */
@@ -107,7 +108,7 @@ export class QueueWriter {
     for (const op of b.acks) await queuesRepo.ack(this.db, op.id, op.token).then(op.resolve, op.reject);
     for (const op of b.claims) {
       const now = this.clock.now();
-      await queuesRepo.claim(this.db, this.dialect, op.roomId, op.name, now, now + op.visibilityMs, token()).then(op.resolve, op.reject);
+      await queuesRepo.claimMany(this.db, this.dialect, op.roomId, op.name, now, now + op.visibilityMs, token(), op.n).then(op.resolve, op.reject);
     }
   }
 
@@ -152,7 +153,7 @@ export class QueueWriter {
     }
 
     if (b.claims.length) {
-      // One statement per queue (and visibility timeout), for as many messages as it has claimers in this batch.
+      // One statement per queue (and visibility timeout), for as many messages as its claimers in this batch want.
       const groups = new Map<string, ClaimOp[]>();
       for (const c of b.claims) {
         const k = `${key(c.roomId, c.name)}\u0000${c.visibilityMs}`;
@@ -163,9 +164,12 @@ export class QueueWriter {
       const now = this.clock.now();
       for (const g of groups.values()) {
         const { roomId, name, visibilityMs } = g[0];
-        const rows = await queuesRepo.claimMany(tx, this.dialect, roomId, name, now, now + visibilityMs, token(), g.length);
-        rows.sort((x, y) => Number(x.seq) - Number(y.seq));
-        g.forEach((c, i) => answers.push(() => c.resolve(rows[i])));
+        const rows = await queuesRepo.claimMany(tx, this.dialect, roomId, name, now, now + visibilityMs, token(), g.reduce((t, c) => t + c.n, 0));
+        let at = 0;
+        for (const c of g) {
+          const mine = rows.slice(at, (at += c.n));
+          answers.push(() => c.resolve(mine));
+        }
       }
     }
 

@@ -1,3 +1,4 @@
+import { startCheckpointer } from "./checkpointer.js";
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Transaction } from "kysely";
 import SQLite from "better-sqlite3";
 import pg from "pg";
@@ -30,6 +31,7 @@ export interface Store {
 export function openStore(url: string): Store {
   const dialect = dialectOf(url);
   let db: DB;
+  let checkpointer: { stop(): Promise<void> } | undefined;
   if (dialect === "postgres") {
     const pool = new pg.Pool({ connectionString: url, max: Number(process.env.MESHAGENT_DB_POOL || 10) });
     // An idle client erroring (e.g. the server restarting) must not crash the process.
@@ -43,9 +45,18 @@ export function openStore(url: string): Store {
     sqlite.pragma("synchronous = NORMAL");
     sqlite.pragma("foreign_keys = ON");
     sqlite.pragma("busy_timeout = 5000");
+    if (file !== ":memory:") checkpointer = startCheckpointer(sqlite, file);
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   }
-  return { db, dialect, url, close: () => db.destroy() };
+  return {
+    db,
+    dialect,
+    url,
+    async close() {
+      await db.destroy();
+      await checkpointer?.stop();
+    },
+  };
 }
 
 /**

@@ -43,7 +43,7 @@ export function queuesToolkit(queues: QueuesService): Toolkit {
         const signal = call.conn.abort.signal;
         let m: QueueMessage | null = null;
         // First a plain claim: receivers of a busy queue claim side by side (their claims share a commit).
-        m = await withKnown(call, n, create, (c) => queues.receive(call.room.id, n, { create: c, wait: false }));
+        m = await withKnown(call, n, create, (c) => queues.receive(call.room.id, n, { create: c, wait: false, ahead: true }));
         if (!m && flag(call, "wait", true) && !signal.aborted) {
           // Nothing there: long polls of one queue wait in line, one of them watching the queue at a time, so a
           // message costs one database claim instead of one per waiting receiver.
@@ -57,7 +57,7 @@ export function queuesToolkit(queues: QueuesService): Toolkit {
           try {
             await Promise.race([before, new Promise<void>((r) => signal.addEventListener("abort", (onAbort = () => r()), { once: true }))]);
             signal.removeEventListener("abort", onAbort);
-            if (!signal.aborted) m = await withKnown(call, n, create, (c) => queues.receive(call.room.id, n, { create: c, wait: true, signal }));
+            if (!signal.aborted) m = await withKnown(call, n, create, (c) => queues.receive(call.room.id, n, { create: c, wait: true, signal, ahead: true }));
           } finally {
             signal.removeEventListener("abort", onAbort);
             release();
