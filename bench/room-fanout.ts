@@ -31,6 +31,11 @@ const roomNames = Array.from({ length: ROOMS }, (_, i) => `bench-${i}`);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))];
+/** A process's CPU time (user + system) in seconds, from /proc/<pid>/stat. */
+const cpuSeconds = (pid: number) => {
+  const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+  return (Number(f[11]) + Number(f[12])) / 100;
+};
 const rssMb = (pid: number) => {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return m ? Number(m[1]) / 1024 : NaN;
@@ -129,13 +134,15 @@ async function run(label: string, wsBase: string, pid: number, token: (room: str
   const { byRoom, seconds } = await connectAll(wsBase, token);
   const rssConnected = rssMb(pid);
   const f = await fanout(byRoom);
+  const serverCpu0 = cpuSeconds(pid);
   const q = await queues(byRoom);
+  const serverCpu = (cpuSeconds(pid) - serverCpu0) / q.seconds;
   const rssEnd = rssMb(pid);
   for (const clients of byRoom) for (const c of clients) c.close();
   await sleep(500);
   console.log(
     `${label.padEnd(9)} join ${PARTICIPANTS} in ${seconds.toFixed(2)} s | fan-out ${f.delivered}/${f.expected} deliveries p50 ${f.p50.toFixed(2)} ms p99 ${f.p99.toFixed(2)} ms max ${f.max.toFixed(1)} ms | ` +
-      `queue ${q.messages} msgs in ${q.seconds.toFixed(2)} s = ${q.rate.toFixed(0)} msg/s (bench client CPU ${(q.clientCpu * 100).toFixed(0)}%) | RSS ${rssConnected.toFixed(0)} MB connected, ${rssEnd.toFixed(0)} MB at end`,
+      `queue ${q.messages} msgs in ${q.seconds.toFixed(2)} s = ${q.rate.toFixed(0)} msg/s (CPU: server ${(serverCpu * 100).toFixed(0)}%, bench client ${(q.clientCpu * 100).toFixed(0)}%) | RSS ${rssConnected.toFixed(0)} MB connected, ${rssEnd.toFixed(0)} MB at end`,
   );
   return { f, q, rssConnected, rssEnd };
 }

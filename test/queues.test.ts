@@ -4,6 +4,7 @@ import { createRoom, deleteRoom } from "./helpers/rooms.js";
 import { ManualClock } from "../src/core/clock.js";
 import { createContext } from "../src/services.js";
 import { queuesRepo } from "../src/queues/repo.js";
+import { QueueWriter } from "../src/queues/writer.js";
 import { ApiError } from "../src/core/errors.js";
 import type { QueuesService } from "../src/queues/service.js";
 
@@ -150,7 +151,7 @@ describe("room queues (ctx.queues)", () => {
 
   it("long poll: a waiting receive returns when a message is sent, without polling the store meanwhile", async () => {
     const name = qname();
-    const claims = vi.spyOn(queuesRepo, "claimMany");
+    const claims = vi.spyOn(QueueWriter.prototype, "claim");
     try {
       const pending = q.receive(room.id, name, { wait: true });
       await new Promise((r) => setTimeout(r, 400));

@@ -94,6 +94,31 @@ const seqOf = (receipt: string) => {
   return m ? Number(m[1]) : null;
 };
 
+const ensureQueueQ = prepared((q, id: string, roomId: string, name: string, createdAt: number) =>
+  q
+    .insertInto("room_queues")
+    .values({ id, room_id: roomId, name, created_at: createdAt })
+    .onConflict((oc) => oc.columns(["room_id", "name"]).doNothing()),
+);
+
+/**
+ * The hot statements as SQL text with their argument slots, for the SQLite queue writer's worker thread (its own
+ * connection; see sqlite-thread.ts). Arguments, in order:
+ *   insert(id, body, now, roomId, name) → [{seq}] when the queue exists; ensureQueue(id, roomId, name, createdAt);
+ *   readySeqs(roomId, name, now, n) → [{seq}]; claimSeq(visibleUntil, receipt, seq, now) → [row];
+ *   ackSeq(seq, id, receipt) → [{seq}]; ack(id, receipt) → [{seq}].
+ */
+export function queueThreadStatements(q: Queryable) {
+  return {
+    insert: insertMessageQ.statement(q, 5),
+    ensureQueue: ensureQueueQ.statement(q, 4),
+    readySeqs: readySeqsQ.statement(q, 4),
+    claimSeq: claimSeqQ.statement(q, 4),
+    ackSeq: ackSeqQ.statement(q, 3),
+    ack: ackQ.statement(q, 2),
+  };
+}
+
 /** Queue SQL. Other areas reach queues through QueuesService (ctx.queues), never through this file. */
 export const queuesRepo = {
   queue: (q: Queryable, roomId: string, name: string) =>

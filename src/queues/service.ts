@@ -121,7 +121,7 @@ export class QueuesService {
   ) {
     this.visibilityMs = opts.visibilityMs ?? 30_000;
     this.recheckMs = opts.recheckMs ?? 2_000;
-    this.writer = new QueueWriter(store.db, store.dialect, clock, (q, roomId, name, now) => this.create(q, roomId, name, now));
+    this.writer = new QueueWriter(store.db, store.dialect, clock, (q, roomId, name, now) => this.create(q, roomId, name, now), store.file);
     invalidator.subscribe(TOPIC, (key) => (key === "*" ? this.wakeAll() : this.wake(key)));
   }
 
@@ -386,6 +386,7 @@ export class QueuesService {
     this.wakeAll();
     clearTimeout(this.sweeper);
     await this.sweep(true);
+    await this.writer.stop();
   }
 
   /**

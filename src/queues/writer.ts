@@ -2,7 +2,9 @@ import { randomBytes } from "node:crypto";
 import type { Clock } from "../core/clock.js";
 import { newId, newTimeId } from "../core/ids.js";
 import { inTx, type DB, type Dialect, type Queryable } from "../store/db.js";
-import { queuesRepo, type MessageRow } from "./repo.js";
+import { notFound } from "../core/errors.js";
+import { queuesRepo, queueThreadStatements, type MessageRow } from "./repo.js";
+import { SqliteQueueThread, type ThreadError } from "./sqlite-thread.js";
 
 interface Pending<T> {
   resolve: (v: T) => void;
@@ -44,6 +46,8 @@ export class QueueWriter {
   private claims: ClaimOp[] = [];
   private acks: AckOp[] = [];
   private running = false;
+  /** SQLite on a file: batches run on their own connection in a worker thread (sqlite-thread.ts). */
+  private thread?: SqliteQueueThread;
 
   constructor(
     private readonly db: DB,
@@ -51,7 +55,16 @@ export class QueueWriter {
     private readonly clock: Clock,
     /** Creates a missing queue (the service's rule, errors included), for the one-by-one path. */
     private readonly createQueue: (q: Queryable, roomId: string, name: string, now: number) => Promise<void>,
-  ) {}
+    /** The database file (SQLite), for the writer thread; none for PostgreSQL or an in-memory database. */
+    file?: string,
+  ) {
+    if (dialect === "sqlite" && file) this.thread = new SqliteQueueThread(file, queueThreadStatements(db));
+  }
+
+  /** Stop the writer thread once the batches already handed to it are done. */
+  async stop() {
+    await this.thread?.stop();
+  }
 
   /** Insert a message; its id, or null when the queue is missing and `create` is false. */
   async send(roomId: string, name: string, body: string, create: boolean): Promise<string | null> {
@@ -94,6 +107,7 @@ export class QueueWriter {
   }
 
   private async write(b: { sends: SendOp[]; claims: ClaimOp[]; acks: AckOp[] }) {
+    if (this.thread && !this.thread.failed) return this.writeOnThread(this.thread, b);
     const n = b.sends.length + b.claims.length + b.acks.length;
     if (n > 1) {
       let settle: (() => void) | undefined;
@@ -110,6 +124,32 @@ export class QueueWriter {
       const now = this.clock.now();
       await queuesRepo.claimMany(this.db, this.dialect, op.roomId, op.name, now, now + op.visibilityMs, token(), op.n).then(op.resolve, op.reject);
     }
+  }
+
+  private async writeOnThread(thread: SqliteQueueThread, b: { sends: SendOp[]; claims: ClaimOp[]; acks: AckOp[] }) {
+    const now = this.clock.now();
+    let r;
+    try {
+      r = await thread.run({
+        now,
+        sends: b.sends.map((s) => ({ roomId: s.roomId, name: s.name, id: s.id, body: s.body, now: s.now, create: s.create })),
+        claims: b.claims.map((c) => ({ roomId: c.roomId, name: c.name, visibleUntil: now + c.visibilityMs, token: token(), n: c.n })),
+        acks: b.acks.map((a) => ({ id: a.id, token: a.token })),
+      });
+    } catch (e) {
+      for (const op of [...b.sends, ...b.claims, ...b.acks]) op.reject(e);
+      return;
+    }
+    const settle = <T>(op: Pending<T>, v: T | ThreadError) => {
+      if (v && typeof v === "object" && "error" in v) {
+        // a queue created for a room deleted meanwhile: the same answer as the one-by-one path gives
+        if (v.error.code === "SQLITE_CONSTRAINT_FOREIGNKEY") op.reject(notFound("room"));
+        else op.reject(new Error(v.error.message));
+      } else op.resolve(v as T);
+    };
+    b.sends.forEach((op, i) => settle(op, r.sends[i]));
+    b.claims.forEach((op, i) => settle(op, r.claims[i]));
+    b.acks.forEach((op, i) => settle(op, r.acks[i]));
   }
 
   private async sendOne(op: SendOp): Promise<boolean> {

@@ -25,6 +25,8 @@ export interface Store {
   db: DB;
   dialect: Dialect;
   url: string;
+  /** SQLite: the database file (absent for PostgreSQL and for an in-memory database). */
+  file?: string;
   close(): Promise<void>;
 }
 
@@ -32,6 +34,7 @@ export function openStore(url: string): Store {
   const dialect = dialectOf(url);
   let db: DB;
   let checkpointer: { stop(): Promise<void> } | undefined;
+  let sqliteFile: string | undefined;
   if (dialect === "postgres") {
     const pool = new pg.Pool({ connectionString: url, max: Number(process.env.MESHAGENT_DB_POOL || 10) });
     // An idle client erroring (e.g. the server restarting) must not crash the process.
@@ -45,13 +48,17 @@ export function openStore(url: string): Store {
     sqlite.pragma("synchronous = NORMAL");
     sqlite.pragma("foreign_keys = ON");
     sqlite.pragma("busy_timeout = 5000");
-    if (file !== ":memory:") checkpointer = startCheckpointer(sqlite, file);
+    if (file !== ":memory:") {
+      sqliteFile = file;
+      checkpointer = startCheckpointer(sqlite, file);
+    }
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   }
   return {
     db,
     dialect,
     url,
+    file: sqliteFile,
     async close() {
       await db.destroy();
       await checkpointer?.stop();
@@ -68,7 +75,10 @@ function withStatementCache(sqlite: SQLite.Database, max = 1000) {
   const cache = new Map<string, SQLite.Statement>();
   return {
     close: () => sqlite.close(),
-    prepare(sql: string) {
+    prepare(text: string) {
+      // Transactions take the write lock at BEGIN: with a second writing connection (the queue writer's thread), a
+      // deferred transaction that read first could otherwise fail to upgrade (SQLITE_BUSY on a stale snapshot).
+      const sql = text === "begin" ? "begin immediate" : text;
       let stmt = cache.get(sql);
       if (stmt) {
         cache.delete(sql);

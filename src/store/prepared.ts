@@ -24,10 +24,19 @@ export function prepared<A extends unknown[], R>(build: (q: Queryable, ...args: 
     cache.set(q.getExecutor().adapter, entry);
     return entry;
   };
-  return async (q: Queryable, ...args: A): Promise<R[]> => {
+  const run = async (q: Queryable, ...args: A): Promise<R[]> => {
     // Keyed on the dialect adapter, which a database handle and its transactions share: compiled once per store.
     const { compiled, slots } = cache.get(q.getExecutor().adapter) ?? compile(q, args.length);
     const r = await q.executeQuery<R>({ ...compiled, parameters: slots.map((i) => args[i]), queryId: createQueryId() });
     return r.rows;
   };
+  /**
+   * The SQL text and, for each of its parameters, the index of the argument it binds (`args.length` = `arity`):
+   * for running the statement on another connection (the SQLite queue writer's worker thread).
+   */
+  run.statement = (q: Queryable, arity: number) => {
+    const { compiled, slots } = cache.get(q.getExecutor().adapter) ?? compile(q, arity);
+    return { sql: compiled.sql, slots };
+  };
+  return run;
 }
