@@ -7,17 +7,19 @@
  *
  * The server is a separate process (`node --import tsx src/main.ts serve`, so its pid is the server itself), the
  * client streams from and to files. Upload includes the server's fsync (it acknowledges only durable writes), so a
- * `cp` followed by an fsync of the copy is printed as a second baseline. Every big file is deleted at the end.
+ * `cp` followed by an fsync of the copy is printed as a second baseline. The same client also runs against
+ * bench/bare-storage-server.ts, a node:http server that only streams to and from a file (no fsync): the ceiling of
+ * an HTTP transfer in Node on this machine, printed with ours as a fraction of it. Every big file is deleted at the end.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream, mkdtempSync, openSync, closeSync, fsyncSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, openSync, closeSync, fsyncSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
 import { request } from "node:http";
 import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
-import { ROOT, TSX_LOADER } from "./lib.js";
+import { ROOT, startChild, TSX_LOADER } from "./lib.js";
 
 const SIZE = Number(process.env.MESHAGENT_BENCH_SIZE_MB ?? 1024) * 1024 * 1024;
 const MiB = 1024 * 1024;
@@ -27,6 +29,7 @@ const base = mkdtempSync(join(process.env.MESHAGENT_BENCH_DIR ?? tmpdir(), "mesh
 const dataDir = join(base, "data");
 const src = join(base, "source.bin");
 let server: ChildProcess | undefined;
+let bare: ChildProcess | undefined;
 
 function rssKiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
@@ -126,11 +129,12 @@ async function main() {
   await new Promise((r) => setTimeout(r, 500));
   const rssBefore = rssKiB(pid);
 
-  const upload = () =>
+  // The same client against ours and against the bare node:http ceiling (bench/bare-storage-server.ts).
+  const upload = (target: string, headers: Record<string, string> = auth) => () =>
     new Promise<void>((resolve, reject) => {
-      const req = request(`${url}${path}/upload?path=big.bin`, {
+      const req = request(`${target}/upload?path=big.bin`, {
         method: "POST",
-        headers: { ...auth, "content-type": "application/octet-stream", "content-length": SIZE },
+        headers: { ...headers, "content-type": "application/octet-stream", "content-length": SIZE },
       });
       req.on("response", (res) => {
         res.resume();
@@ -140,15 +144,21 @@ async function main() {
       createReadStream(src, { highWaterMark: 1 * MiB }).pipe(req);
     });
   const dl = join(base, "downloaded.bin");
-  const download = () =>
+  const download = (target: string, headers: Record<string, string> = auth) => () =>
     new Promise<void>((resolve, reject) => {
-      request(`${url}${path}/download?path=big.bin`, { headers: auth }, (res) => {
+      request(`${target}/download?path=big.bin`, { headers }, (res) => {
         if (res.statusCode !== 200) return reject(new Error(`download answered ${res.statusCode}`));
         pipeline(res, createWriteStream(dl, { highWaterMark: 1 * MiB })).then(resolve, reject);
       })
         .on("error", reject)
         .end();
     });
+  const bareDir = join(base, "bare");
+  mkdirSync(bareDir);
+  const barePort = await freePort();
+  bare = await startChild([join(ROOT, "bench/bare-storage-server.ts")], { MESHAGENT_PORT: String(barePort), BENCH_BARE_DIR: bareDir }, `http://127.0.0.1:${barePort}/healthz`);
+  const bareUrl = `http://127.0.0.1:${barePort}`;
+  const timedRun = async (fn: () => Promise<void>) => (await sampled(pid, fn)).seconds;
   const cp = (fsync: boolean) => {
     const copy = join(base, "cp-copy.bin");
     const t = timed(() => {
@@ -166,7 +176,7 @@ async function main() {
 
   // The machine is shared and its disk's writeback is bursty: interleave the baselines with the transfers over a
   // few rounds and keep each one's best time.
-  const best = { cp: Infinity, cpSync: Infinity, up: Infinity, down: Infinity };
+  const best = { cp: Infinity, cpSync: Infinity, up: Infinity, down: Infinity, bareUp: Infinity, bareDown: Infinity };
   const cpu = { up: Infinity, down: Infinity };
   const client = { up: Infinity, down: Infinity };
   const clientSeconds = (since: NodeJS.CpuUsage) => {
@@ -179,7 +189,7 @@ async function main() {
     best.cp = Math.min(best.cp, cp(false));
     const c0 = cpuSeconds(pid);
     const k0 = process.cpuUsage();
-    const u = await sampled(pid, upload);
+    const u = await sampled(pid, upload(`${url}${path}`));
     cpu.up = Math.min(cpu.up, cpuSeconds(pid) - c0);
     client.up = Math.min(client.up, clientSeconds(k0));
     best.up = Math.min(best.up, u.seconds);
@@ -187,13 +197,18 @@ async function main() {
     const before = rssKiB(pid);
     const c1 = cpuSeconds(pid);
     const k1 = process.cpuUsage();
-    const d = await sampled(pid, download);
+    const d = await sampled(pid, download(`${url}${path}`));
     cpu.down = Math.min(cpu.down, cpuSeconds(pid) - c1);
     client.down = Math.min(client.down, clientSeconds(k1));
     best.down = Math.min(best.down, d.seconds);
     downGrowthKiB = Math.max(downGrowthKiB, d.peakKiB - before);
     best.cpSync = Math.min(best.cpSync, cp(true));
-    if (round < ROUNDS - 1) rmSync(dl);
+    rmSync(dl);
+    best.bareUp = Math.min(best.bareUp, await timedRun(upload(bareUrl, {})));
+    best.bareDown = Math.min(best.bareDown, await timedRun(download(bareUrl, {})));
+    rmSync(join(bareDir, "big.bin"));
+    if (round === ROUNDS - 1) await download(`${url}${path}`)(); // keep ours for the content check
+    else rmSync(dl);
   }
   const cpSeconds = best.cp;
   const cpSyncSeconds = best.cpSync;
@@ -214,6 +229,8 @@ async function main() {
     `cp + fsync         ${f(cpSyncSeconds)} s  ${f(mibs(cpSyncSeconds), 1)} MiB/s`,
     `upload   (HTTP)    ${f(up.seconds)} s  ${f(mibs(up.seconds), 1)} MiB/s  ratio vs cp ${f(cpSeconds / up.seconds)} (goal >= 0.80), vs cp+fsync ${f(cpSyncSeconds / up.seconds)}`,
     `download (HTTP)    ${f(down.seconds)} s  ${f(mibs(down.seconds), 1)} MiB/s  ratio vs cp ${f(cpSeconds / down.seconds)} (goal >= 0.80)`,
+    `bare node:http     upload ${f(best.bareUp)} s  ${f(mibs(best.bareUp), 1)} MiB/s = ${f(cpSeconds / best.bareUp)}x cp | download ${f(best.bareDown)} s  ${f(mibs(best.bareDown), 1)} MiB/s = ${f(cpSeconds / best.bareDown)}x cp  (the ceiling: a server that only streams to and from the file, no fsync)`,
+    `ours / bare        upload ${f(best.bareUp / up.seconds)}x, download ${f(best.bareDown / down.seconds)}x`,
     `server CPU         ${f(cpu.up)} s per upload, ${f(cpu.down)} s per download (user + system); client CPU ${f(client.up)} s / ${f(client.down)} s; load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} on ${cpus().length} cores`,
     `server RSS         before ${f(rssBefore / 1024, 1)} MiB; growth during upload ${f(upGrowth, 1)} MiB, during download ${f(downGrowth, 1)} MiB (goal <= 64 MiB)`,
     `content            ${same ? "downloaded bytes equal the source (sha256)" : "MISMATCH between source and download"}`,
@@ -228,6 +245,7 @@ main()
     process.exitCode = 1;
   })
   .finally(async () => {
+    bare?.kill("SIGTERM");
     if (server && server.exitCode === null) {
       const exited = new Promise((r) => server!.once("exit", r));
       server.kill("SIGTERM");
