@@ -107,8 +107,10 @@ export class QueueWriter {
   }
 
   private async write(b: { sends: SendOp[]; claims: ClaimOp[]; acks: AckOp[] }) {
-    if (this.thread && !this.thread.failed) return this.writeOnThread(this.thread, b);
     const n = b.sends.length + b.claims.length + b.acks.length;
+    // A lone call runs right here (a hop to the thread would cost more than its statement); the thread is idle
+    // then (it only ever runs this loop's batches, one at a time), so the two connections do not contend.
+    if (n > 1 && this.thread && !this.thread.failed) return this.writeOnThread(this.thread, b);
     if (n > 1) {
       let settle: (() => void) | undefined;
       try {
