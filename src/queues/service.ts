@@ -429,6 +429,11 @@ export class QueuesService {
     for (const set of all) for (const fn of set) fn();
   }
 
+  /** Where the group commit runs ("thread": SQLite's writer thread), for metrics and tests. */
+  get writerMode() {
+    return this.writer.mode;
+  }
+
   /** Waiting receivers, for metrics and tests. */
   get waiting(): number {
     let n = 0;

@@ -61,6 +61,11 @@ export class QueueWriter {
     if (dialect === "sqlite" && file) this.thread = new SqliteQueueThread(file, queueThreadStatements(db));
   }
 
+  /** Where batches run: on the SQLite writer thread, or here (PostgreSQL, an in-memory database, a failed thread). */
+  get mode(): "thread" | "inline" {
+    return this.thread && !this.thread.failed ? "thread" : "inline";
+  }
+
   /** Stop the writer thread once the batches already handed to it are done. */
   async stop() {
     await this.thread?.stop();
