@@ -202,7 +202,10 @@ export class QueuesService {
     return { ids, notify: () => wanted.forEach((k) => this.announce(k.roomId, k.name)) };
   }
 
-  /** Enqueue and wake receivers. Durable when it returns. */
+  /**
+   * Enqueue and wake receivers. Durable when it returns. Like receive and ack, it goes through the group commit
+   * (on SQLite, another connection): never await it inside a transaction of your own; use `enqueue(tx, …)` there.
+   */
   async send(roomId: string, name: string, message: unknown, opts: { create?: boolean } = {}): Promise<{ id: string }> {
     checkQueueName(name);
     const body = encode(message); // bad input fails here, never inside a batch of other callers' writes
