@@ -95,9 +95,9 @@ export class Connection {
     this.reasm = new Reassembler(maxMessageBytes);
   }
 
-  /** Write already-encoded frames (a message encoded once for many recipients). */
   private corked = false;
 
+  /** Write already-encoded frames (a message encoded once for many recipients). */
   sendFrames(frames: Buffer[]) {
     if (this.closed || this.ws.readyState !== 1) return;
     if (this.ws.bufferedAmount > MAX_BUFFERED) {

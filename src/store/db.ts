@@ -1,4 +1,3 @@
-import { startCheckpointer } from "./checkpointer.js";
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Transaction } from "kysely";
 import SQLite from "better-sqlite3";
 import pg from "pg";
@@ -6,6 +5,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import type { Database } from "./schema.js";
 import { migrationProvider } from "./migrations/index.js";
+import { startCheckpointer } from "./checkpointer.js";
 
 export type DB = Kysely<Database>;
 export type Tx = Transaction<Database>;
