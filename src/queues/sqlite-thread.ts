@@ -125,6 +125,7 @@ export class SqliteQueueThread {
     if (this.stopping || this.failed) return;
     this.stopping = true;
     const exited = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
+    this.worker.ref(); // keep the process alive until the thread has closed its connection
     this.worker.postMessage({ type: "stop" });
     await exited;
   }

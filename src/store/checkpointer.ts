@@ -46,6 +46,7 @@ export function startCheckpointer(sqlite: SQLite.Database, file: string, interva
     stop() {
       stopping = true;
       const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
+      worker.ref(); // keep the process alive until the last checkpoint is done and the connection closed
       worker.postMessage("stop");
       return exited;
     },
