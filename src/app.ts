@@ -96,6 +96,10 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: [{ bearer: [] }],
     },
+    // Shared schemas appear under their own names (Room, ProjectRoomGrant, …) instead of def-0, def-1, …
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`),
+    },
   });
   await app.register(swaggerUi, { routePrefix: "/docs" });
 

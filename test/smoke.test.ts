@@ -13,6 +13,13 @@ describe("server basics", () => {
     const o = await s.http("GET", "/openapi.json", { token: null });
     expect(o.status).toBe(200);
     expect(o.json.paths["/accounts/projects/{project_id}"]).toBeDefined();
+    // shared schemas under their own names, and every reference resolves
+    const names = Object.keys(o.json.components.schemas);
+    expect(names).toEqual(expect.arrayContaining(["Room", "ProjectRoomGrant"]));
+    expect(names.filter((n) => n.startsWith("def-"))).toEqual([]);
+    const refs = [...o.text.matchAll(/"\$ref":"#\/components\/schemas\/([^"]+)"/g)].map((m) => m[1]);
+    expect(refs.length).toBeGreaterThan(10);
+    expect(refs.filter((r) => !names.includes(r))).toEqual([]);
     const d = await s.http("GET", "/docs", { token: null, headers: {} });
     expect([200, 302]).toContain(d.status);
   });
