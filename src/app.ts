@@ -39,6 +39,9 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
     genReqId: () => randomUUID(),
     routerOptions: { ignoreTrailingSlash: true },
     forceCloseConnections: true,
+    // A client that stops sending (a stalled upload) or reading does not hold its connection forever. WebSocket
+    // connections are not affected: `ws` turns the timeout off on the sockets it takes over.
+    connectionTimeout: ctx.config.httpIdleTimeoutMs,
   });
 
   // Bodies are validated strictly (a number is not a string); query strings and params arrive as text and are coerced.

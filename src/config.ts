@@ -14,6 +14,7 @@ export interface Config {
   masterKey: Buffer;
   tokenTtlSeconds: number;
   bodyLimitBytes: number;
+  httpIdleTimeoutMs: number;
   pricingFile?: string;
   logLevel: string;
   webhooks: WebhookConfig;
@@ -199,6 +200,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     masterKey,
     tokenTtlSeconds: int(env, "MESHAGENT_TOKEN_TTL", 6 * 3600),
     bodyLimitBytes: int(env, "MESHAGENT_BODY_LIMIT", 1024 * 1024),
+    /** MESHAGENT_HTTP_IDLE_TIMEOUT (seconds, default 120; 0 = none): a connection silent this long is closed. */
+    httpIdleTimeoutMs: seconds(env, "MESHAGENT_HTTP_IDLE_TIMEOUT", 120),
     pricingFile: env.MESHAGENT_PRICING_FILE || undefined,
     logLevel: env.MESHAGENT_LOG_LEVEL || "info",
     webhooks: loadWebhookConfig(env),

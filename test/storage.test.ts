@@ -11,6 +11,8 @@ import { parseApiKey } from "../src/api-keys/format.js";
 import { projectScope, blobKey } from "../src/blobs/keys.js";
 import { storageRepo } from "../src/storage/repo.js";
 import { Readable } from "node:stream";
+import { RawRoomClient } from "./helpers/raw-room.js";
+import { mintToken, roomWsUrl } from "./helpers/room-client.js";
 
 const MAX_UPLOAD = 12 * 1024 * 1024;
 
@@ -678,5 +680,34 @@ describe.each(BACKENDS)("project storage on the %s backend", (backend: Backend) 
       ]);
       expect(await s.ctx.store.db.selectFrom("storage_pending").selectAll().execute()).toEqual([]);
     });
+  });
+});
+
+describe("a stalled upload", () => {
+  it("is closed after MESHAGENT_HTTP_IDLE_TIMEOUT of silence: nothing new is stored, the old version stays", async () => {
+    const s = await startServer({ env: { MESHAGENT_HTTP_IDLE_TIMEOUT: "0.5" } });
+    try {
+      const base = `/projects/${s.admin.projectId}/storage`;
+      const v1 = randomBytes(1000);
+      expect((await s.http("POST", `${base}/upload?path=stall.bin`, { body: v1, headers: { "content-type": "application/octet-stream" } })).status).toBe(200);
+      const up = rawUpload(`${s.url}${base}/upload?path=stall.bin`, s.admin.apiKey, { declared: 4 * 1024 * 1024 });
+      await up.write(randomBytes(1024 * 1024)); // then silence
+      const t0 = Date.now();
+      const r = await up.response;
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect("error" in r || r.status >= 400).toBe(true);
+      await until(async () => (await s.ctx.store.db.selectFrom("storage_pending").selectAll().execute()).length === 0, "the upload to be abandoned");
+      const d = await fetch(`${s.url}${base}/download?path=stall.bin`, { headers: { authorization: `Bearer ${s.admin.apiKey}` } });
+      expect(Buffer.from(await d.arrayBuffer()).equals(v1)).toBe(true);
+      // a quiet WebSocket is not an idle HTTP connection: the room server's sockets stay open
+      await s.client().createRoom({ projectId: s.admin.projectId, name: "quiet" } as any);
+      const c = await RawRoomClient.connect(roomWsUrl(s, "quiet"), await mintToken(s.admin.apiKey, "quiet"));
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(c.closed).toBeNull();
+      expect((await c.invoke("queues", "list", {})).type).toBe("json");
+      c.close();
+    } finally {
+      await s.close();
+    }
   });
 });
