@@ -34,12 +34,14 @@ const key = (roomId: string, name: string) => `${roomId}\u0000${name}`;
 /**
  * Group commit for the room queues' hot writes: sends, claims and acknowledgements.
  *
- * Calls made while a batch is being written wait and go together into the next transaction, merged by kind: the
- * sends of a batch are one multi-row INSERT (plus one lookup of their queues), the claims on one queue are one
- * UPDATE … RETURNING of as many messages, and the acknowledgements are one DELETE. A burst of N messages thus costs
- * a few statements and one commit instead of N of each. A lone call runs at once. Every caller gets its answer only
- * after its batch committed, so a returned `send` is durable. If a batch fails (a queue's room deleted meanwhile, a
- * lost connection), nothing of it committed and its calls are replayed one by one, so only the failing one fails.
+ * Calls made while a batch is being written wait and go together into the next transaction, so a burst of N
+ * messages costs one commit instead of N. On PostgreSQL the batch is merged by kind to save round trips: the sends
+ * are one multi-row INSERT (plus one lookup of their queues), the claims on one queue are one UPDATE … RETURNING of
+ * as many messages, and the acknowledgements are one DELETE. On SQLite (a file) the batch runs on the writer thread
+ * (sqlite-thread.ts), a cached one-row statement per call. A lone call runs at once, here. Every caller gets its
+ * answer only after its batch committed, so a returned `send` is durable. If a batch fails (a queue's room deleted
+ * meanwhile, a lost connection), nothing of it committed and its calls are replayed one by one, so only the failing
+ * one fails.
  */
 export class QueueWriter {
   private sends: SendOp[] = [];
