@@ -89,7 +89,7 @@ const ackQ = prepared((q, id: string, token: string) =>
 const ackSeqQ = prepared((q, seq: number, id: string, token: string) =>
   q.deleteFrom("queue_messages").where("seq", "=", seq).where("id", "=", id).where("claim_token", "=", token).returning("seq"),
 );
-const seqOf = (receipt: string) => {
+export const seqOf = (receipt: string): number | null => {
   const m = /\.(\d{1,15})$/.exec(receipt);
   return m ? Number(m[1]) : null;
 };
@@ -106,7 +106,7 @@ const ensureQueueQ = prepared((q, id: string, roomId: string, name: string, crea
  * connection; see sqlite-thread.ts). Arguments, in order:
  *   insert(id, body, now, roomId, name) → [{seq}] when the queue exists; ensureQueue(id, roomId, name, createdAt);
  *   readySeqs(roomId, name, now, n) → [{seq}]; claimSeq(visibleUntil, receipt, seq, now) → [row];
- *   ackSeq(seq, id, receipt) → [{seq}]; ack(id, receipt) → [{seq}].
+ *   ackSeq(seq, id, receipt) → [{seq}] (seq from the receipt, see seqOf); ack(id, receipt) → [{seq}].
  */
 export function queueThreadStatements(q: Queryable) {
   return {
@@ -125,33 +125,22 @@ export const queuesRepo = {
     q.selectFrom("room_queues").selectAll().where("room_id", "=", roomId).where("name", "=", name).executeTakeFirst(),
 
   /** Create the queue when missing (idempotent, safe against a concurrent create in another process). */
-  ensureQueue: (q: Queryable, row: QueueRow) =>
-    q
-      .insertInto("room_queues")
-      .values(row)
-      .onConflict((oc) => oc.columns(["room_id", "name"]).doNothing())
-      .execute(),
+  ensureQueue: (q: Queryable, row: QueueRow) => ensureQueueQ(q, row.id, row.room_id, row.name, row.created_at),
 
   /** Insert a message into an existing queue (by room and name). Returns false when the queue does not exist. */
   insertMessage: async (q: Queryable, roomId: string, name: string, m: { id: string; body: string; now: number }) =>
     (await insertMessageQ(q, m.id, m.body, m.now, roomId, name)).length > 0,
 
   /**
-   * Claim the next visible message of a queue: one statement, atomic on both dialects. Order: (visible_at, seq).
-   * New messages are enqueued with visible_at 0, so they go strictly by seq (FIFO); a message whose claim ran out
-   * (or that was released) has visible_at = the moment it became visible again, so it comes after the backlog of
-   * never-claimed messages. Both are a range of the (queue_id, visible_at, seq) index: the first entry is the
-   * answer, however deep the queue or however many messages are in flight. On PostgreSQL the row is taken with
-   * FOR UPDATE SKIP LOCKED, so concurrent receivers in several processes neither block nor double-claim.
-   */
-  claim: async (q: Queryable, dialect: Dialect, roomId: string, name: string, now: number, visibleUntil: number, token: string) =>
-    (await queuesRepo.claimMany(q, dialect, roomId, name, now, visibleUntil, token, 1))[0] as MessageRow | undefined,
-
-  /**
-   * Up to `n` claims on one queue (the group commit's), in delivery order; each message gets its own receipt,
-   * `token.seq`. PostgreSQL: one UPDATE … WHERE seq IN (… FOR UPDATE SKIP LOCKED). SQLite: the ready seqs, then
-   * one UPDATE by rowid each: SQLite runs an UPDATE whose subquery reads the same table several times slower, and
-   * its single writer makes the two steps atomic inside the caller's transaction.
+   * Claim up to `n` of the next visible messages of a queue, in delivery order; each gets its own receipt,
+   * `token.seq`. Order: (visible_at, seq). New messages are enqueued with visible_at 0, so they go strictly by seq
+   * (FIFO); a message whose claim ran out (or that was released) has visible_at = the moment it became visible
+   * again, so it comes after the backlog of never-claimed messages. Both are a range of the (queue_id, visible_at,
+   * seq) index, however deep the queue or however many messages are in flight.
+   * PostgreSQL: one UPDATE of the rows taken FOR UPDATE SKIP LOCKED, so receivers in several processes neither block
+   * nor double-claim. SQLite: the ready seqs, then one UPDATE by rowid each (SQLite runs an UPDATE whose subquery
+   * reads the same table several times slower; each UPDATE re-checks visible_at, so outside a transaction a claim
+   * that came between is not taken twice).
    */
   claimMany: async (q: Queryable, dialect: Dialect, roomId: string, name: string, now: number, visibleUntil: number, token: string, n: number) => {
     if (dialect === "postgres") {

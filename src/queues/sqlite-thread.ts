@@ -1,8 +1,6 @@
-import { createRequire } from "node:module";
-import { Worker } from "node:worker_threads";
+import type { Worker } from "node:worker_threads";
+import { startSqliteWorker } from "../store/sqlite-worker.js";
 import type { MessageRow } from "./repo.js";
-
-const require = createRequire(import.meta.url);
 
 type Statement = { sql: string; slots: number[] };
 export type ThreadStatements = Record<"insert" | "ensureQueue" | "readySeqs" | "claimSeq" | "ackSeq" | "ack", Statement>;
@@ -11,7 +9,8 @@ export interface ThreadBatch {
   now: number;
   sends: { roomId: string; name: string; id: string; body: string; now: number; create: boolean }[];
   claims: { roomId: string; name: string; visibleUntil: number; token: string; n: number }[];
-  acks: { id: string; token: string }[];
+  /** `seq`: the row's sequence number from the receipt (queuesRepo's seqOf), null for a receipt without one. */
+  acks: { id: string; token: string; seq: number | null }[];
 }
 /** Per operation: its result, or the error it failed with (the batch was then replayed one operation at a time). */
 export type ThreadError = { error: { code?: string; message: string } };
@@ -44,8 +43,7 @@ function send(s) {
   return all(S.insert, args).length > 0;
 }
 function ack(a) {
-  const m = /\\.(\\d{1,15})$/.exec(a.token);
-  return (m ? all(S.ackSeq, [Number(m[1]), a.id, a.token]) : all(S.ack, [a.id, a.token])).length > 0;
+  return (a.seq === null ? all(S.ack, [a.id, a.token]) : all(S.ackSeq, [a.seq, a.id, a.token])).length > 0;
 }
 function claim(c, now) {
   const rows = [];
@@ -62,7 +60,7 @@ const alone = (fn) => {
 };
 
 parentPort.on("message", (m) => {
-  if (m.type === "stop") {
+  if (m === "stop") {
     db.close();
     parentPort.close();
     return;
@@ -88,6 +86,7 @@ parentPort.on("message", (m) => {
  */
 export class SqliteQueueThread {
   private worker: Worker;
+  private readonly stopWorker: () => Promise<void>;
   private pending = new Map<number, { resolve: (r: ThreadResult) => void; reject: (e: unknown) => void }>();
   private next = 0;
   private stopping = false;
@@ -95,8 +94,9 @@ export class SqliteQueueThread {
   failed = false;
 
   constructor(file: string, statements: ThreadStatements) {
-    this.worker = new Worker(WORKER, { eval: true, workerData: { file, statements, module: require.resolve("better-sqlite3") } });
-    this.worker.unref();
+    const { worker, stop } = startSqliteWorker(WORKER, { file, statements });
+    this.worker = worker;
+    this.stopWorker = stop;
     this.worker.on("message", (m: { id: number; r: ThreadResult }) => {
       const p = this.pending.get(m.id);
       this.pending.delete(m.id);
@@ -124,9 +124,6 @@ export class SqliteQueueThread {
   async stop() {
     if (this.stopping || this.failed) return;
     this.stopping = true;
-    const exited = new Promise<void>((resolve) => this.worker.once("exit", () => resolve()));
-    this.worker.ref(); // keep the process alive until the thread has closed its connection
-    this.worker.postMessage({ type: "stop" });
-    await exited;
+    await this.stopWorker(); // after the batches already handed over
   }
 }

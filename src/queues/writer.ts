@@ -3,7 +3,7 @@ import type { Clock } from "../core/clock.js";
 import { newId, newTimeId } from "../core/ids.js";
 import { inTx, type DB, type Dialect, type Queryable } from "../store/db.js";
 import { notFound } from "../core/errors.js";
-import { queuesRepo, queueThreadStatements, type MessageRow } from "./repo.js";
+import { queuesRepo, queueThreadStatements, seqOf, type MessageRow } from "./repo.js";
 import { SqliteQueueThread, type ThreadError } from "./sqlite-thread.js";
 
 interface Pending<T> {
@@ -143,7 +143,7 @@ export class QueueWriter {
         now,
         sends: b.sends.map((s) => ({ roomId: s.roomId, name: s.name, id: s.id, body: s.body, now: s.now, create: s.create })),
         claims: b.claims.map((c) => ({ roomId: c.roomId, name: c.name, visibleUntil: now + c.visibilityMs, token: token(), n: c.n })),
-        acks: b.acks.map((a) => ({ id: a.id, token: a.token })),
+        acks: b.acks.map((a) => ({ id: a.id, token: a.token, seq: seqOf(a.token) })),
       });
     } catch (e) {
       for (const op of [...b.sends, ...b.claims, ...b.acks]) op.reject(e);

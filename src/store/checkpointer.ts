@@ -1,8 +1,5 @@
-import { createRequire } from "node:module";
-import { Worker } from "node:worker_threads";
 import type SQLite from "better-sqlite3";
-
-const require = createRequire(import.meta.url);
+import { startSqliteWorker } from "./sqlite-worker.js";
 
 // Runs in the worker thread (CommonJS): its own connection to the same file, checkpointing on a timer.
 const WORKER = `
@@ -32,8 +29,7 @@ parentPort.on("message", (m) => {
  * to auto-checkpointing, so the WAL never grows without bound.
  */
 export function startCheckpointer(sqlite: SQLite.Database, file: string, intervalMs = 200): { stop(): Promise<void> } {
-  const worker = new Worker(WORKER, { eval: true, workerData: { file, intervalMs, module: require.resolve("better-sqlite3") } });
-  worker.unref();
+  const { worker, stop } = startSqliteWorker(WORKER, { file, intervalMs });
   let stopping = false;
   const fallback = () => {
     if (stopping || !sqlite.open) return;
@@ -45,10 +41,7 @@ export function startCheckpointer(sqlite: SQLite.Database, file: string, interva
   return {
     stop() {
       stopping = true;
-      const exited = new Promise<void>((resolve) => worker.once("exit", () => resolve()));
-      worker.ref(); // keep the process alive until the last checkpoint is done and the connection closed
-      worker.postMessage("stop");
-      return exited;
+      return stop(); // after a last checkpoint
     },
   };
 }
