@@ -4,9 +4,9 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { spawn } from "node:child_process";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { pathToFileURL } from "node:url";
 import { dialectName, startServer, type TestServer } from "./helpers/server.js";
+import { freePort } from "./helpers/process.js";
 import { createRoom, deleteRoom } from "./helpers/rooms.js";
 import { expectPythonRun, expectPythonTask, pySpec } from "./helpers/scheduler.js";
 import { ManualClock } from "../src/core/clock.js";
@@ -433,14 +433,3 @@ describe("the engine's own loop", () => {
     }
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.once("error", rej);
-    srv.listen(0, "127.0.0.1", () => {
-      const p = (srv.address() as { port: number }).port;
-      srv.close(() => res(p));
-    });
-  });
-}

@@ -7,14 +7,21 @@ export const ROOT = join(import.meta.dirname, "..", "..");
 /** tsx's loader by absolute URL, so `node --import` finds it whatever the child's working directory. */
 export const TSX_LOADER = pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href;
 
+/**
+ * A free port for a child process to bind, taken below Linux's ephemeral range (32768–60999): in-process test
+ * servers listen on port 0 and get ephemeral ports, so none of them can take this one between the check here and
+ * the child's bind (when one did, the child failed to start while the health check answered from the other server).
+ */
 export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const a = srv.address();
-      srv.close(() => (typeof a === "object" && a ? resolve(a.port) : reject(new Error("no port"))));
+  for (;;) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once("error", () => resolve(false));
+      srv.listen(port, "127.0.0.1", () => srv.close(() => resolve(true)));
     });
-  });
+    if (free) return port;
+  }
 }
 
 export interface ServerProcess {
