@@ -1,15 +1,19 @@
 import { mkdirSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import { loadWebhookConfig, type WebhookConfig } from "./webhooks/config.js";
 import { hostname } from "node:os";
+import { KindGuard, Type, type Static, type TSchema } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+import type { WebhookConfig } from "./webhooks/config.js";
 
-/** Typed configuration, read from MESHAGENT_* environment variables once. */
+/** Typed configuration, read from MESHAGENT_* environment variables once (see {@link ConfigSchema}). */
 export interface Config {
   port: number;
   host: string;
   dataDir: string;
   databaseUrl: string;
+  /** MESHAGENT_DB_POOL: PostgreSQL connections per process. */
+  dbPool: number;
   publicUrl: string;
   masterKey: Buffer;
   tokenTtlSeconds: number;
@@ -82,141 +86,375 @@ export interface SmtpConfig {
   tlsKey?: string;
 }
 
-function bool(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  if (/^(1|true|yes|on)$/i.test(raw)) return true;
-  if (/^(0|false|no|off)$/i.test(raw)) return false;
-  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
-}
-
 export class ConfigError extends Error {}
 
-function int(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new ConfigError(`${name} must be a non-negative integer, got "${raw}"`);
-  return n;
+/** Units of the `unit` keyword; values are given in this unit (seconds are converted to ms where the config wants ms). */
+export type ConfigUnit = "" | "s" | "ms" | "bytes" | "days";
+
+/**
+ * Keywords every entry of {@link ConfigSchema} may carry besides the JSON Schema ones. `default` is the value when the
+ * variable is unset or empty; variables whose default is derived from others (or generated) have no `default` and
+ * are `Type.Optional`, with `defaultText` saying what happens instead.
+ */
+export interface EnvKeywords {
+  description: string;
+  unit?: ConfigUnit;
+  /** Shown in the README's default column instead of `default`. */
+  defaultText?: string;
+  /** Never echo the value in an error (keys, passwords, tokens). */
+  secret?: boolean;
+  /** What a valid value looks like, when the schema alone does not say it well (used in errors and the README). */
+  expected?: string;
+}
+
+const MiB = 1024 * 1024;
+const HTTP_URL = "^https?://[^/]";
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
+
+/**
+ * Every environment variable the server reads, once: type and range (JSON Schema via TypeBox), default, unit and
+ * meaning. {@link loadConfig} validates the environment against it at start; `npm run docs:config` renders it into the
+ * README's configuration table (a test fails when the two disagree). Keep the entries in README order.
+ */
+export const ConfigSchema = Type.Object({
+  MESHAGENT_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: "HTTP port (`0`: any free port)" }),
+  MESHAGENT_HOST: Type.String({ default: "127.0.0.1", description: "listen address" }),
+  MESHAGENT_DATA_DIR: Type.String({ default: "./data", description: "SQLite file, local storage, generated master key" }),
+  MESHAGENT_DATABASE_URL: Type.Optional(
+    Type.String({ secret: true, defaultText: "`sqlite://<data dir>/meshagent.db`", description: "or `postgres://user@host:5432/db`" }),
+  ),
+  MESHAGENT_PUBLIC_URL: Type.Optional(
+    Type.String({
+      pattern: HTTP_URL,
+      expected: "an http(s) URL",
+      defaultText: "`http://localhost:<port>`",
+      description: "the URL clients use; room URLs derive from it (`ws(s)://…/rooms/{room}`)",
+    }),
+  ),
+  MESHAGENT_MASTER_KEY: Type.Optional(
+    Type.String({
+      secret: true,
+      expected: "32 bytes as 64 hex characters or base64",
+      defaultText: "generated into `<data dir>/master.key` (mode 0600)",
+      description: "seals every secret at rest",
+    }),
+  ),
+  MESHAGENT_TOKEN_TTL: Type.Integer({
+    minimum: 0,
+    default: 6 * 3600,
+    unit: "s",
+    description: "lifetime of the participant tokens the server mints (`0`: no `exp`)",
+  }),
+  MESHAGENT_BODY_LIMIT: Type.Integer({ minimum: 0, default: MiB, unit: "bytes", description: "largest JSON body (413 above it)" }),
+  MESHAGENT_HTTP_IDLE_TIMEOUT: Type.Number({
+    minimum: 0,
+    default: 120,
+    unit: "s",
+    description:
+      "how long an HTTP connection may stay silent (a stalled upload, a client that stopped reading) before it is closed; `0` = never. Room WebSockets are not affected",
+  }),
+  MESHAGENT_PRICING_FILE: Type.Optional(
+    Type.String({ defaultText: "built-in table", description: "JSON price list served at `GET /pricing` (shape below)" }),
+  ),
+  MESHAGENT_LOG_LEVEL: Type.Union(
+    LOG_LEVELS.map((l) => Type.Literal(l)),
+    { default: "info", description: "pino log level" },
+  ),
+  MESHAGENT_DB_POOL: Type.Integer({ minimum: 1, default: 10, description: "PostgreSQL pool size" }),
+  MESHAGENT_ROOM_EMPTY_TIMEOUT: Type.Number({
+    minimum: 0,
+    default: 30,
+    unit: "s",
+    description: "how long an empty room keeps its session before it ends (decimals allowed)",
+  }),
+  MESHAGENT_ROOM_LEASE: Type.Number({
+    minimum: 0.3,
+    default: 15,
+    unit: "s",
+    description: "how long a process's ownership of a room lasts without a heartbeat (renewed every third of it)",
+  }),
+  MESHAGENT_ROOM_SERVER_URL: Type.Optional(
+    Type.String({
+      pattern: HTTP_URL,
+      expected: "an http(s) URL",
+      defaultText: "`http://<host>:<port>`",
+      description: "how other server processes reach this one to proxy room connections",
+    }),
+  ),
+  MESHAGENT_ROOM_PROXY: Type.Boolean({
+    default: true,
+    description: "proxy a room connection to the process that owns the room (`false`: close it with code 1013)",
+  }),
+  MESHAGENT_ROOM_MAX_MESSAGE: Type.Integer({
+    minimum: 64 * 1024,
+    default: 64 * MiB,
+    unit: "bytes",
+    description: "largest room-protocol message a participant may send",
+  }),
+  MESHAGENT_ROOM_MAX_UPLOAD: Type.Integer({ minimum: 0, default: 1024 * MiB, unit: "bytes", description: "largest file one `storage.upload` may write" }),
+  MESHAGENT_OTLP_BODY_LIMIT: Type.Integer({
+    minimum: 0,
+    default: 16 * MiB,
+    unit: "bytes",
+    description: "largest OTLP/HTTP request body (`/v1/traces`, `/v1/metrics`, `/v1/logs`)",
+  }),
+  MESHAGENT_SMTP_PORT: Type.Optional(
+    Type.Integer({
+      minimum: 0,
+      maximum: 65535,
+      defaultText: "unset: no SMTP",
+      description: "port of the inbound SMTP server for mailboxes (`0` = any free port)",
+    }),
+  ),
+  MESHAGENT_SMTP_HOST: Type.Optional(Type.String({ defaultText: "`MESHAGENT_HOST`", description: "SMTP listen address" })),
+  MESHAGENT_SMTP_HOSTNAME: Type.Optional(Type.String({ defaultText: "the machine's host name", description: "name in the SMTP greeting" })),
+  MESHAGENT_SMTP_MAX_BYTES: Type.Integer({ minimum: 1024, default: 25 * MiB, unit: "bytes", description: "largest accepted message (552 above it)" }),
+  MESHAGENT_SMTP_TLS_CERT: Type.Optional(
+    Type.String({ description: "PEM certificate file; set together with `MESHAGENT_SMTP_TLS_KEY`, STARTTLS is offered" }),
+  ),
+  MESHAGENT_SMTP_TLS_KEY: Type.Optional(Type.String({ description: "PEM private key file of `MESHAGENT_SMTP_TLS_CERT`" })),
+  MESHAGENT_STORAGE_URL: Type.Optional(
+    Type.String({
+      defaultText: "`<data dir>/storage`",
+      description: "where files live: a directory (or `file:///dir`), or `s3://bucket/prefix` for an S3-compatible bucket",
+    }),
+  ),
+  MESHAGENT_MAX_UPLOAD_BYTES: Type.Integer({
+    minimum: 0,
+    default: 5 * 1024 * MiB,
+    unit: "bytes",
+    description: "largest upload (413 above it); not limited by `MESHAGENT_BODY_LIMIT`",
+  }),
+  MESHAGENT_S3_PATH_STYLE: Type.Boolean({
+    default: false,
+    description: "`true` for path-style bucket URLs (most self-hosted S3-compatible servers need it)",
+  }),
+  AWS_ENDPOINT_URL_S3: Type.Optional(
+    Type.String({ defaultText: "`AWS_ENDPOINT_URL`", description: "S3 endpoint, for `s3://` storage on an S3-compatible server" }),
+  ),
+  AWS_ENDPOINT_URL: Type.Optional(Type.String({ defaultText: "unset: AWS's own endpoints", description: "the standard AWS endpoint variable (used when `AWS_ENDPOINT_URL_S3` is unset)" })),
+  AWS_REGION: Type.Optional(Type.String({ defaultText: "`AWS_DEFAULT_REGION`, else `us-east-1`", description: "S3 region" })),
+  AWS_DEFAULT_REGION: Type.Optional(Type.String({ defaultText: "unset", description: "S3 region when `AWS_REGION` is unset" })),
+  AWS_ACCESS_KEY_ID: Type.Optional(
+    Type.String({
+      secret: true,
+      defaultText: "the SDK's default credential chain",
+      description: "S3 credentials; without them the AWS SDK's default credential chain is used",
+    }),
+  ),
+  AWS_SECRET_ACCESS_KEY: Type.Optional(Type.String({ secret: true, description: "S3 credentials (with `AWS_ACCESS_KEY_ID`)" })),
+  AWS_SESSION_TOKEN: Type.Optional(Type.String({ secret: true, description: "S3 session token for temporary credentials" })),
+  MESHAGENT_WEBHOOK_ALLOW_PRIVATE: Type.Boolean({ default: false, description: "`true` lets webhooks target private, loopback and link-local addresses" }),
+  MESHAGENT_WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 1, default: 15_000, unit: "ms", description: "timeout of one delivery attempt" }),
+  MESHAGENT_WEBHOOK_LEASE_MS: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      unit: "ms",
+      defaultText: "timeout + 15000",
+      description: "how long a claimed delivery stays with one process (must exceed `MESHAGENT_WEBHOOK_TIMEOUT_MS`)",
+    }),
+  ),
+  MESHAGENT_WEBHOOK_POLL_MS: Type.Integer({ minimum: 10, default: 1000, unit: "ms", description: "how often an idle dispatcher looks for due deliveries" }),
+  MESHAGENT_WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, default: 64, description: "deliveries in flight per process" }),
+  MESHAGENT_WEBHOOK_DISPATCHER: Type.Boolean({ default: true, description: "`false`: this process does not deliver webhooks" }),
+  MESHAGENT_SCHEDULER_ENABLED: Type.Boolean({
+    default: true,
+    description: "run the scheduled-task engine in this process (`false`: tasks are stored, other processes fire them)",
+  }),
+  MESHAGENT_SCHEDULE_MIN_INTERVAL: Type.Integer({
+    minimum: 1,
+    default: 900,
+    unit: "s",
+    description: "smallest spacing between two runs of a scheduled task (MeshAgent's 15 minutes; the Python client checks 900 too)",
+  }),
+  MESHAGENT_SCHEDULE_MISFIRE_GRACE: Type.Integer({
+    minimum: 1,
+    default: 60,
+    unit: "s",
+    description: "a due time older than this when the engine reaches it counts as missed, and the task's misfire policy applies",
+  }),
+  MESHAGENT_SCHEDULE_RUN_RETENTION_DAYS: Type.Integer({
+    minimum: 0,
+    default: 90,
+    unit: "days",
+    description: "scheduled-task runs older than this are deleted (`0` keeps them forever)",
+  }),
+});
+
+/** The validated environment: every variable of {@link ConfigSchema}, with its default filled in. */
+export type ConfigEnv = Static<typeof ConfigSchema>;
+
+export type ConfigEntry = TSchema & EnvKeywords;
+
+/** The schema's entries, in order: `[variable, schema]`. */
+export function configEntries(): [string, ConfigEntry][] {
+  return Object.entries(ConfigSchema.properties) as [string, ConfigEntry][];
+}
+
+const TRUE = /^(1|true|yes|on)$/i;
+const FALSE = /^(0|false|no|off)$/i;
+const UNIT_NAMES: Record<ConfigUnit, string> = { "": "", s: "seconds", ms: "milliseconds", bytes: "bytes", days: "days" };
+
+/** What a valid value of this entry looks like, as in "expected …" (the README's type column says the same). */
+export function expectedText(s: ConfigEntry): string {
+  if (s.expected) return s.expected;
+  const numeric = KindGuard.IsInteger(s) ? "an integer" : KindGuard.IsNumber(s) ? "a number" : undefined;
+  if (numeric) {
+    if (s.minimum !== undefined && s.maximum !== undefined) return `${numeric} from ${s.minimum} to ${s.maximum}`;
+    if (s.minimum !== undefined) return `${numeric} of at least ${s.minimum}`;
+    if (s.maximum !== undefined) return `${numeric} of at most ${s.maximum}`;
+    return numeric;
+  }
+  if (KindGuard.IsBoolean(s)) return "a boolean (true/false, 1/0, yes/no, on/off)";
+  if (KindGuard.IsUnion(s)) return `one of ${s.anyOf.map((l) => String(l.const)).join(", ")}`;
+  return "a string";
+}
+
+/** A variable's raw string as the schema's type: numbers and booleans parsed; anything unparsable stays a string (and fails the check). */
+function fromString(s: ConfigEntry, raw: string): unknown {
+  if (KindGuard.IsInteger(s) || KindGuard.IsNumber(s)) {
+    const n = raw.trim() === "" ? NaN : Number(raw);
+    return Number.isNaN(n) ? raw : n;
+  }
+  if (KindGuard.IsBoolean(s)) return TRUE.test(raw) ? true : FALSE.test(raw) ? false : raw;
+  return raw;
+}
+
+/** `got "…"` with a short prefix of the value, or nothing of it for a secret. */
+function got(s: ConfigEntry, raw: string | undefined): string {
+  if (s.secret) return "got a value that is not shown (secret)";
+  const r = raw ?? "";
+  return `got ${JSON.stringify(r.length > 40 ? r.slice(0, 40) + "…" : r)}`;
+}
+
+function problem(name: string, s: ConfigEntry, raw: string | undefined): string {
+  const unit = s.unit ? ` (${UNIT_NAMES[s.unit]})` : "";
+  return `${name}: expected ${expectedText(s)}${unit}, ${got(s, raw)}`;
+}
+
+/**
+ * The environment checked against {@link ConfigSchema}: unset or empty variables take their default; a value of the
+ * wrong type or out of range throws a ConfigError naming the variable, what it expected and (unless secret) the value.
+ */
+export function parseEnv(env: NodeJS.ProcessEnv): ConfigEnv {
+  const entries = configEntries();
+  const values: Record<string, unknown> = {};
+  for (const [name, s] of entries) {
+    const raw = env[name];
+    if (raw === undefined || raw === "") {
+      if (s.default !== undefined) values[name] = s.default;
+    } else {
+      values[name] = fromString(s, raw);
+    }
+  }
+  const bad = new Set<string>();
+  for (const e of Value.Errors(ConfigSchema, values)) bad.add(e.path.split("/")[1] ?? "");
+  if (bad.size > 0) {
+    const schemas = new Map(entries);
+    const lines = [...bad].map((name) => {
+      const s = schemas.get(name);
+      return s ? problem(name, s, env[name]) : `${name}: invalid`;
+    });
+    throw new ConfigError(lines.join("\n"));
+  }
+  return values as ConfigEnv;
 }
 
 /** Accepts 64 hex chars or base64 of 32 bytes; anything else is rejected so a typo never silently changes the key. */
-export function parseMasterKey(raw: string): Buffer {
+export function parseMasterKey(raw: string, source = "MESHAGENT_MASTER_KEY"): Buffer {
   const s = raw.trim();
   if (/^[0-9a-fA-F]{64}$/.test(s)) return Buffer.from(s, "hex");
   const b = Buffer.from(s, "base64");
   if (b.length === 32) return b;
-  throw new ConfigError("MESHAGENT_MASTER_KEY must be 32 bytes as 64 hex characters or base64");
+  throw new ConfigError(`${source}: expected ${ConfigSchema.properties.MESHAGENT_MASTER_KEY.expected} (value not shown)`);
 }
 
 function loadOrCreateMasterKey(dataDir: string): Buffer {
   const file = join(dataDir, "master.key");
-  if (existsSync(file)) return parseMasterKey(readFileSync(file, "utf8"));
+  if (existsSync(file)) return parseMasterKey(readFileSync(file, "utf8"), file);
   const key = randomBytes(32);
   writeFileSync(file, key.toString("hex") + "\n", { mode: 0o600, flag: "wx" });
   return key;
 }
 
-function schedulerConfig(env: NodeJS.ProcessEnv): SchedulerConfig {
-  const minIntervalSeconds = int(env, "MESHAGENT_SCHEDULE_MIN_INTERVAL", 900);
-  if (minIntervalSeconds < 1) throw new ConfigError("MESHAGENT_SCHEDULE_MIN_INTERVAL must be at least 1 (second)");
-  const misfireGraceSeconds = int(env, "MESHAGENT_SCHEDULE_MISFIRE_GRACE", 60);
-  if (misfireGraceSeconds < 1) throw new ConfigError("MESHAGENT_SCHEDULE_MISFIRE_GRACE must be at least 1 (second)");
-  return {
-    enabled: bool(env, "MESHAGENT_SCHEDULER_ENABLED", true),
-    minIntervalSeconds,
-    misfireGraceSeconds,
-    runRetentionDays: int(env, "MESHAGENT_SCHEDULE_RUN_RETENTION_DAYS", 90),
-  };
-}
+const ms = (seconds: number) => Math.round(seconds * 1000);
+const noTrailingSlash = (url: string) => url.replace(/\/+$/, "");
 
-function smtpConfig(env: NodeJS.ProcessEnv, host: string): SmtpConfig {
-  const rawPort = env.MESHAGENT_SMTP_PORT;
-  const port = rawPort === undefined || rawPort === "" ? null : int(env, "MESHAGENT_SMTP_PORT", 0);
-  if (port !== null && port > 65535) throw new ConfigError(`MESHAGENT_SMTP_PORT must be a port number, got "${rawPort}"`);
-  const tlsCert = env.MESHAGENT_SMTP_TLS_CERT || undefined;
-  const tlsKey = env.MESHAGENT_SMTP_TLS_KEY || undefined;
-  if (!!tlsCert !== !!tlsKey) throw new ConfigError("MESHAGENT_SMTP_TLS_CERT and MESHAGENT_SMTP_TLS_KEY must be set together");
-  const maxBytes = int(env, "MESHAGENT_SMTP_MAX_BYTES", 25 * 1024 * 1024);
-  if (maxBytes < 1024) throw new ConfigError("MESHAGENT_SMTP_MAX_BYTES must be at least 1024");
-  return {
-    port,
-    host: env.MESHAGENT_SMTP_HOST || host,
-    hostname: env.MESHAGENT_SMTP_HOSTNAME || hostname(),
-    maxBytes,
-    tlsCert,
-    tlsKey,
-  };
-}
-
-function seconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback * 1000;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n < 0) throw new ConfigError(`${name} must be a non-negative number of seconds, got "${raw}"`);
-  return Math.round(n * 1000);
-}
-
-function flag(env: NodeJS.ProcessEnv, name: string, fallback: boolean): boolean {
-  const raw = env[name];
-  if (raw === undefined || raw === "") return fallback;
-  if (/^(1|true|yes|on)$/i.test(raw)) return true;
-  if (/^(0|false|no|off)$/i.test(raw)) return false;
-  throw new ConfigError(`${name} must be true or false, got "${raw}"`);
-}
-
-function roomsConfig(env: NodeJS.ProcessEnv): RoomsConfig {
-  const leaseMs = seconds(env, "MESHAGENT_ROOM_LEASE", 15);
-  if (leaseMs < 300) throw new ConfigError("MESHAGENT_ROOM_LEASE must be at least 0.3 seconds");
-  const serverUrl = env.MESHAGENT_ROOM_SERVER_URL?.replace(/\/+$/, "") || undefined;
-  if (serverUrl && !/^https?:\/\//.test(serverUrl)) throw new ConfigError("MESHAGENT_ROOM_SERVER_URL must be an http(s) URL");
-  const maxMessageBytes = int(env, "MESHAGENT_ROOM_MAX_MESSAGE", 64 * 1024 * 1024);
-  if (maxMessageBytes < 64 * 1024) throw new ConfigError("MESHAGENT_ROOM_MAX_MESSAGE must be at least 65536");
-  return {
-    emptyTimeoutMs: seconds(env, "MESHAGENT_ROOM_EMPTY_TIMEOUT", 30),
-    leaseMs,
-    serverUrl,
-    proxy: flag(env, "MESHAGENT_ROOM_PROXY", true),
-    maxMessageBytes,
-    maxUploadBytes: int(env, "MESHAGENT_ROOM_MAX_UPLOAD", 1024 * 1024 * 1024),
-    otlpBodyLimit: int(env, "MESHAGENT_OTLP_BODY_LIMIT", 16 * 1024 * 1024),
-  };
-}
-
+/**
+ * The configuration from the environment, validated once against {@link ConfigSchema} (then the checks that span
+ * variables). Nothing is written (data directory, generated master key) unless every value is valid.
+ */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const port = int(env, "MESHAGENT_PORT", 8080);
-  const host = env.MESHAGENT_HOST || "127.0.0.1";
-  const dataDir = resolve(env.MESHAGENT_DATA_DIR || "./data");
+  const v = parseEnv(env);
+  if (!!v.MESHAGENT_SMTP_TLS_CERT !== !!v.MESHAGENT_SMTP_TLS_KEY) {
+    throw new ConfigError("MESHAGENT_SMTP_TLS_CERT and MESHAGENT_SMTP_TLS_KEY must be set together");
+  }
+  const webhookTimeoutMs = v.MESHAGENT_WEBHOOK_TIMEOUT_MS;
+  const webhookLeaseMs = v.MESHAGENT_WEBHOOK_LEASE_MS ?? webhookTimeoutMs + 15_000;
+  if (webhookLeaseMs <= webhookTimeoutMs) {
+    throw new ConfigError(
+      `MESHAGENT_WEBHOOK_LEASE_MS: expected more than MESHAGENT_WEBHOOK_TIMEOUT_MS (${webhookTimeoutMs}), got "${webhookLeaseMs}"`,
+    );
+  }
+  const envMasterKey = v.MESHAGENT_MASTER_KEY === undefined ? undefined : parseMasterKey(v.MESHAGENT_MASTER_KEY);
+
+  const port = v.MESHAGENT_PORT;
+  const host = v.MESHAGENT_HOST;
+  const dataDir = resolve(v.MESHAGENT_DATA_DIR);
   mkdirSync(dataDir, { recursive: true });
-  const databaseUrl = env.MESHAGENT_DATABASE_URL || `sqlite://${join(dataDir, "meshagent.db")}`;
-  const publicUrl = (env.MESHAGENT_PUBLIC_URL || `http://localhost:${port}`).replace(/\/+$/, "");
-  const masterKey = env.MESHAGENT_MASTER_KEY ? parseMasterKey(env.MESHAGENT_MASTER_KEY) : loadOrCreateMasterKey(dataDir);
   return {
     port,
     host,
     dataDir,
-    databaseUrl,
-    publicUrl,
-    masterKey,
-    tokenTtlSeconds: int(env, "MESHAGENT_TOKEN_TTL", 6 * 3600),
-    bodyLimitBytes: int(env, "MESHAGENT_BODY_LIMIT", 1024 * 1024),
-    /** MESHAGENT_HTTP_IDLE_TIMEOUT (seconds, default 120; 0 = none): a connection silent this long is closed. */
-    httpIdleTimeoutMs: seconds(env, "MESHAGENT_HTTP_IDLE_TIMEOUT", 120),
-    pricingFile: env.MESHAGENT_PRICING_FILE || undefined,
-    logLevel: env.MESHAGENT_LOG_LEVEL || "info",
-    webhooks: loadWebhookConfig(env),
-    storageUrl: env.MESHAGENT_STORAGE_URL || join(dataDir, "storage"),
-    maxUploadBytes: int(env, "MESHAGENT_MAX_UPLOAD_BYTES", 5 * 1024 * 1024 * 1024),
-    s3: {
-      endpoint: env.AWS_ENDPOINT_URL_S3 || env.AWS_ENDPOINT_URL || undefined,
-      region: env.AWS_REGION || env.AWS_DEFAULT_REGION || "us-east-1",
-      forcePathStyle: bool(env, "MESHAGENT_S3_PATH_STYLE", false),
-      accessKeyId: env.AWS_ACCESS_KEY_ID || undefined,
-      secretAccessKey: env.AWS_SECRET_ACCESS_KEY || undefined,
-      sessionToken: env.AWS_SESSION_TOKEN || undefined,
+    databaseUrl: v.MESHAGENT_DATABASE_URL ?? `sqlite://${join(dataDir, "meshagent.db")}`,
+    dbPool: v.MESHAGENT_DB_POOL,
+    publicUrl: noTrailingSlash(v.MESHAGENT_PUBLIC_URL ?? `http://localhost:${port}`),
+    masterKey: envMasterKey ?? loadOrCreateMasterKey(dataDir),
+    tokenTtlSeconds: v.MESHAGENT_TOKEN_TTL,
+    bodyLimitBytes: v.MESHAGENT_BODY_LIMIT,
+    httpIdleTimeoutMs: ms(v.MESHAGENT_HTTP_IDLE_TIMEOUT),
+    pricingFile: v.MESHAGENT_PRICING_FILE,
+    logLevel: v.MESHAGENT_LOG_LEVEL,
+    webhooks: {
+      allowPrivate: v.MESHAGENT_WEBHOOK_ALLOW_PRIVATE,
+      timeoutMs: webhookTimeoutMs,
+      leaseMs: webhookLeaseMs,
+      pollMs: v.MESHAGENT_WEBHOOK_POLL_MS,
+      concurrency: v.MESHAGENT_WEBHOOK_CONCURRENCY,
+      dispatcher: v.MESHAGENT_WEBHOOK_DISPATCHER,
     },
-    smtp: smtpConfig(env, host),
-    rooms: roomsConfig(env),
-    scheduler: schedulerConfig(env),
+    storageUrl: v.MESHAGENT_STORAGE_URL ?? join(dataDir, "storage"),
+    maxUploadBytes: v.MESHAGENT_MAX_UPLOAD_BYTES,
+    s3: {
+      endpoint: v.AWS_ENDPOINT_URL_S3 ?? v.AWS_ENDPOINT_URL,
+      region: v.AWS_REGION ?? v.AWS_DEFAULT_REGION ?? "us-east-1",
+      forcePathStyle: v.MESHAGENT_S3_PATH_STYLE,
+      accessKeyId: v.AWS_ACCESS_KEY_ID,
+      secretAccessKey: v.AWS_SECRET_ACCESS_KEY,
+      sessionToken: v.AWS_SESSION_TOKEN,
+    },
+    smtp: {
+      port: v.MESHAGENT_SMTP_PORT ?? null,
+      host: v.MESHAGENT_SMTP_HOST ?? host,
+      hostname: v.MESHAGENT_SMTP_HOSTNAME ?? hostname(),
+      maxBytes: v.MESHAGENT_SMTP_MAX_BYTES,
+      tlsCert: v.MESHAGENT_SMTP_TLS_CERT,
+      tlsKey: v.MESHAGENT_SMTP_TLS_KEY,
+    },
+    rooms: {
+      emptyTimeoutMs: ms(v.MESHAGENT_ROOM_EMPTY_TIMEOUT),
+      leaseMs: ms(v.MESHAGENT_ROOM_LEASE),
+      serverUrl: v.MESHAGENT_ROOM_SERVER_URL === undefined ? undefined : noTrailingSlash(v.MESHAGENT_ROOM_SERVER_URL),
+      proxy: v.MESHAGENT_ROOM_PROXY,
+      maxMessageBytes: v.MESHAGENT_ROOM_MAX_MESSAGE,
+      maxUploadBytes: v.MESHAGENT_ROOM_MAX_UPLOAD,
+      otlpBodyLimit: v.MESHAGENT_OTLP_BODY_LIMIT,
+    },
+    scheduler: {
+      enabled: v.MESHAGENT_SCHEDULER_ENABLED,
+      minIntervalSeconds: v.MESHAGENT_SCHEDULE_MIN_INTERVAL,
+      misfireGraceSeconds: v.MESHAGENT_SCHEDULE_MISFIRE_GRACE,
+      runRetentionDays: v.MESHAGENT_SCHEDULE_RUN_RETENTION_DAYS,
+    },
   };
 }
