@@ -7,21 +7,8 @@ import { randomUUID } from "node:crypto";
 import type { AppContext } from "./context.js";
 import { ApiError, errorBody } from "./core/errors.js";
 import { ErrorResponse } from "./core/http.js";
-import { projectRoutes, projectSchemas } from "./projects/routes.js";
-import { profileRoutes } from "./users/routes.js";
-import { apiKeyRoutes } from "./api-keys/routes.js";
-import { pricingRoutes } from "./pricing/routes.js";
-import { roomRoutes, roomSchemas } from "./rooms/routes.js";
-import { grantRoutes, grantSchemas } from "./grants/routes.js";
-import { shareRoutes, shareSchemas } from "./shares/routes.js";
-import { tokenRoutes } from "./tokens/routes.js";
-import { mailboxRoutes, mailboxSchemas } from "./mailboxes/routes.js";
-import { sessionRoutes, sessionSchemas } from "./sessions/routes.js";
-import { otlpRoutes } from "./sessions/otlp.js";
-import { roomServerRoutes } from "./room-server/routes.js";
-import { webhookRoutes } from "./webhooks/routes.js";
-import { storageRoutes } from "./storage/routes.js";
-import { schedulerRoutes, schedulerSchemas } from "./scheduler/routes.js";
+import { installAccessGate } from "./auth/plugin.js";
+import { domains } from "./domains.js";
 
 function makeAjv(coerce: boolean) {
   const ajv = new Ajv({ coerceTypes: coerce, useDefaults: true, removeAdditional: true, allErrors: false, strict: false });
@@ -86,12 +73,9 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
     reply.code(404).send(errorBody("not_found", `no route for ${req.method} ${req.url.split("?")[0]}`));
   });
 
+  // Shared schemas, named by their $id: the OpenAPI document lists them under components.schemas.
   app.addSchema(ErrorResponse);
-  for (const s of projectSchemas) app.addSchema(s);
-  for (const s of [...roomSchemas, ...grantSchemas, ...shareSchemas]) app.addSchema(s);
-  for (const s of mailboxSchemas) app.addSchema(s);
-  for (const s of sessionSchemas) app.addSchema(s);
-  for (const s of schedulerSchemas) app.addSchema(s);
+  for (const d of domains) for (const s of d.schemas ?? []) app.addSchema(s);
 
   await app.register(swagger, {
     openapi: {
@@ -109,18 +93,9 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   app.get("/healthz", { schema: { hide: true } }, async () => ({ ok: true }));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
-  await app.register(projectRoutes(ctx));
-  await app.register(profileRoutes(ctx));
-  await app.register(apiKeyRoutes(ctx));
-  await app.register(pricingRoutes(ctx));
-  await app.register(roomRoutes(ctx));
-  await app.register(grantRoutes(ctx));
-  await app.register(shareRoutes(ctx));
-  await app.register(tokenRoutes(ctx));
-  await app.register(mailboxRoutes(ctx));
-  await app.register(sessionRoutes(ctx));
-  await app.register(otlpRoutes(ctx));
-  await app.register(roomServerRoutes(ctx));
+  // Every route from here on declares its access (config.access); one preHandler enforces it.
+  installAccessGate(app, ctx.auth);
+  for (const d of domains) if (d.routes) await app.register(d.routes(ctx));
 
   // The room server: WebSocket upgrades on /rooms/{room_name}; it registers itself once the server listens and
   // closes its sockets (1012, clients reconnect) before the HTTP server closes.
@@ -138,8 +113,5 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   app.addHook("preClose", async () => {
     await ctx.roomServer.stop();
   });
-  await app.register(webhookRoutes(ctx));
-  await app.register(storageRoutes(ctx));
-  await app.register(schedulerRoutes(ctx));
   return app;
 }

@@ -2,7 +2,6 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { randomSecret } from "./core/crypto.js";
 import { inTx } from "./store/db.js";
 import type { AppContext } from "./context.js";
-import { projectsRepo } from "./projects/repo.js";
 
 export interface BootstrapResult {
   api_url: string;
@@ -32,7 +31,7 @@ export async function bootstrap(ctx: AppContext, opts: { email: string; password
   } else if (opts.password) {
     await ctx.users.setPassword(user.id, opts.password);
   }
-  let project = await projectsRepo.byNameForOwner(ctx.store.db, user.id, opts.project);
+  let project = await ctx.projects.byNameForOwner(user.id, opts.project);
   let projectId: string;
   if (!project) {
     projectId = (await ctx.projects.create(user.id, { name: opts.project })).id;

@@ -45,7 +45,8 @@ program
   .command("migrate")
   .description("apply database migrations and exit")
   .action(async () => {
-    const store = openStore(loadConfig().databaseUrl);
+    const config = loadConfig();
+    const store = openStore(config.databaseUrl, { pool: config.dbPool });
     await migrate(store);
     await store.close();
     console.log("migrations applied");

@@ -1,5 +1,4 @@
 import type { Config } from "./config.js";
-import type { AppContext } from "./context.js";
 import { systemClock, type Clock } from "./core/clock.js";
 import { Sealer } from "./core/crypto.js";
 import { EventBus } from "./core/events.js";
@@ -12,6 +11,7 @@ import { AuthService } from "./auth/service.js";
 import { PricingService } from "./pricing/service.js";
 import { RoomsService } from "./rooms/service.js";
 import { GrantsService } from "./grants/service.js";
+import { RoomConnector } from "./rooms/connect.js";
 import { SharesService } from "./shares/service.js";
 import { ParticipantTokens } from "./tokens/service.js";
 import { SessionsService } from "./sessions/service.js";
@@ -28,11 +28,13 @@ import { MailService } from "./mail/service.js";
 import { DetachedAttachmentSink, StorageAttachmentSink } from "./mail/attachments.js";
 import { SchedulerService } from "./scheduler/service.js";
 import { SchedulerEngine } from "./scheduler/engine.js";
+import { EventCatalog } from "./webhooks/catalog.js";
+import { domains } from "./domains.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
-export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}): Promise<AppContext & { close(): Promise<void> }> {
+export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}) {
   const clock = opts.clock ?? systemClock;
-  const store = openStore(config.databaseUrl);
+  const store = openStore(config.databaseUrl, { pool: config.dbPool });
   await migrate(store);
   let invalidator: Invalidator;
   if (store.dialect === "postgres" && opts.listen !== false) {
@@ -46,13 +48,16 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const projects = new ProjectsService(store.db, clock, users, bus, invalidator);
   const apiKeys = new ApiKeysService(store.db, clock, sealer, bus, invalidator);
   const tokens = new ParticipantTokens(store.db, clock, sealer, apiKeys, invalidator, config.tokenTtlSeconds);
-  const auth = new AuthService(store.db, clock, apiKeys, invalidator, tokens);
+  const auth = new AuthService(users, projects, clock, apiKeys, invalidator, tokens);
   const pricing = new PricingService(config.pricingFile);
   const rooms = new RoomsService(store.db, clock, bus);
   const grants = new GrantsService(store.db, clock, bus, rooms, users, projects, invalidator);
+  const roomConnector = new RoomConnector(grants, tokens, () => config.publicUrl);
   const shares = new SharesService(store.db, clock, bus, rooms, tokens, () => config.publicUrl);
   const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }));
-  const webhooks = new WebhooksService(store.db, clock, sealer, bus, config.webhooks, webhookDispatcher);
+  // What a webhook may subscribe to: the union of the events every domain declares.
+  const catalog = new EventCatalog(domains.flatMap((d) => d.events ?? []));
+  const webhooks = new WebhooksService(store.db, clock, sealer, bus, config.webhooks, webhookDispatcher, catalog);
   const blobs = await openBlobStore(config);
   const storage = new StorageService(store.db, store.dialect, blobs, clock, bus, projects, {
     maxUploadBytes: config.maxUploadBytes,
@@ -91,19 +96,29 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     pricing,
     rooms,
     grants,
+    roomConnector,
     shares,
     tokens,
     webhooks,
+    /** Started by `serve` (and the test server), stopped by close(). */
     webhookDispatcher,
+    /** The blob store (local directory or S3); room storage uses it too, with keys from blobs/keys.ts. */
     blobs,
     storage,
+    /** Durable room queues (mailboxes, scheduler, room server). */
     queues,
     mailboxes,
+    /** Inbound SMTP; started by `serve` (and the test harness) when MESHAGENT_SMTP_PORT is set. */
     mail,
+    /** Scheduled tasks (CRUD); the engine below fires them. */
     scheduler,
+    /** Started by `serve` (and the test harness); `tick()` fires what is due now. */
     schedulerEngine,
+    /** Room sessions: participants, events, spans, metrics (REST §6.6 and the OTLP receiver). */
     sessions,
+    /** Room-scoped storage behind the room server's storage toolkit. */
     roomStorage,
+    /** The WebSocket room server; app.ts attaches it to the HTTP server. */
     roomServer,
     async close() {
       await roomServer.stop();

@@ -19,42 +19,41 @@ export const apiKeyRoutes =
     app.post(
       "/accounts/projects/:project_id/api-keys",
       {
+        config: { access: "admin" },
         schema: {
           tags,
           summary: "create_api_key",
           description: "Returns the full key in `value`, this once only.",
           params: ProjectParams,
           body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }), description: Nullable(Type.String({ maxLength: 2000 })) }),
-          response: { 201: Type.Intersect([ApiKey, Type.Object({ value: Type.String() })]), ...errors(400, 401, 403, 404) },
+          response: { 201: Type.Intersect([ApiKey, Type.Object({ value: Type.String() })]), ...errors(400) },
         },
       },
       async (req, reply) => {
-        const access = await ctx.auth.projectAccess(req, req.params.project_id, "admin");
         reply.code(201);
-        return ctx.apiKeys.create(req.params.project_id, req.body, actorId(access.principal));
+        return ctx.apiKeys.create(req.params.project_id, req.body, actorId(req.principal));
       },
     );
     app.get(
       "/accounts/projects/:project_id/api-keys",
-      { schema: { tags, summary: "list_api_keys", params: ProjectParams, response: { 200: Type.Object({ keys: Type.Array(ApiKey) }), ...errors(401, 403, 404) } } },
+      { config: { access: "admin" }, schema: { tags, summary: "list_api_keys", params: ProjectParams, response: { 200: Type.Object({ keys: Type.Array(ApiKey) }) } } },
       async (req) => {
-        await ctx.auth.projectAccess(req, req.params.project_id, "admin");
         return { keys: await ctx.apiKeys.list(req.params.project_id) };
       },
     );
     app.delete(
       "/accounts/projects/:project_id/api-keys/:id",
       {
+        config: { access: "admin" },
         schema: {
           tags,
           summary: "delete_api_key",
           description: "Revokes the key at once, in every server process.",
           params: Type.Object({ project_id: Uuid, id: Type.String() }),
-          response: { 200: Ok, ...errors(401, 403, 404) },
+          response: { 200: Ok },
         },
       },
       async (req) => {
-        await ctx.auth.projectAccess(req, req.params.project_id, "admin");
         await ctx.apiKeys.delete(req.params.project_id, req.params.id);
         return { ok: true };
       },

@@ -1,3 +1,5 @@
+import { forbidden } from "../core/errors.js";
+
 /** Who is calling: a project API key, a user (access token), or a participant JWT (a room service acting in a room). */
 export type Principal =
   | { kind: "api_key"; keyId: string; projectId: string }
@@ -43,4 +45,9 @@ export const atLeast = (role: Role, min: Role) => RANK[role] >= RANK[min];
 /** A stable id for "who did this" columns: the user id, "api_key:<key id>" or "participant:<kid>". */
 export function actorId(p: Principal): string {
   return p.kind === "user" ? p.userId : `${p.kind}:${p.keyId}`;
+}
+
+/** The caller's role must be at least `min` (403 otherwise); the access gate and domain rules share the message. */
+export function requireRole(access: ProjectAccess, min: Role) {
+  if (!atLeast(access.role, min)) throw forbidden(`this call needs the ${min} role in the project; you are ${access.role}`);
 }

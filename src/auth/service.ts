@@ -3,13 +3,11 @@ import type { Clock } from "../core/clock.js";
 import { forbidden, notFound, unauthorized } from "../core/errors.js";
 import { safeEqualHex, sha256Hex } from "../core/crypto.js";
 import { isUuid } from "../core/ids.js";
+import { isObj } from "../core/json.js";
 import { InvalidatedCache, type Invalidator } from "../core/invalidation.js";
 import type { ApiKeysService } from "../api-keys/service.js";
-import type { DB } from "../store/db.js";
-import { usersRepo } from "../users/repo.js";
-import { USER_TOKEN_PREFIX } from "../users/service.js";
-import { projectsRepo } from "../projects/repo.js";
-import { MEMBERSHIP_TOPIC, membershipKey } from "../projects/service.js";
+import { USER_TOKEN_PREFIX, type UsersService } from "../users/service.js";
+import { MEMBERSHIP_TOPIC, membershipKey, type ProjectsService } from "../projects/service.js";
 import { atLeast, type ParticipantPrincipal, type Principal, type ProjectAccess, type Role } from "./principal.js";
 import { grantOf, type ParticipantTokens } from "../tokens/service.js";
 
@@ -35,10 +33,11 @@ export class AuthService {
   private userTokens = new Map<string, CachedUserToken>();
   private epoch = 0;
 
-  private memberships: InvalidatedCache<NonNullable<Awaited<ReturnType<typeof projectsRepo.membershipWithOwner>>>>;
+  private memberships: InvalidatedCache<NonNullable<Awaited<ReturnType<ProjectsService["membershipWithOwner"]>>>>;
 
   constructor(
-    private readonly db: DB,
+    private readonly users: Pick<UsersService, "tokenByHash">,
+    private readonly projects: Pick<ProjectsService, "membershipWithOwner">,
     private readonly clock: Clock,
     private readonly apiKeys: ApiKeysService,
     private readonly invalidator: Invalidator,
@@ -74,7 +73,7 @@ export class AuthService {
       let t = this.userTokens.get(hash);
       if (!t) {
         const epoch = this.epoch;
-        const row = await usersRepo.tokenByHash(this.db, hash);
+        const row = await this.users.tokenByHash(hash);
         if (!row) return null;
         t = { tokenId: row.id, userId: row.user_id, expiresAt: row.expires_at, hash: row.token_hash };
         if (epoch === this.epoch) this.userTokens.set(hash, t);
@@ -97,7 +96,7 @@ export class AuthService {
         role: typeof role === "string" ? role : "user",
       };
       if (typeof room === "string") p.room = room;
-      if (api && typeof api === "object" && !Array.isArray(api)) p.api = api as Record<string, unknown>;
+      if (isObj(api)) p.api = api;
       if (typeof claims.exp === "number") p.exp = claims.exp;
       return p;
     }
@@ -137,7 +136,7 @@ export class AuthService {
    * ProjectsService on MEMBERSHIP_TOPIC and evicted at once in every process.
    */
   private membership(projectId: string, userId: string) {
-    return this.memberships.get(membershipKey(projectId, userId), () => projectsRepo.membershipWithOwner(this.db, projectId, userId));
+    return this.memberships.get(membershipKey(projectId, userId), () => this.projects.membershipWithOwner(projectId, userId));
   }
 
 

@@ -20,3 +20,6 @@ export class ManualClock implements Clock {
 }
 
 export const iso = (ms: number) => new Date(ms).toISOString();
+
+/** `iso` of a timestamp that may be absent: null stays null. */
+export const isoOrNull = (ms: number | null) => (ms === null ? null : iso(ms));

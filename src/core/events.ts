@@ -1,5 +1,12 @@
 import type { Queryable } from "../store/db.js";
 
+/** A catalog entry: an event a domain publishes (and a webhook may subscribe to), with the keys of its `data`. */
+export interface EventSpec {
+  event: string;
+  description: string;
+  data: Record<string, string>;
+}
+
 /** A domain event. `type` uses the webhook catalog's names (room.created, api_key.deleted, ...). */
 export interface DomainEvent {
   type: string;

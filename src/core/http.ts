@@ -1,7 +1,10 @@
 import { Type, type TSchema } from "@sinclair/typebox";
 
+/** A field that is always present and may be null (responses: the contract's `X | null`). */
+export const OrNull = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
 /** An optional field that also accepts null: the Python client sends null for every unset optional (contract §1). */
-export const Nullable = <T extends TSchema>(t: T) => Type.Optional(Type.Union([t, Type.Null()]));
+export const Nullable = <T extends TSchema>(t: T) => Type.Optional(OrNull(t));
 
 export const Uuid = Type.String({ format: "uuid" });
 

@@ -4,7 +4,7 @@ import type { FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
 import { atLeast } from "../auth/principal.js";
 import { forbidden } from "../core/errors.js";
-import { AnyObject, errors, Nullable, Ok, QueryInt, Uuid } from "../core/http.js";
+import { AnyObject, errors, Nullable, Ok, ProjectParams, QueryInt, Uuid } from "../core/http.js";
 
 const Grant = Type.Object(
   { room: Type.Ref("Room"), user_id: Type.String(), permissions: AnyObject },
@@ -12,18 +12,16 @@ const Grant = Type.Object(
 );
 const GrantsPage = Type.Object({ room_grants: Type.Array(Type.Ref("ProjectRoomGrant")), total: Type.Integer() });
 const Paging = { limit: QueryInt({ maximum: 100000 }), offset: QueryInt() };
-const P = Type.Object({ project_id: Uuid });
 const RoomUser = Type.Object({ project_id: Uuid, room_id: Type.String({ minLength: 1 }), user_id: Type.String({ minLength: 1 }) });
 
 export const grantRoutes =
   (ctx: AppContext): FastifyPluginAsyncTypebox =>
   async (app) => {
-    const { auth, grants } = ctx;
+    const { grants } = ctx;
     const tags = ["room-grants"];
-    const manage = (req: FastifyRequest, pid: string) => auth.projectAccess(req, pid, "developer");
     /** Developers, admins and API keys read any grant; a member (a user) reads only their own. */
-    const readFor = async (req: FastifyRequest, pid: string, userId: string) => {
-      const a = await auth.projectAccess(req, pid);
+    const readFor = (req: FastifyRequest, userId: string) => {
+      const a = req.projectAccess;
       if (a.principal.kind !== "participant" && atLeast(a.role, "developer")) return;
       if (a.userId && a.userId === userId) return;
       throw forbidden("members may read only their own room grants");
@@ -32,6 +30,7 @@ export const grantRoutes =
     app.post(
       "/accounts/projects/:project_id/room-grants",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "create_room_grant / create_room_grant_by_email",
@@ -39,7 +38,7 @@ export const grantRoutes =
             "Grants a user an ApiScope on a room (`room_id` = room id or name). By `email`, an unknown address becomes an invited user " +
             "whose grant applies once they sign up. The grantee becomes a project member if not one yet. 409 if the grant exists. " +
             "`invite_redirect_url` is accepted and ignored (this server sends no invitation mail).",
-          params: P,
+          params: ProjectParams,
           body: Type.Object({
             room_id: Type.String({ minLength: 1 }),
             user_id: Nullable(Type.String({ minLength: 1 })),
@@ -47,11 +46,10 @@ export const grantRoutes =
             permissions: Nullable(AnyObject),
             invite_redirect_url: Nullable(Type.String()),
           }),
-          response: { 201: Type.Ref("ProjectRoomGrant"), ...errors(400, 401, 403, 404, 409) },
+          response: { 201: Type.Ref("ProjectRoomGrant"), ...errors(400, 409) },
         },
       },
       async (req, reply) => {
-        await manage(req, req.params.project_id);
         reply.code(201);
         return grants.create(req.params.project_id, req.body);
       },
@@ -60,17 +58,17 @@ export const grantRoutes =
     app.put(
       "/accounts/projects/:project_id/room-grants/:grant_id",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "update_room_grant",
           description: "Replaces the grant's ApiScope. Keyed on (room_id, user_id) from the body; `grant_id` is ignored.",
           params: Type.Object({ project_id: Uuid, grant_id: Type.String() }),
           body: Type.Object({ room_id: Type.String({ minLength: 1 }), user_id: Type.String({ minLength: 1 }), permissions: Nullable(AnyObject) }),
-          response: { 200: Type.Ref("ProjectRoomGrant"), ...errors(400, 401, 403, 404) },
+          response: { 200: Type.Ref("ProjectRoomGrant"), ...errors(400) },
         },
       },
       async (req) => {
-        await manage(req, req.params.project_id);
         return grants.update(req.params.project_id, req.body);
       },
     );
@@ -78,16 +76,16 @@ export const grantRoutes =
     app.get(
       "/accounts/projects/:project_id/room-grants",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "list_room_grants",
-          params: P,
+          params: ProjectParams,
           querystring: Type.Object({ ...Paging, order_by: Type.Optional(Type.String({ description: "room_name (default) or created_at" })) }),
-          response: { 200: GrantsPage, ...errors(400, 401, 403, 404) },
+          response: { 200: GrantsPage, ...errors(400) },
         },
       },
       async (req) => {
-        await manage(req, req.params.project_id);
         return grants.list(req.params.project_id, req.query);
       },
     );
@@ -95,19 +93,19 @@ export const grantRoutes =
     app.get(
       "/accounts/projects/:project_id/room-grants/by-room",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "list_unique_rooms_with_grants",
-          params: P,
+          params: ProjectParams,
           querystring: Type.Object(Paging),
           response: {
             200: Type.Object({ rooms: Type.Array(Type.Object({ room: Type.Ref("Room"), count: Type.Integer() })), total: Type.Integer() }),
-            ...errors(400, 401, 403, 404),
+            ...errors(400),
           },
         },
       },
       async (req) => {
-        await manage(req, req.params.project_id);
         return grants.roomsWithGrants(req.params.project_id, req.query);
       },
     );
@@ -115,17 +113,17 @@ export const grantRoutes =
     app.get(
       "/accounts/projects/:project_id/room-grants/by-room/:room",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "list_room_grants_by_room",
           description: "`room` is a room name or id.",
           params: Type.Object({ project_id: Uuid, room: Type.String({ minLength: 1 }) }),
           querystring: Type.Object(Paging),
-          response: { 200: GrantsPage, ...errors(400, 401, 403, 404) },
+          response: { 200: GrantsPage, ...errors(400) },
         },
       },
       async (req) => {
-        await manage(req, req.params.project_id);
         return grants.listByRoom(req.params.project_id, req.params.room, req.query);
       },
     );
@@ -133,10 +131,11 @@ export const grantRoutes =
     app.get(
       "/accounts/projects/:project_id/room-grants/by-user",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "list_unique_users_with_grants",
-          params: P,
+          params: ProjectParams,
           querystring: Type.Object({ ...Paging, filter: Type.Optional(Type.String()) }),
           response: {
             200: Type.Object({
@@ -151,12 +150,11 @@ export const grantRoutes =
               ),
               total: Type.Integer(),
             }),
-            ...errors(400, 401, 403, 404),
+            ...errors(400),
           },
         },
       },
       async (req) => {
-        await manage(req, req.params.project_id);
         return grants.usersWithGrants(req.params.project_id, req.query);
       },
     );
@@ -164,17 +162,18 @@ export const grantRoutes =
     app.get(
       "/accounts/projects/:project_id/room-grants/by-user/:user_id",
       {
+        config: { access: "member" },
         schema: {
           tags,
           summary: "list_room_grants_by_user",
           description: "A member may list their own grants.",
           params: Type.Object({ project_id: Uuid, user_id: Type.String({ minLength: 1 }) }),
           querystring: Type.Object({ ...Paging, order_by: Type.Optional(Type.String()), filter: Type.Optional(Type.String()) }),
-          response: { 200: GrantsPage, ...errors(400, 401, 403, 404) },
+          response: { 200: GrantsPage, ...errors(400, 403) },
         },
       },
       async (req) => {
-        await readFor(req, req.params.project_id, req.params.user_id);
+        readFor(req, req.params.user_id);
         return grants.list(req.params.project_id, { ...req.query, userId: req.params.user_id }, 100);
       },
     );
@@ -182,25 +181,25 @@ export const grantRoutes =
     app.get(
       "/accounts/projects/:project_id/room-grants/:room_id/:user_id",
       {
+        config: { access: "member" },
         schema: {
           tags,
           summary: "get_room_grant",
           description: "`room_id` is a room id or name. A member may read their own grant.",
           params: RoomUser,
-          response: { 200: Type.Ref("ProjectRoomGrant"), ...errors(401, 403, 404) },
+          response: { 200: Type.Ref("ProjectRoomGrant"), ...errors(403) },
         },
       },
       async (req) => {
-        await readFor(req, req.params.project_id, req.params.user_id);
+        readFor(req, req.params.user_id);
         return grants.get(req.params.project_id, req.params.room_id, req.params.user_id);
       },
     );
 
     app.delete(
       "/accounts/projects/:project_id/room-grants/:room_id/:user_id",
-      { schema: { tags, summary: "delete_room_grant", params: RoomUser, response: { 200: Ok, ...errors(401, 403, 404) } } },
+      { config: { access: "developer" }, schema: { tags, summary: "delete_room_grant", params: RoomUser, response: { 200: Ok } } },
       async (req) => {
-        await manage(req, req.params.project_id);
         await grants.remove(req.params.project_id, req.params.room_id, req.params.user_id);
         return { ok: true };
       },

@@ -2,12 +2,14 @@ import type { Clock } from "../core/clock.js";
 import { badRequest, conflict, notFound } from "../core/errors.js";
 import type { EventBus } from "../core/events.js";
 import { isUuid } from "../core/ids.js";
+import { isObj } from "../core/json.js";
 import { InvalidatedCache, type Invalidator } from "../core/invalidation.js";
 import { pageOffset, pageSize } from "../core/paging.js";
 import { inTx, type DB, type Queryable, type Tx } from "../store/db.js";
+import { isUniqueViolation } from "../store/errors.js";
 import type { ProjectsService } from "../projects/service.js";
 import type { UsersService } from "../users/service.js";
-import { isUniqueViolation, roomJson, type RoomRow, type RoomsService } from "../rooms/service.js";
+import { roomJson, type RoomRow, type RoomsService } from "../rooms/service.js";
 import { validateScope, type Scope } from "../tokens/scope.js";
 import { grantsRepo, type GrantOrder } from "./repo.js";
 
@@ -110,7 +112,7 @@ export class GrantsService {
   /** Validate create_room's `permissions` ({user_id: ApiScope}) before the room exists. */
   checkInitial(permissions: unknown): Record<string, Scope> {
     if (permissions === null || permissions === undefined) return {};
-    if (typeof permissions !== "object" || Array.isArray(permissions)) throw badRequest("permissions must be an object of user id → ApiScope");
+    if (!isObj(permissions)) throw badRequest("permissions must be an object of user id → ApiScope");
     const out: Record<string, Scope> = {};
     for (const [userId, scope] of Object.entries(permissions)) {
       if (!isUuid(userId)) throw badRequest(`permissions keys must be user ids (UUIDs), got ${JSON.stringify(userId)}`);

@@ -7,8 +7,7 @@ import type { SmtpConfig } from "../config.js";
 import { newId } from "../core/ids.js";
 import { inTx, type DB } from "../store/db.js";
 import type { QueuesService } from "../queues/service.js";
-import type { MailboxesService } from "../mailboxes/service.js";
-import type { MailboxWithRoom } from "../mailboxes/repo.js";
+import type { MailboxesService, MailboxWithRoom } from "../mailboxes/service.js";
 import { safeFilename, uniqueName, type AttachmentSink } from "./attachments.js";
 
 /** What a mailbox's room queue receives for each message (one per mailbox, even when addressed to it twice). */

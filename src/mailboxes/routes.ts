@@ -1,7 +1,7 @@
 import { Type } from "@sinclair/typebox";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { AppContext } from "../context.js";
-import { errors, Nullable, Ok, QueryInt, Uuid } from "../core/http.js";
+import { errors, Nullable, Ok, ProjectParams, QueryInt, Uuid } from "../core/http.js";
 import { MAX_QUEUE_NAME } from "../queues/service.js";
 import { MAX_ADDRESS } from "./service.js";
 
@@ -44,17 +44,17 @@ export const mailboxRoutes =
     app.post(
       `${P}/mailboxes`,
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "create_mailbox",
           description: "The address is unique across the server (case-insensitive): 409 when it is taken. The room must exist.",
-          params: Type.Object({ project_id: Uuid }),
+          params: ProjectParams,
           body: Type.Object({ address: Type.String({ minLength: 1, maxLength: MAX_ADDRESS }), ...Fields }),
-          response: { 201: Wrapped, ...errors(400, 401, 403, 404, 409) },
+          response: { 201: Wrapped, ...errors(400, 409) },
         },
       },
       async (req, reply) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         const mailbox = await mailboxes.create(req.params.project_id, req.body);
         reply.code(201);
         return { mailbox };
@@ -64,35 +64,33 @@ export const mailboxRoutes =
     app.put(
       `${P}/mailboxes/:address`,
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "update_mailbox",
           description: "Sets room and queue; `public` and `annotations` keep their values when absent or null.",
           params: AddressParams,
           body: Type.Object(Fields),
-          response: { 200: Wrapped, ...errors(400, 401, 403, 404) },
+          response: { 200: Wrapped, ...errors(400) },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return { mailbox: await mailboxes.update(req.params.project_id, req.params.address, req.body) };
       },
     );
 
     app.get(
       `${P}/mailboxes/:address`,
-      { schema: { tags, summary: "get_mailbox", params: AddressParams, response: { 200: Wrapped, ...errors(400, 401, 403, 404) } } },
+      { config: { access: "developer" }, schema: { tags, summary: "get_mailbox", params: AddressParams, response: { 200: Wrapped, ...errors(400) } } },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return { mailbox: await mailboxes.get(req.params.project_id, req.params.address) };
       },
     );
 
     app.delete(
       `${P}/mailboxes/:address`,
-      { schema: { tags, summary: "delete_mailbox", params: AddressParams, response: { 200: Ok, ...errors(400, 401, 403, 404) } } },
+      { config: { access: "developer" }, schema: { tags, summary: "delete_mailbox", params: AddressParams, response: { 200: Ok, ...errors(400) } } },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         await mailboxes.delete(req.params.project_id, req.params.address);
         return { ok: true };
       },
@@ -101,17 +99,17 @@ export const mailboxRoutes =
     app.get(
       `${P}/mailboxes`,
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "list_mailboxes",
           description: "Ordered by address. `filter` matches address, room name or queue (case-insensitive substring). `count` defaults to 100, at most 1000.",
-          params: Type.Object({ project_id: Uuid }),
+          params: ProjectParams,
           querystring: ListQuery,
-          response: { 200: Page, ...errors(400, 401, 403, 404) },
+          response: { 200: Page, ...errors(400) },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return mailboxes.list(req.params.project_id, req.query);
       },
     );
@@ -119,17 +117,17 @@ export const mailboxRoutes =
     app.get(
       `${P}/rooms/:room_name/mailboxes`,
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "list_room_mailboxes",
           description: "The mailboxes of one room (404 when the room does not exist); same paging as list_mailboxes.",
           params: RoomParams,
           querystring: ListQuery,
-          response: { 200: Page, ...errors(400, 401, 403, 404) },
+          response: { 200: Page, ...errors(400) },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return mailboxes.list(req.params.project_id, { ...req.query, roomName: req.params.room_name });
       },
     );

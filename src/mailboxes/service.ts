@@ -1,13 +1,17 @@
 import type { Clock } from "../core/clock.js";
 import { ApiError, badRequest, conflict, notFound } from "../core/errors.js";
 import { newId } from "../core/ids.js";
+import { isObj } from "../core/json.js";
 import { pageOffset, pageSize } from "../core/paging.js";
 import type { DB } from "../store/db.js";
+import { isUniqueViolation } from "../store/errors.js";
 import type { RoomsService } from "../rooms/service.js";
 import type { ProjectsService } from "../projects/service.js";
 import type { UsersService } from "../users/service.js";
 import { checkQueueName } from "../queues/service.js";
 import { mailboxesRepo, type MailboxWithRoom } from "./repo.js";
+
+export type { MailboxWithRoom } from "./repo.js";
 
 /** The Mailbox of wire-contract §6.5. `room_id` is always a string (the TS client rejects null). */
 export interface MailboxJson {
@@ -55,14 +59,9 @@ export function checkAddress(address: unknown): string {
 
 function checkAnnotations(a: unknown): Record<string, string> {
   if (a === null || a === undefined) return {};
-  if (typeof a !== "object" || Array.isArray(a)) throw badRequest("annotations must be an object of strings");
+  if (!isObj(a)) throw badRequest("annotations must be an object of strings");
   for (const [k, v] of Object.entries(a)) if (typeof v !== "string") throw badRequest(`annotations/${k} must be a string`);
   return a as Record<string, string>;
-}
-
-function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: string };
-  return e?.code === "23505" || e?.code === "SQLITE_CONSTRAINT_UNIQUE" || e?.code === "SQLITE_CONSTRAINT_PRIMARYKEY";
 }
 
 export interface MailboxInput {

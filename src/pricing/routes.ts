@@ -18,6 +18,7 @@ export const pricingRoutes =
     app.get(
       "/pricing",
       {
+        config: { access: "public" },
         schema: {
           tags: ["billing"],
           summary: "get_pricing",

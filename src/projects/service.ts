@@ -2,6 +2,7 @@ import type { Clock } from "../core/clock.js";
 import { iso } from "../core/clock.js";
 import { badRequest, conflict, forbidden, notFound } from "../core/errors.js";
 import { isUuid, newId, uuidToB64c } from "../core/ids.js";
+import { isObj } from "../core/json.js";
 import type { EventBus } from "../core/events.js";
 import { InvalidatedCache, type Invalidator } from "../core/invalidation.js";
 import { pageOffset, pageSize } from "../core/paging.js";
@@ -92,6 +93,11 @@ export class ProjectsService {
     return projectJson(row);
   }
 
+  /** The user's own project of this name (the oldest when there are several), or undefined. */
+  byNameForOwner(ownerUserId: string, name: string, q: Queryable = this.db) {
+    return projectsRepo.byNameForOwner(q, ownerUserId, name);
+  }
+
   async listForUser(userId: string) {
     return (await projectsRepo.listForUser(this.db, userId)).map(projectJson);
   }
@@ -104,8 +110,7 @@ export class ProjectsService {
 
 
   async updateSettings(projectId: string, settings: unknown) {
-    if (settings === null || typeof settings !== "object" || Array.isArray(settings))
-      throw badRequest("the body must be a JSON object of settings");
+    if (!isObj(settings)) throw badRequest("the body must be a JSON object of settings");
     await projectsRepo.update(this.db, projectId, { settings: JSON.stringify(settings) });
     await this.invalidator.publish(TOPIC, projectId);
     return settings as Record<string, unknown>;
@@ -114,6 +119,11 @@ export class ProjectsService {
   /** Whether the user is a member of the project (any role, invited users included). */
   async hasMember(projectId: string, userId: string): Promise<boolean> {
     return !!(await projectsRepo.membership(this.db, projectId, userId));
+  }
+
+  /** The user's membership flags in the project with the project's owner, or undefined (read by the auth service, which caches it). */
+  membershipWithOwner(projectId: string, userId: string, q: Queryable = this.db) {
+    return projectsRepo.membershipWithOwner(q, projectId, userId);
   }
 
   roleJson(a: ProjectAccess) {

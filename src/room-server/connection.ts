@@ -1,11 +1,13 @@
 import type { WebSocket } from "ws";
 import { ApiError } from "../core/errors.js";
+import { isObj } from "../core/json.js";
 import {
   contentFrom,
   encodeMessage,
   ErrorCode,
   errorContent,
   empty,
+  nextServerMessageId,
   pack,
   packContent,
   contentParts,
@@ -17,7 +19,7 @@ import {
   type RawMessage,
 } from "./protocol.js";
 import type { RoomScope } from "./scope.js";
-import type { ActiveRoom } from "./room.js";
+import type { ActiveRoom, RoomMember } from "./room.js";
 
 /** A streaming tool call (storage upload/download): request chunks in, response chunks out. */
 export interface ToolStream {
@@ -29,7 +31,7 @@ export interface ToolStream {
 
 export interface ToolCall {
   conn: Connection;
-  room: ActiveRoom;
+  room: ActiveRoom<Connection>;
   input: Content;
   /** The JSON object of a `json` input ({} otherwise). */
   args: Record<string, unknown>;
@@ -45,15 +47,6 @@ export interface Toolkit {
 /** Slow readers: a socket that has this much unsent output is closed instead of buffering without bound. */
 const MAX_BUFFERED = 64 * 1024 * 1024;
 
-let serverMessageId = 1;
-/** Ids of messages the server starts (free-form in the protocol): one counter, so a broadcast is encoded once. */
-export const nextServerMessageId = () => {
-  serverMessageId = serverMessageId >= Number.MAX_SAFE_INTEGER ? 1 : serverMessageId + 1;
-  return serverMessageId;
-};
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
-
 export interface ConnectionInfo {
   id: string;
   name: string;
@@ -66,7 +59,7 @@ export interface ConnectionInfo {
  * One participant's socket: frames in (reassembled, dispatched concurrently), frames out (each message's frames
  * written back to back in one synchronous loop, so messages never interleave).
  */
-export class Connection {
+export class Connection implements RoomMember {
   readonly id: string;
   readonly name: string;
   readonly role: string;
@@ -81,7 +74,7 @@ export class Connection {
 
   constructor(
     readonly ws: WebSocket,
-    readonly room: ActiveRoom,
+    readonly room: ActiveRoom<Connection>,
     info: ConnectionInfo,
     maxMessageBytes: number,
     private readonly toolkits: Record<string, Toolkit>,

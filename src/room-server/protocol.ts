@@ -3,6 +3,8 @@
  * Pure functions and one small state machine (Reassembler); no I/O.
  */
 
+import { isObj } from "../core/json.js";
+
 /** The server cuts payloads into pieces of this size. The clients accept any size (they only concatenate). */
 export const PIECE_SIZE = 64 * 1024;
 
@@ -29,6 +31,13 @@ function writeId(b: Buffer, id: number) {
   b.writeUInt32BE(Math.floor(id / 2 ** 32), 0);
   b.writeUInt32BE(id >>> 0, 4);
 }
+
+let serverMessageId = 1;
+/** Ids of messages the server starts (free-form in the protocol): one counter, so a broadcast is encoded once. */
+export const nextServerMessageId = () => {
+  serverMessageId = serverMessageId >= Number.MAX_SAFE_INTEGER ? 1 : serverMessageId + 1;
+  return serverMessageId;
+};
 
 /** The frames of one protocol message: a header packet, then the payload in pieces. Send them back to back. */
 export function encodeMessage(id: number, type: string, payload: Buffer): Buffer[] {
@@ -216,8 +225,6 @@ export function packContent(c: Content): Buffer {
   const { header, tail } = contentParts(c);
   return pack(header, tail);
 }
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 /** A Content value from its JSON header and tail; throws ProtocolError for an unknown or malformed one. */
 export function contentFrom(header: unknown, tail: Buffer): Content {

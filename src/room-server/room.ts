@@ -1,8 +1,7 @@
 import type { RoomRow } from "../rooms/service.js";
 import type { SessionRow } from "../sessions/service.js";
-import type { Connection } from "./connection.js";
-import { encodeMessage, pack } from "./protocol.js";
-import { nextServerMessageId } from "./connection.js";
+import { encodeMessage, nextServerMessageId, pack } from "./protocol.js";
+import type { RoomScope } from "./scope.js";
 
 export interface RoomStats {
   messages: number;
@@ -12,9 +11,25 @@ export interface RoomStats {
   bytesOut: number;
 }
 
-/** A room this process serves right now: its session, its sockets, messaging presence. */
-export class ActiveRoom {
-  readonly connections = new Map<string, Connection>();
+/** What a room needs of a participant's socket (the Connection of connection.ts). */
+export interface RoomMember {
+  readonly id: string;
+  readonly role: string;
+  readonly scope: Pick<RoomScope, "messagingList">;
+  attributes: Record<string, unknown>;
+  messaging: boolean;
+  /** Write already-encoded frames. */
+  sendFrames(frames: Buffer[]): void;
+  /** A server→client `messaging.send`. */
+  deliver(from: string, type: string, message: unknown, attachment?: Buffer): void;
+}
+
+/**
+ * A room this process serves right now: its session, its sockets, messaging presence. `C` is the type of its
+ * sockets (the server's is ActiveRoom<Connection>); the room itself only needs RoomMember of them.
+ */
+export class ActiveRoom<C extends RoomMember = RoomMember> {
+  readonly connections = new Map<string, C>();
   /** Upgrades in flight (counted so the empty timer does not end the session under them). */
   pending = 0;
   emptyTimer: NodeJS.Timeout | null = null;
@@ -35,24 +50,24 @@ export class ActiveRoom {
     return this.room.id;
   }
 
-  presence(c: Connection) {
+  presence(c: RoomMember) {
     return { id: c.id, role: c.role, attributes: c.attributes };
   }
 
   /** Send one server message to many connections, encoded once. */
-  fanout(targets: Iterable<Connection>, type: string, header: unknown, tail?: Buffer) {
+  fanout(targets: Iterable<RoomMember>, type: string, header: unknown, tail?: Buffer) {
     const frames = encodeMessage(nextServerMessageId(), type, pack(header, tail));
     for (const t of targets) t.sendFrames(frames);
   }
 
   /** Other participants that see presence: messaging enabled and allowed to list. */
-  private watchers(except: Connection) {
-    const out: Connection[] = [];
+  private watchers(except: RoomMember) {
+    const out: RoomMember[] = [];
     for (const c of this.connections.values()) if (c !== except && c.messaging && c.scope.messagingList()) out.push(c);
     return out;
   }
 
-  enableMessaging(c: Connection) {
+  enableMessaging(c: RoomMember) {
     const already = c.messaging;
     c.messaging = true;
     const others = c.scope.messagingList() ? [...this.connections.values()].filter((o) => o !== c && o.messaging).map((o) => this.presence(o)) : [];
@@ -60,13 +75,13 @@ export class ActiveRoom {
     if (!already) this.fanout(this.watchers(c), "messaging.send", { from_participant_id: c.id, type: "participant.enabled", message: this.presence(c) });
   }
 
-  disableMessaging(c: Connection) {
+  disableMessaging(c: RoomMember) {
     if (!c.messaging) return;
     c.messaging = false;
     this.fanout(this.watchers(c), "messaging.send", { from_participant_id: c.id, type: "participant.disabled", message: { id: c.id } });
   }
 
-  attributesChanged(c: Connection) {
+  attributesChanged(c: RoomMember) {
     if (!c.messaging) return;
     this.fanout(this.watchers(c), "messaging.send", { from_participant_id: c.id, type: "participant.attributes", message: { attributes: c.attributes } });
   }

@@ -13,11 +13,11 @@ export const roomServerRoutes =
     app.get(
       "/room-storage/:room_id/*",
       {
+        config: { access: "public" },
         schema: {
           tags: ["rooms"],
           summary: "room_storage_download",
           description: "Downloads a room file through a URL from storage.download_url (signed, valid for one hour; no bearer).",
-          security: [],
           params: Type.Object({ room_id: Type.String(), "*": Type.String() }),
           querystring: Type.Object({ expires: Type.Integer(), signature: Type.String() }),
           response: { 200: Type.Unknown(), ...errors(400, 403, 404) },
@@ -32,11 +32,11 @@ export const roomServerRoutes =
         }
         if (!ctx.roomServer.verifyDownload(req.params.room_id, path, req.query.expires, req.query.signature))
           throw forbidden("the download URL is invalid or expired");
-        const room = await ctx.store.db.selectFrom("rooms").select("project_id").where("id", "=", req.params.room_id).executeTakeFirst();
-        if (!room) throw notFound("file");
+        const projectId = await ctx.rooms.projectOfRoomId(req.params.room_id);
+        if (projectId === null) throw notFound("file");
         let file;
         try {
-          file = await ctx.roomStorage.openRead({ projectId: room.project_id, roomId: req.params.room_id }, path);
+          file = await ctx.roomStorage.openRead({ projectId, roomId: req.params.room_id }, path);
         } catch {
           throw notFound("file");
         }

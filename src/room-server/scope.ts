@@ -1,3 +1,4 @@
+import { isObj } from "../core/json.js";
 import { denied, ErrorCode, ToolError } from "./protocol.js";
 
 /**
@@ -14,8 +15,8 @@ export class RoomScope {
     if (!this.api) throw denied("the token has no api grant, so it cannot call the room API");
     const s = this.api[name];
     if (s === undefined || s === null) throw denied(`the token's api grant has no ${name} section`);
-    if (typeof s !== "object" || Array.isArray(s)) throw denied(`the token's api.${name} grant is malformed`);
-    return s as Record<string, unknown>;
+    if (!isObj(s)) throw denied(`the token's api.${name} grant is malformed`);
+    return s;
   }
 
   /** The toolkit's grant must exist (enable/disable, open/drain/close need nothing more). */

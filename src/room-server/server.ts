@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from "fastify";
 import type { Clock } from "../core/clock.js";
 import type { EventBus } from "../core/events.js";
 import type { Invalidator } from "../core/invalidation.js";
+import { isObj } from "../core/json.js";
 import type { DB } from "../store/db.js";
 import type { RoomsService, RoomRow } from "../rooms/service.js";
 import { roomUrl } from "../rooms/service.js";
@@ -102,7 +103,7 @@ const validCloseCode = (code: number) => (code >= 3000 && code <= 4999) || [1000
 export class RoomServer {
   readonly nodeId = randomUUID();
   readonly ownership: Ownership;
-  private readonly rooms = new Map<string, ActiveRoom>();
+  private readonly rooms = new Map<string, ActiveRoom<Connection>>();
   private readonly locks = new Map<string, Promise<unknown>>();
   private readonly wss: WebSocketServer;
   private readonly toolkits: Record<string, Toolkit>;
@@ -267,7 +268,7 @@ export class RoomServer {
     });
   }
 
-  private flushStats(r: ActiveRoom) {
+  private flushStats(r: ActiveRoom<Connection>) {
     const s = r.stats;
     const f = r.flushed;
     if (s.messages === f.messages && s.queueSends === f.queueSends && s.queueReceives === f.queueReceives && s.bytesIn === f.bytesIn && s.bytesOut === f.bytesOut) return;
@@ -355,7 +356,7 @@ export class RoomServer {
   }
 
   /** The room's ActiveRoom here (pending + 1), or the live process that owns it. */
-  private activate(room: RoomRow): Promise<{ active: ActiveRoom; owner?: undefined } | { active?: undefined; owner: NodeInfo }> {
+  private activate(room: RoomRow): Promise<{ active: ActiveRoom<Connection>; owner?: undefined } | { active?: undefined; owner: NodeInfo }> {
     return this.lock(room.id, async () => {
       const existing = this.rooms.get(room.id);
       if (existing) {
@@ -368,7 +369,7 @@ export class RoomServer {
       for (const s of await this.deps.sessions.activeForRoom(room.id))
         if (s.node_id !== this.nodeId && (await this.ownership.isNodeDead(s.node_id))) await this.deps.sessions.end(s, "server_process_died", Number(s.heartbeat_at));
       const session = await this.deps.sessions.start(room, this.nodeId);
-      const active = new ActiveRoom(room, session);
+      const active = new ActiveRoom<Connection>(room, session);
       active.pending++;
       this.rooms.set(room.id, active);
       return { active };
@@ -435,7 +436,7 @@ export class RoomServer {
 
   // ---------------------------------------------------------------- participants
 
-  private join(active: ActiveRoom, ws: WebSocket, claims: ParticipantClaims) {
+  private join(active: ActiveRoom<Connection>, ws: WebSocket, claims: ParticipantClaims) {
     if (active.emptyTimer) {
       clearTimeout(active.emptyTimer);
       active.emptyTimer = null;
@@ -449,7 +450,7 @@ export class RoomServer {
         id: randomUUID(),
         name: claims.name,
         role: typeof role === "string" && role ? role : "user",
-        scope: new RoomScope(api && typeof api === "object" && !Array.isArray(api) ? (api as Record<string, unknown>) : undefined),
+        scope: new RoomScope(isObj(api) ? api : undefined),
         attributes: { name: claims.name },
       },
       this.config.maxMessageBytes,
@@ -474,7 +475,7 @@ export class RoomServer {
     void this.deps.sessions.join(active.session, { id: conn.id, name: conn.name, role: conn.role }, active.connections.size).catch((e) => this.log.warn({ err: e }, "could not record a join"));
   }
 
-  private leave(active: ActiveRoom, conn: Connection, code: number, reason: string) {
+  private leave(active: ActiveRoom<Connection>, conn: Connection, code: number, reason: string) {
     if (conn.closed) return;
     conn.shutdown();
     active.connections.delete(conn.id);
@@ -485,7 +486,7 @@ export class RoomServer {
     this.maybeEmpty(active);
   }
 
-  private maybeEmpty(active: ActiveRoom) {
+  private maybeEmpty(active: ActiveRoom<Connection>) {
     if (active.connections.size > 0 || active.pending > 0 || active.closing || active.emptyTimer) return;
     active.emptyTimer = setTimeout(() => {
       active.emptyTimer = null;
@@ -497,7 +498,7 @@ export class RoomServer {
     active.emptyTimer.unref();
   }
 
-  private recordErrorsLeft = new WeakMap<ActiveRoom, number>();
+  private recordErrorsLeft = new WeakMap<ActiveRoom<Connection>, number>();
   private recordError(conn: Connection, type: string, detail: Record<string, unknown>) {
     const left = this.recordErrorsLeft.get(conn.room) ?? 1000;
     if (left <= 0) return; // a misbehaving client cannot flood the session's event log
@@ -507,11 +508,11 @@ export class RoomServer {
 
   // ---------------------------------------------------------------- ending rooms
 
-  private endRoom(active: ActiveRoom, reason: string, code: number, text: string) {
+  private endRoom(active: ActiveRoom<Connection>, reason: string, code: number, text: string) {
     return this.lock(active.id, () => this.endRoomLocked(active, reason, code, text));
   }
 
-  private async endRoomLocked(active: ActiveRoom, reason: string, code: number, text: string) {
+  private async endRoomLocked(active: ActiveRoom<Connection>, reason: string, code: number, text: string) {
     if (this.rooms.get(active.id) !== active) return;
     active.closing = true;
     if (active.emptyTimer) clearTimeout(active.emptyTimer);

@@ -28,6 +28,9 @@ const byNameQ = prepared((q, projectId: string, name: string) =>
 export const roomsRepo = {
   byId: async (q: Queryable, projectId: string, id: string): Promise<RoomRow | undefined> => (await byIdQ(q, projectId, id))[0],
   byName: async (q: Queryable, projectId: string, name: string): Promise<RoomRow | undefined> => (await byNameQ(q, projectId, name))[0],
+  /** The project of a room, by the room's id alone (server-wide). */
+  projectOf: async (q: Queryable, id: string): Promise<string | undefined> =>
+    (await q.selectFrom("rooms").select("project_id").where("id", "=", id).executeTakeFirst())?.project_id,
   insert: (q: Queryable, row: RoomRow) => q.insertInto("rooms").values(row).execute(),
   update: (q: Queryable, id: string, patch: Partial<RoomRow>) => q.updateTable("rooms").set(patch).where("id", "=", id).execute(),
   delete: async (q: Queryable, id: string) => {

@@ -4,10 +4,9 @@ import type { FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
 import { atLeast, type ProjectAccess } from "../auth/principal.js";
 import { forbidden } from "../core/errors.js";
-import { AnyObject, errors, Nullable, Ok, QueryInt, Uuid } from "../core/http.js";
-import { fullScope, userDefaultScope } from "../tokens/scope.js";
-import type { Signer } from "../tokens/service.js";
-import { roomJson, roomUrl, type RoomRow } from "./service.js";
+import { AnyObject, errors, Nullable, Ok, ProjectParams, QueryInt, Uuid } from "../core/http.js";
+import { userDefaultScope } from "../tokens/scope.js";
+import { roomJson, type RoomRow } from "./service.js";
 
 export const Room = Type.Object(
   {
@@ -31,13 +30,13 @@ export function seesAllRooms(a: ProjectAccess) {
 export const roomRoutes =
   (ctx: AppContext): FastifyPluginAsyncTypebox =>
   async (app) => {
-    const { auth, rooms, grants, tokens } = ctx;
+    const { rooms, grants } = ctx;
     const tags = ["rooms"];
 
     /** A room a member/participant may read: 403 without a grant (or for a participant of another room). */
-    async function readableRoom(req: FastifyRequest, projectId: string, name: string): Promise<RoomRow> {
-      const a = await auth.projectAccess(req, projectId);
-      const room = await rooms.byName(projectId, name);
+    async function readableRoom(req: FastifyRequest, name: string): Promise<RoomRow> {
+      const a = req.projectAccess;
+      const room = await rooms.byName(a.projectId, name);
       if (seesAllRooms(a)) return room;
       if (a.principal.kind === "participant") {
         if (a.principal.room !== room.name) throw forbidden("a participant token may only read its own room");
@@ -50,6 +49,7 @@ export const roomRoutes =
     app.post(
       "/accounts/projects/:project_id/rooms",
       {
+        config: { access: "member" },
         schema: {
           tags,
           summary: "create_room",
@@ -57,7 +57,7 @@ export const roomRoutes =
             "Creates a room. `permissions` = initial grants keyed by user id (each an ApiScope). With `if_not_exists` an existing room " +
             "is returned unchanged (200); otherwise a duplicate name is 409. Admins, developers and API keys may create rooms; members " +
             "need can_create_rooms, may name only themselves in `permissions`, and get a grant (user_default scope) on the room they create.",
-          params: Type.Object({ project_id: Uuid }),
+          params: ProjectParams,
           body: Type.Object({
             name: Type.String(),
             if_not_exists: Nullable(Type.Boolean()),
@@ -65,12 +65,12 @@ export const roomRoutes =
             annotations: Nullable(AnyObject),
             permissions: Nullable(AnyObject),
           }),
-          response: { 200: Type.Ref("Room"), 201: Type.Ref("Room"), ...errors(400, 401, 403, 404, 409) },
+          response: { 200: Type.Ref("Room"), 201: Type.Ref("Room"), ...errors(400, 403, 409) },
         },
       },
       async (req, reply) => {
         const pid = req.params.project_id;
-        const a = await auth.projectAccess(req, pid);
+        const a = req.projectAccess;
         if (!a.canCreateRooms) throw forbidden("creating rooms needs the developer role or can_create_rooms");
         const initial = grants.checkInitial(req.body.permissions);
         if (!atLeast(a.role, "developer")) {
@@ -87,24 +87,25 @@ export const roomRoutes =
     app.get(
       "/accounts/projects/:project_id/rooms",
       {
+        config: { access: "member" },
         schema: {
           tags,
           summary: "list_rooms",
           description:
             "Pages of rooms ordered by `room_name` (default) or `created_at` (oldest first), `filter` = substring of the name. " +
             "Members see only the rooms they hold a grant on. `total` counts every match.",
-          params: Type.Object({ project_id: Uuid }),
+          params: ProjectParams,
           querystring: Type.Object({
             limit: QueryInt({ maximum: 100000 }),
             offset: QueryInt(),
             order_by: Type.Optional(Type.String()),
             filter: Type.Optional(Type.String()),
           }),
-          response: { 200: Type.Object({ rooms: Type.Array(Type.Ref("Room")), total: Type.Integer() }), ...errors(400, 401, 404) },
+          response: { 200: Type.Object({ rooms: Type.Array(Type.Ref("Room")), total: Type.Integer() }), ...errors(400) },
         },
       },
       async (req) => {
-        const a = await auth.projectAccess(req, req.params.project_id);
+        const a = req.projectAccess;
         const scope = seesAllRooms(a)
           ? {}
           : a.principal.kind === "participant"
@@ -117,31 +118,32 @@ export const roomRoutes =
     app.get(
       "/accounts/projects/:project_id/rooms/:room_name",
       {
+        config: { access: "member" },
         schema: {
           tags,
           summary: "get_room",
           description: "A room by name. Members need a grant on it (403 otherwise); a participant token reads its own room.",
           params: ByName,
-          response: { 200: Type.Ref("Room"), ...errors(401, 403, 404) },
+          response: { 200: Type.Ref("Room"), ...errors(403) },
         },
       },
-      async (req) => roomJson(await readableRoom(req, req.params.project_id, req.params.room_name)),
+      async (req) => roomJson(await readableRoom(req, req.params.room_name)),
     );
 
     app.put(
       "/accounts/projects/:project_id/rooms/:room_id",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "update_room",
           description: "Renames a room (grants, shares and everything else stay with it) and replaces metadata/annotations when given.",
           params: ById,
           body: Type.Object({ name: Type.String(), metadata: Nullable(AnyObject), annotations: Nullable(AnyObject) }),
-          response: { 200: Type.Ref("Room"), ...errors(400, 401, 403, 404, 409) },
+          response: { 200: Type.Ref("Room"), ...errors(400, 409) },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return roomJson(await rooms.update(req.params.project_id, req.params.room_id, req.body as never));
       },
     );
@@ -149,16 +151,16 @@ export const roomRoutes =
     app.delete(
       "/accounts/projects/:project_id/rooms/:room_id",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "delete_room",
           description: "Deletes the room and, in the same transaction, everything that belongs to it (grants, shares, and other areas' rows).",
           params: ById,
-          response: { 200: Ok, ...errors(401, 403, 404) },
+          response: { 200: Ok },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         await rooms.delete(req.params.project_id, req.params.room_id);
         return { ok: true };
       },
@@ -167,6 +169,7 @@ export const roomRoutes =
     app.post(
       "/accounts/projects/:project_id/rooms/:room_name/connect",
       {
+        config: { access: "member" },
         schema: {
           tags,
           summary: "connect_room",
@@ -177,36 +180,11 @@ export const roomRoutes =
           params: ByName,
           response: {
             200: Type.Object({ jwt: Type.String(), room_name: Type.String(), project_id: Type.String(), room_url: Type.String() }),
-            ...errors(401, 403, 404),
+            ...errors(403),
           },
         },
       },
-      async (req) => {
-        const pid = req.params.project_id;
-        const a = await auth.projectAccess(req, pid);
-        const p = a.principal;
-        let room: RoomRow;
-        let api;
-        let name: string;
-        let signer: Signer;
-        if (p.kind === "participant") throw forbidden("a participant token cannot mint room tokens");
-        if (p.kind === "api_key") {
-          room = (await grants.connectLookup(pid, req.params.room_name, null)).room;
-          api = fullScope();
-          name = `apikey-${p.keyId}`;
-          signer = { kind: "api_key", keyId: p.keyId };
-        } else {
-          const g = await grants.connectLookup(pid, req.params.room_name, p.userId);
-          room = g.room;
-          if (atLeast(a.role, "developer")) api = fullScope();
-          else if (g.scope) api = g.scope;
-          else throw forbidden("you have no grant on this room");
-          name = g.email ?? p.userId;
-          signer = { kind: "project" };
-        }
-        const jwt = await tokens.mint({ projectId: pid, signer, name, room: room.name, role: "user", api });
-        return { jwt, room_name: room.name, project_id: pid, room_url: roomUrl(ctx.config.publicUrl, room.name) };
-      },
+      async (req) => ctx.roomConnector.connect(req.projectAccess, req.params.room_name),
     );
   };
 

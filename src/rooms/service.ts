@@ -3,8 +3,10 @@ import { iso } from "../core/clock.js";
 import { badRequest, conflict, notFound } from "../core/errors.js";
 import type { EventBus } from "../core/events.js";
 import { isUuid, newId } from "../core/ids.js";
+import { isObj } from "../core/json.js";
 import { pageOffset, pageSize } from "../core/paging.js";
 import { inTx, type DB, type Queryable, type Tx } from "../store/db.js";
+import { isUniqueViolation } from "../store/errors.js";
 import { roomsRepo, type RoomListQuery, type RoomOrder, type RoomRow } from "./repo.js";
 
 export type { RoomRow } from "./repo.js";
@@ -36,20 +38,14 @@ export function checkRoomName(name: unknown, field = "name"): string {
 }
 
 function checkAnnotations(a: unknown): Record<string, string> {
-  if (typeof a !== "object" || a === null || Array.isArray(a)) throw badRequest("annotations must be an object of strings");
+  if (!isObj(a)) throw badRequest("annotations must be an object of strings");
   for (const [k, v] of Object.entries(a)) if (typeof v !== "string") throw badRequest(`annotations.${k} must be a string`);
   return a as Record<string, string>;
 }
 
 function checkMetadata(m: unknown): Record<string, unknown> {
-  if (typeof m !== "object" || m === null || Array.isArray(m)) throw badRequest("metadata must be a JSON object");
-  return m as Record<string, unknown>;
-}
-
-/** A unique-constraint violation on either dialect. */
-export function isUniqueViolation(e: unknown): boolean {
-  const code = (e as { code?: unknown })?.code;
-  return code === "23505" || code === "SQLITE_CONSTRAINT_UNIQUE" || code === "SQLITE_CONSTRAINT_PRIMARYKEY";
+  if (!isObj(m)) throw badRequest("metadata must be a JSON object");
+  return m;
 }
 
 /**
@@ -92,6 +88,11 @@ export class RoomsService {
     const r = isUuid(id) ? await roomsRepo.byId(q, projectId, id) : undefined;
     if (!r) throw notFound("room");
     return r;
+  }
+
+  /** The project a room belongs to, by the room's id alone (a signed room-storage URL names only the room); null when there is none. */
+  async projectOfRoomId(roomId: string, q: Queryable = this.db): Promise<string | null> {
+    return (await roomsRepo.projectOf(q, roomId)) ?? null;
   }
 
   /** A room by id or, failing that, by name (grant routes accept either). */

@@ -32,7 +32,7 @@ export const NO_CONTAINER_RUNTIME = "no container runtime: this server cannot st
  * in the room's storage, holding the payload as JSON. One file per run; a retried run rewrites the same file.
  */
 export function storageFileFor(storagePath: string, taskId: string, scheduledTime: number): string {
-  const stamp = new Date(scheduledTime).toISOString().replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+  const stamp = iso(scheduledTime).replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
   return [...storagePathSegments(storagePath, "storage_write_path"), `${stamp}-${taskId}.json`].join("/");
 }
 

@@ -1,11 +1,10 @@
 import { Type, type TSchema } from "@sinclair/typebox";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { AppContext } from "../context.js";
-import { AnyObject, errors, Nullable, QueryInt, Uuid } from "../core/http.js";
+import { AnyObject, errors, Nullable, OrNull, ProjectParams, QueryInt, Uuid } from "../core/http.js";
 import { MAX_PREVIEW, type FlatBody, type SpecBody } from "./service.js";
 import { MAX_CATCH_UP } from "./spec.js";
 
-const N = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const Annotations = Type.Record(Type.String(), Type.String());
 const Loose = { additionalProperties: true };
 
@@ -38,23 +37,23 @@ const Task = Type.Object(
     room_id: Type.String(),
     room_name: Type.String(),
     spec: Type.Ref("ScheduledTaskSpec"),
-    queue_name: N(Type.String()),
+    queue_name: OrNull(Type.String()),
     payload: AnyObject,
-    container: N(Type.Object({}, Loose)),
+    container: OrNull(Type.Object({}, Loose)),
     schedule: Type.String(),
     active: Type.Boolean(),
     once: Type.Boolean(),
     annotations: Annotations,
-    storage_write_path: N(Type.String()),
-    last_run_id: N(Type.Integer()),
-    last_start_time: N(Type.String({ format: "date-time" })),
-    last_end_time: N(Type.String({ format: "date-time" })),
-    last_status: N(Type.String()),
-    last_return_message: N(Type.String()),
+    storage_write_path: OrNull(Type.String()),
+    last_run_id: OrNull(Type.Integer()),
+    last_start_time: OrNull(Type.String({ format: "date-time" })),
+    last_end_time: OrNull(Type.String({ format: "date-time" })),
+    last_status: OrNull(Type.String()),
+    last_return_message: OrNull(Type.String()),
     timezone: Type.String({ description: "extension: IANA time zone the cron expression is evaluated in" }),
     misfire_policy: Type.String({ description: "extension: skip | run_once | catch_up" }),
     catch_up_max: Type.Integer({ description: "extension: most missed due times catch_up fires" }),
-    next_run_at: N(Type.String({ format: "date-time", description: "extension: when it fires next; null when inactive" })),
+    next_run_at: OrNull(Type.String({ format: "date-time", description: "extension: when it fires next; null when inactive" })),
     created_at: Type.String({ format: "date-time" }),
     updated_at: Type.String({ format: "date-time" }),
   },
@@ -68,17 +67,17 @@ const Run = Type.Object(
     project_id: Type.String(),
     room_id: Type.String(),
     room_name: Type.String(),
-    queued_message_id: N(Type.String()),
+    queued_message_id: OrNull(Type.String()),
     target: Type.String({ description: "queue | container" }),
     status: Type.String({ description: "submitted (delivered) or failed" }),
     attempt_count: Type.Integer(),
-    error: N(Type.String()),
-    container_id: N(Type.String()),
+    error: OrNull(Type.String()),
+    container_id: OrNull(Type.String()),
     scheduled_time: Type.String({ format: "date-time" }),
-    timeout_at: N(Type.String()),
-    started_at: N(Type.String({ format: "date-time" })),
-    lease_expires_at: N(Type.String()),
-    completed_at: N(Type.String({ format: "date-time" })),
+    timeout_at: OrNull(Type.String()),
+    started_at: OrNull(Type.String({ format: "date-time" })),
+    lease_expires_at: OrNull(Type.String()),
+    completed_at: OrNull(Type.String({ format: "date-time" })),
   },
   { $id: "ScheduledTaskRun" },
 );
@@ -114,17 +113,17 @@ export const schedulerRoutes =
     app.post(
       `${P}/rooms/:room_name/scheduled-tasks`,
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "create_scheduled_task (0.39.9)",
           description: "Body `{spec, timezone?, misfire_policy?, catch_up_max?}`. 404 when the room does not exist; 409 when the room has a task with the same metadata.name.",
           params: Type.Object({ project_id: Uuid, room_name: Type.String({ minLength: 1 }) }),
           body: Type.Object({ spec: SpecField, ...Settings }),
-          response: { 201: Created, ...errors(400, 401, 403, 404, 409) },
+          response: { 201: Created, ...errors(400, 409) },
         },
       },
       async (req, reply) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         const task = await scheduler.createInRoom(req.params.project_id, req.params.room_name, req.body as SpecBody);
         reply.code(201);
         return { task_id: task.id, task };
@@ -134,17 +133,17 @@ export const schedulerRoutes =
     app.post(
       `${P}/scheduled-tasks`,
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "create_scheduled_task (legacy flat form, ≤ 0.39.3)",
           description: "`room_name`, `queue_name` and `schedule` are required; `id` picks the task id (409 when taken). `{room_name, spec}` works too.",
-          params: Type.Object({ project_id: Uuid }),
+          params: ProjectParams,
           body: Type.Object({ id: Nullable(Type.String()), spec: Type.Optional(SpecField), ...Flat, ...Settings }),
-          response: { 201: Created, ...errors(400, 401, 403, 404, 409) },
+          response: { 201: Created, ...errors(400, 409) },
         },
       },
       async (req, reply) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         const task = await scheduler.createFlat(req.params.project_id, req.body as FlatBody);
         reply.code(201);
         return { task_id: task.id, task };
@@ -154,6 +153,7 @@ export const schedulerRoutes =
     app.put(
       `${P}/scheduled-tasks/:task_id`,
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "update_scheduled_task",
@@ -162,29 +162,26 @@ export const schedulerRoutes =
             "Pause and resume with `active` (resuming starts the schedule from now).",
           params: TaskParams,
           body: Type.Object({ spec: Type.Optional(SpecField), ...Flat, ...Settings }),
-          response: { 200: Type.Ref("ScheduledTask"), ...errors(400, 401, 403, 404, 409) },
+          response: { 200: Type.Ref("ScheduledTask"), ...errors(400, 409) },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return scheduler.update(req.params.project_id, req.params.task_id, req.body as FlatBody);
       },
     );
 
     app.get(
       `${P}/scheduled-tasks/:task_id`,
-      { schema: { tags, summary: "get a scheduled task", params: TaskParams, response: { 200: Type.Ref("ScheduledTask"), ...errors(401, 403, 404) } } },
+      { config: { access: "developer" }, schema: { tags, summary: "get a scheduled task", params: TaskParams, response: { 200: Type.Ref("ScheduledTask") } } },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return scheduler.get(req.params.project_id, req.params.task_id);
       },
     );
 
     app.delete(
       `${P}/scheduled-tasks/:task_id`,
-      { schema: { tags, summary: "delete_scheduled_task", description: "204; its runs go with it.", params: TaskParams, response: { 204: Type.Null({ description: "no body" }), ...errors(401, 403, 404) } } },
+      { config: { access: "developer" }, schema: { tags, summary: "delete_scheduled_task", description: "204; its runs go with it.", params: TaskParams, response: { 204: Type.Null({ description: "no body" }) } } },
       async (req, reply) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         await scheduler.delete(req.params.project_id, req.params.task_id);
         return reply.code(204).send(null);
       },
@@ -193,12 +190,13 @@ export const schedulerRoutes =
     app.get(
       `${P}/scheduled-tasks`,
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "list_scheduled_tasks",
           description:
             "Ordered by creation. Filters: room_id (0.39.9), room_name (legacy), task_id, active, filter (case-insensitive substring of the id, name, queue, schedule or room name). `limit` defaults to 100, at most 1000.",
-          params: Type.Object({ project_id: Uuid }),
+          params: ProjectParams,
           querystring: Type.Object({
             limit: QueryInt(),
             offset: QueryInt(),
@@ -208,11 +206,10 @@ export const schedulerRoutes =
             active: Type.Optional(Type.Boolean()),
             filter: Type.Optional(Type.String()),
           }),
-          response: { 200: Type.Object({ tasks: Type.Array(Type.Ref("ScheduledTask")), total: Type.Integer() }), ...errors(400, 401, 403, 404) },
+          response: { 200: Type.Object({ tasks: Type.Array(Type.Ref("ScheduledTask")), total: Type.Integer() }), ...errors(400) },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return scheduler.list(req.params.project_id, req.query);
       },
     );
@@ -220,17 +217,17 @@ export const schedulerRoutes =
     app.get(
       `${P}/scheduled-tasks/:task_id/runs`,
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "list_scheduled_task_runs",
           description: "Newest first. `limit` defaults to 100, at most 1000.",
           params: TaskParams,
           querystring: Type.Object({ limit: QueryInt(), offset: QueryInt() }),
-          response: { 200: Type.Object({ runs: Type.Array(Type.Ref("ScheduledTaskRun")), total: Type.Integer() }), ...errors(400, 401, 403, 404) },
+          response: { 200: Type.Object({ runs: Type.Array(Type.Ref("ScheduledTaskRun")), total: Type.Integer() }), ...errors(400) },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return scheduler.runs(req.params.project_id, req.params.task_id, req.query);
       },
     );
@@ -238,6 +235,7 @@ export const schedulerRoutes =
     app.get(
       `${P}/scheduled-tasks/:task_id/preview`,
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "preview the next runs of a scheduled task (extension)",
@@ -253,12 +251,11 @@ export const schedulerRoutes =
               once: Type.Boolean(),
               next_runs: Type.Array(Type.String({ format: "date-time" })),
             }),
-            ...errors(400, 401, 403, 404),
+            ...errors(400),
           },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return scheduler.preview(req.params.project_id, req.params.task_id, req.query.n ?? 5);
       },
     );

@@ -1,13 +1,13 @@
 import type { Clock } from "../core/clock.js";
-import { iso } from "../core/clock.js";
+import { iso, isoOrNull } from "../core/clock.js";
 import { ApiError, badRequest, conflict, notFound } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { Invalidator } from "../core/invalidation.js";
 import { pageOffset, pageSize } from "../core/paging.js";
 import type { SchedulerConfig } from "../config.js";
-import type { RoomsService } from "../rooms/service.js";
-import type { RoomRow } from "../rooms/repo.js";
+import type { RoomRow, RoomsService } from "../rooms/service.js";
 import { inTx, type Store } from "../store/db.js";
+import { isUniqueViolation } from "../store/errors.js";
 import { schedulerRepo, type RunWithRoom, type TaskRow, type TaskWithRoom } from "./repo.js";
 import { parseSchedule, ScheduleError, type Schedule } from "./schedule.js";
 import {
@@ -38,15 +38,15 @@ export function taskJson(r: TaskWithRoom) {
     annotations: spec.metadata.annotations,
     storage_write_path: spec.queue?.storage_write_path ?? null,
     last_run_id: r.last_run_id,
-    last_start_time: r.last_start_time === null ? null : iso(r.last_start_time),
-    last_end_time: r.last_end_time === null ? null : iso(r.last_end_time),
+    last_start_time: isoOrNull(r.last_start_time),
+    last_end_time: isoOrNull(r.last_end_time),
     last_status: r.last_status,
     last_return_message: r.last_return_message,
     // extensions (ScheduledTask ignores unknown keys)
     timezone: r.timezone,
     misfire_policy: r.misfire_policy,
     catch_up_max: r.catch_up_max,
-    next_run_at: r.next_run_at === null ? null : iso(r.next_run_at),
+    next_run_at: isoOrNull(r.next_run_at),
     created_at: iso(r.created_at),
     updated_at: iso(r.updated_at),
   };
@@ -99,11 +99,6 @@ export interface FlatBody extends SettingsInput {
 const FLAT_FIELDS = ["queue_name", "payload", "schedule", "active", "once", "annotations", "storage_write_path"] as const;
 const TASK_ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 export const MAX_PREVIEW = 100;
-
-function isUniqueViolation(err: unknown): boolean {
-  const e = err as { code?: string };
-  return e?.code === "23505" || e?.code === "SQLITE_CONSTRAINT_UNIQUE" || e?.code === "SQLITE_CONSTRAINT_PRIMARYKEY";
-}
 
 const TOPIC = "scheduler";
 

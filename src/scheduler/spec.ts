@@ -1,4 +1,5 @@
 import { badRequest } from "../core/errors.js";
+import { isObj } from "../core/json.js";
 import { checkQueueName } from "../queues/service.js";
 import { canonicalTimeZone, MISFIRE_POLICIES, type MisfirePolicy } from "./schedule.js";
 
@@ -124,15 +125,15 @@ function check(s: Schema, v: unknown, path: string): unknown {
       if (!Array.isArray(v)) throw badRequest(`${path} must be an array, not ${typeName(v)}`);
       return v.map((x, i) => check(s.of, x, `${path}[${i}]`));
     case "strings": {
-      if (typeof v !== "object" || v === null || Array.isArray(v)) throw badRequest(`${path} must be an object of strings, not ${typeName(v)}`);
+      if (!isObj(v)) throw badRequest(`${path} must be an object of strings, not ${typeName(v)}`);
       for (const [k, x] of Object.entries(v)) if (typeof x !== "string") throw badRequest(`${path}.${k} must be a string, not ${typeName(x)}`);
       return { ...(v as Record<string, string>) };
     }
     case "json":
-      if (typeof v !== "object" || v === null || Array.isArray(v)) throw badRequest(`${path} must be a JSON object, not ${typeName(v)}`);
+      if (!isObj(v)) throw badRequest(`${path} must be a JSON object, not ${typeName(v)}`);
       return v;
     case "object": {
-      if (typeof v !== "object" || v === null || Array.isArray(v)) throw badRequest(`${path} must be an object, not ${typeName(v)}`);
+      if (!isObj(v)) throw badRequest(`${path} must be an object, not ${typeName(v)}`);
       if (s.open) return v;
       const out: Record<string, unknown> = {};
       for (const [k, x] of Object.entries(v)) {

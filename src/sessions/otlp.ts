@@ -4,8 +4,8 @@ import { promisify } from "node:util";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
 import { ApiError, badRequest, notFound, unauthorized } from "../core/errors.js";
-import { AuthService } from "../auth/service.js";
-import { grantOf } from "../tokens/service.js";
+import { isObj, type Obj } from "../core/json.js";
+import { callerParticipant } from "../auth/plugin.js";
 import type { NewMetric, NewSpan } from "./repo.js";
 
 /**
@@ -42,8 +42,6 @@ const MAX_ITEMS = 10_000;
 const gunzipAsync = promisify(gunzip);
 const inflateAsync = promisify(inflate);
 
-type Obj = Record<string, unknown>;
-const isObj = (v: unknown): v is Obj => typeof v === "object" && v !== null && !Array.isArray(v);
 const list = (v: unknown): Obj[] => (Array.isArray(v) ? v.filter(isObj) : []);
 
 /** OTLP/JSON allows snake_case field names too; object keys only (attribute keys live in values). */
@@ -257,15 +255,12 @@ export function otlpRoutes(ctx: AppContext) {
 
     /** The caller's session: a participant JWT with a room grant, the room, its running (else latest) session. */
     async function sessionFor(req: FastifyRequest) {
-      const bearer = AuthService.bearerOf(req);
-      if (!bearer) throw unauthorized("a participant token is required");
-      const claims = await ctx.tokens.verify(bearer);
-      const roomName = grantOf(claims, "room");
-      if (typeof roomName !== "string") throw unauthorized("the token has no room grant");
-      const room = await ctx.rooms.byName(claims.sub, roomName);
+      const p = callerParticipant(req);
+      if (p.room === undefined) throw unauthorized("the token has no room grant");
+      const room = await ctx.rooms.byName(p.projectId, p.room);
       const session = await ctx.sessions.currentForRoom(room.id);
       if (!session) throw notFound("session");
-      return { session, who: claims.name };
+      return { session, who: p.name };
     }
 
     const schema = (signal: Signal) => ({
@@ -274,10 +269,9 @@ export function otlpRoutes(ctx: AppContext) {
       description:
         `OTLP/HTTP ${signal} export (application/x-protobuf or application/json, optionally gzip). The bearer is a participant JWT; ` +
         `the data is attached to its room's running session (else the latest) and read back with list_session_${signal === "traces" ? "spans" : signal === "metrics" ? "metrics" : "events"}.`,
-      security: [{ bearer: [] }],
     });
 
-    app.post("/v1/traces", { schema: schema("traces") }, async (req, reply) => {
+    app.post("/v1/traces", { config: { access: "participant" }, schema: schema("traces") }, async (req, reply) => {
       const { session, who } = await sessionFor(req);
       const { body, proto } = await decode(req, "traces");
       const spans = spansOf(body, proto, session.id, who);
@@ -285,7 +279,7 @@ export function otlpRoutes(ctx: AppContext) {
       return respond(reply, "traces", proto, Math.max(0, spans.length - MAX_ITEMS), `at most ${MAX_ITEMS} spans per request`);
     });
 
-    app.post("/v1/metrics", { schema: schema("metrics") }, async (req, reply) => {
+    app.post("/v1/metrics", { config: { access: "participant" }, schema: schema("metrics") }, async (req, reply) => {
       const { session, who } = await sessionFor(req);
       const { body, proto } = await decode(req, "metrics");
       const points = metricsOf(body, session.id, who, ctx.clock.now());
@@ -293,7 +287,7 @@ export function otlpRoutes(ctx: AppContext) {
       return respond(reply, "metrics", proto, Math.max(0, points.length - MAX_ITEMS), `at most ${MAX_ITEMS} data points per request`);
     });
 
-    app.post("/v1/logs", { schema: schema("logs") }, async (req, reply) => {
+    app.post("/v1/logs", { config: { access: "participant" }, schema: schema("logs") }, async (req, reply) => {
       const { session, who } = await sessionFor(req);
       const { body, proto } = await decode(req, "logs");
       const logs = logsOf(body, proto, who, ctx.clock.now());

@@ -1,7 +1,7 @@
 import { Type } from "@sinclair/typebox";
 import type { FastifyPluginAsyncTypebox, TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { AppContext } from "../context.js";
-import { AnyObject, errors, ProjectParams, Uuid } from "../core/http.js";
+import { AnyObject, errors, OrNull, ProjectParams, Uuid } from "../core/http.js";
 import { isUuid } from "../core/ids.js";
 
 const tags = ["sessions"];
@@ -9,14 +9,14 @@ const tags = ["sessions"];
 const RoomSession = Type.Object(
   {
     id: Type.String(),
-    room_id: Type.Union([Type.String(), Type.Null()]),
+    room_id: OrNull(Type.String()),
     room_name: Type.String(),
     created_at: Type.String({ format: "date-time" }),
     is_active: Type.Boolean(),
     participants: Type.Record(Type.String(), Type.Integer(), {
       description: "Participants by role: connected now for an active session; everyone who joined for an ended one",
     }),
-    ended_at: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+    ended_at: OrNull(Type.String({ format: "date-time" })),
   },
   { $id: "RoomSession", additionalProperties: true },
 );
@@ -35,16 +35,16 @@ export const sessionRoutes =
     app.get(
       "/accounts/projects/:project_id/sessions/active",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "list_active_sessions",
           description: "Sessions running now (a room with participants, or empty for less than MESHAGENT_ROOM_EMPTY_TIMEOUT), newest first.",
           params: ProjectParams,
-          response: { 200: Sessions, ...errors(401, 403, 404) },
+          response: { 200: Sessions },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return { sessions: await sessions.listActive(req.params.project_id) };
       },
     );
@@ -52,18 +52,18 @@ export const sessionRoutes =
     app.get(
       "/accounts/projects/:project_id/sessions",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "list_recent_sessions",
           description: "The latest sessions, newest first. `limit` defaults to 25 (at most 1000); `room_id` (an id, or a room name) narrows to one room.",
           params: ProjectParams,
           querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1 })), room_id: Type.Optional(Type.String()) }),
-          response: { 200: Sessions, ...errors(400, 401, 403, 404) },
+          response: { 200: Sessions, ...errors(400) },
         },
       },
       async (req) => {
         const pid = req.params.project_id;
-        await auth.projectAccess(req, pid, "developer");
         const limit = Math.min(req.query.limit ?? 25, 1000);
         let roomId: string | undefined;
         const ref = req.query.room_id;
@@ -82,16 +82,16 @@ export const sessionRoutes =
     app.get(
       "/accounts/projects/:project_id/sessions/:session_id",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "get_session",
           description: "One session: the RoomSession keys plus ended_at, end_reason, participant_seconds and participant_list.",
           params: SessionParams,
-          response: { 200: AnyObject, ...errors(401, 403, 404) },
+          response: { 200: AnyObject },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return sessions.get(req.params.project_id, req.params.session_id);
       },
     );
@@ -99,6 +99,7 @@ export const sessionRoutes =
     app.get(
       "/accounts/projects/:project_id/sessions/:session_id/events",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "list_session_events",
@@ -108,12 +109,11 @@ export const sessionRoutes =
           params: SessionParams,
           response: {
             200: Type.Object({ events: Type.Array(Type.Object({ type: Type.String(), data: Type.Unknown(), created_at: Type.String() })) }),
-            ...errors(401, 403, 404),
+            ...errors(),
           },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return { events: await sessions.listEvents(req.params.project_id, req.params.session_id) };
       },
     );
@@ -121,6 +121,7 @@ export const sessionRoutes =
     app.get(
       "/accounts/projects/:project_id/sessions/:session_id/spans",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "list_session_spans",
@@ -128,11 +129,10 @@ export const sessionRoutes =
             "Spans participants sent to POST /v1/traces during the session: trace_id, span_id, parent_span_id, span_name (and name), " +
             "created_at (start), duration (ns), span_attributes, resource_attributes, kind, status_code, status_message, participant_name.",
           params: SessionParams,
-          response: { 200: Type.Object({ spans: Type.Array(AnyObject) }), ...errors(401, 403, 404) },
+          response: { 200: Type.Object({ spans: Type.Array(AnyObject) }) },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return { spans: await sessions.listSpans(req.params.project_id, req.params.session_id) };
       },
     );
@@ -140,6 +140,7 @@ export const sessionRoutes =
     app.get(
       "/accounts/projects/:project_id/sessions/:session_id/metrics",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "list_session_metrics",
@@ -149,11 +150,10 @@ export const sessionRoutes =
             "and the cumulative sums room.messages, room.queue.sent, room.queue.received, room.bytes_in and room.bytes_out; " +
             "agents add theirs through POST /v1/metrics.",
           params: SessionParams,
-          response: { 200: Type.Object({ metrics: Type.Array(AnyObject) }), ...errors(401, 403, 404) },
+          response: { 200: Type.Object({ metrics: Type.Array(AnyObject) }) },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return { metrics: await sessions.listMetrics(req.params.project_id, req.params.session_id) };
       },
     );
@@ -163,16 +163,16 @@ export const sessionRoutes =
       plain.withTypeProvider<TypeBoxTypeProvider>().post(
         "/accounts/projects/:project_id/sessions/:session_id/terminate",
         {
+          config: { access: "developer" },
           schema: {
             tags,
             summary: "terminate",
             description: "Ends the session: every participant's socket closes with code 1000 (the clients do not reconnect). Idempotent.",
             params: SessionParams,
-            response: { 204: Type.Null(), ...errors(401, 403, 404) },
+            response: { 204: Type.Null() },
           },
         },
         async (req, reply) => {
-          await auth.projectAccess(req, req.params.project_id, "developer");
           const row = await sessions.row(req.params.project_id, req.params.session_id);
           await ctx.roomServer.terminate(row);
           return reply.code(204).send(null);

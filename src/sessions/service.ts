@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.js";
-import { iso } from "../core/clock.js";
+import { iso, isoOrNull } from "../core/clock.js";
 import { notFound } from "../core/errors.js";
 import type { EventBus } from "../core/events.js";
 import { isUuid, newId } from "../core/ids.js";
@@ -30,7 +30,7 @@ export function sessionJson(s: SessionRow, participants: Record<string, number>)
     created_at: iso(s.created_at),
     is_active: !!s.is_active,
     participants,
-    ended_at: s.ended_at === null ? null : iso(s.ended_at),
+    ended_at: isoOrNull(s.ended_at),
   };
 }
 

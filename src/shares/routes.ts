@@ -1,7 +1,7 @@
 import { Type } from "@sinclair/typebox";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { AppContext } from "../context.js";
-import { AnyObject, errors, Nullable, Ok, QueryInt, Uuid } from "../core/http.js";
+import { AnyObject, errors, Nullable, Ok, ProjectParams, QueryInt, Uuid } from "../core/http.js";
 
 const Share = Type.Object(
   { id: Type.String(), project_id: Type.String(), settings: AnyObject, uses: Type.Integer(), created_at: Type.String() },
@@ -19,6 +19,7 @@ export const shareRoutes =
     app.post(
       "/accounts/projects/:project_id/shares",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "create_share",
@@ -26,13 +27,12 @@ export const shareRoutes =
             "Settings keys read by the server: room (room name), role (user|agent|tool), api (ApiScope; default user_default), " +
             "name (participant name; default guest), expires_at (ISO 8601 or epoch seconds), max_uses, token_ttl (seconds). " +
             "Other keys are stored and returned as given.",
-          params: Type.Object({ project_id: Uuid }),
+          params: ProjectParams,
           body: SettingsBody,
-          response: { 201: Type.Ref("RoomShare"), ...errors(400, 401, 403, 404) },
+          response: { 201: Type.Ref("RoomShare"), ...errors(400) },
         },
       },
       async (req, reply) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         reply.code(201);
         return shares.create(req.params.project_id, req.body.settings);
       },
@@ -41,16 +41,16 @@ export const shareRoutes =
     app.get(
       "/accounts/projects/:project_id/shares",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "list_shares",
-          params: Type.Object({ project_id: Uuid }),
+          params: ProjectParams,
           querystring: Type.Object({ limit: QueryInt({ maximum: 100000 }), offset: QueryInt() }),
-          response: { 200: Type.Object({ shares: Type.Array(Type.Ref("RoomShare")), total: Type.Integer() }), ...errors(400, 401, 403, 404) },
+          response: { 200: Type.Object({ shares: Type.Array(Type.Ref("RoomShare")), total: Type.Integer() }), ...errors(400) },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return shares.list(req.params.project_id, req.query);
       },
     );
@@ -58,26 +58,25 @@ export const shareRoutes =
     app.put(
       "/accounts/projects/:project_id/shares/:share_id",
       {
+        config: { access: "developer" },
         schema: {
           tags,
           summary: "update_share",
           description: "Replaces the settings (the use count so far is kept).",
           params: ShareParams,
           body: SettingsBody,
-          response: { 200: Type.Ref("RoomShare"), ...errors(400, 401, 403, 404) },
+          response: { 200: Type.Ref("RoomShare"), ...errors(400) },
         },
       },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         return shares.update(req.params.project_id, req.params.share_id, req.body.settings);
       },
     );
 
     app.delete(
       "/accounts/projects/:project_id/shares/:share_id",
-      { schema: { tags, summary: "delete_share", params: ShareParams, response: { 200: Ok, ...errors(401, 403, 404) } } },
+      { config: { access: "developer" }, schema: { tags, summary: "delete_share", params: ShareParams, response: { 200: Ok } } },
       async (req) => {
-        await auth.projectAccess(req, req.params.project_id, "developer");
         await shares.delete(req.params.project_id, req.params.share_id);
         return { ok: true };
       },
@@ -86,13 +85,13 @@ export const shareRoutes =
     app.post(
       "/shares/:share_id/connect",
       {
+        config: { access: "public" },
         schema: {
           tags,
           summary: "connect_share",
           description:
             "Needs no credentials (any bearer is ignored). Mints a participant token for the share's room with the share's terms. " +
             "404 for an unknown or deleted share, 410 once it expired or its max_uses are spent.",
-          security: [],
           params: Type.Object({ share_id: Type.String({ minLength: 1 }) }),
           response: {
             200: Type.Object({ jwt: Type.String(), room_name: Type.String(), project_id: Type.String(), settings: AnyObject, room_url: Type.String() }),

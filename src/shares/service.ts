@@ -1,6 +1,7 @@
 import type { Clock } from "../core/clock.js";
 import { iso } from "../core/clock.js";
 import { badRequest, gone, notFound } from "../core/errors.js";
+import { isObj } from "../core/json.js";
 import type { EventBus } from "../core/events.js";
 import { isUuid, newId } from "../core/ids.js";
 import { pageOffset, pageSize } from "../core/paging.js";
@@ -22,10 +23,6 @@ export interface ShareTerms {
 }
 
 const ROLES = ["user", "agent", "tool"];
-
-function isObj(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 /** Read the keys of a share's settings this server understands; 400 naming the key when one is malformed. */
 export function shareTerms(s: Record<string, unknown>): ShareTerms {

@@ -3,7 +3,7 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
 import { badRequest, errorBody, forbidden, notFound } from "../core/errors.js";
-import { errors, Nullable, ProjectParams } from "../core/http.js";
+import { errors, Nullable, OrNull, ProjectParams } from "../core/http.js";
 import { projectScope } from "../blobs/keys.js";
 import type { ByteRange } from "../blobs/types.js";
 import { rawQueryParam } from "./paths.js";
@@ -13,16 +13,21 @@ import { contentDisposition, ifRangeMatches, notModified, parseRange } from "./c
 
 const PathQuery = Type.Object({ path: Type.String({ description: "relative file path, e.g. docs/report.pdf" }) });
 
-const FileEntry = Type.Object({
-  name: Type.String(),
-  path: Type.String(),
-  is_folder: Type.Boolean(),
-  size: Type.Union([Type.Integer(), Type.Null()]),
-  etag: Type.Optional(Type.String()),
-  content_type: Type.Optional(Type.String()),
-  created_at: Type.Null(),
-  updated_at: Type.Union([Type.String(), Type.Null()]),
-});
+const FileEntry = Type.Object(
+  {
+    name: Type.String(),
+    path: Type.String(),
+    is_folder: Type.Boolean(),
+    size: OrNull(Type.Integer()),
+    etag: Type.Optional(Type.String()),
+    content_type: Type.Optional(Type.String()),
+    created_at: Type.Null(),
+    updated_at: OrNull(Type.String()),
+  },
+  { $id: "StorageEntry" },
+);
+
+export const storageSchemas = [FileEntry];
 
 const UploadResult = Type.Object({ path: Type.String(), size: Type.Integer(), etag: Type.String(), updated_at: Type.String() });
 
@@ -41,7 +46,7 @@ function declaredLength(req: FastifyRequest): number | undefined {
 export const storageRoutes =
   (ctx: AppContext): FastifyPluginAsyncTypebox =>
   async (app) => {
-    const { auth, storage } = ctx;
+    const { storage } = ctx;
     const tags = ["storage"];
 
     // Uploads stream: no parser may buffer a body in this scope, and the app's JSON body limit does not apply.
@@ -57,14 +62,15 @@ export const storageRoutes =
       if (!(declared <= DRAIN_LIMIT)) reply.header("connection", "close");
     });
 
-    async function access(req: FastifyRequest<{ Params: { project_id: string } }>) {
-      const a = await auth.projectAccess(req, req.params.project_id);
+    async function access(req: FastifyRequest) {
+      const a = req.projectAccess;
       return { access: a, scope: projectScope(a.projectId), perms: await projectStoragePermissions(a) };
     }
 
     app.post(
       "/projects/:project_id/storage/upload",
       {
+        config: { access: "member" },
         schema: {
           tags,
           summary: "upload",
@@ -73,7 +79,7 @@ export const storageRoutes =
             "replacing it atomically once the body is complete. 413 above MESHAGENT_MAX_UPLOAD_BYTES or the project's storage quota.",
           params: ProjectParams,
           querystring: PathQuery,
-          response: { 200: UploadResult, ...errors(400, 401, 403, 404, 409, 413) },
+          response: { 200: UploadResult, ...errors(400, 403, 409, 413) },
         },
       },
       async (req) => {
@@ -92,11 +98,12 @@ export const storageRoutes =
         "Supports a single `Range: bytes=…` (206, 416), If-Range and If-None-Match (304). HEAD gives the headers only.",
       params: ProjectParams,
       querystring: PathQuery,
-      response: { ...errors(400, 401, 403, 404, 416) },
+      response: { ...errors(400, 403, 416) },
     };
     // HEAD is its own route: Fastify's automatic HEAD would answer Content-Length: 0.
     for (const method of ["GET", "HEAD"] as const)
       app.route({
+        config: { access: "member" },
         method,
         url: "/projects/:project_id/storage/download",
         schema: method === "GET" ? downloadSchema : { ...downloadSchema, hide: true },
@@ -149,6 +156,7 @@ export const storageRoutes =
     app.get(
       "/projects/:project_id/storage/list",
       {
+        config: { access: "member" },
         schema: {
           tags,
           summary: "list",
@@ -161,7 +169,7 @@ export const storageRoutes =
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 10_000, default: 1000 })),
             after: Type.Optional(Type.String({ maxLength: 1024 })),
           }),
-          response: { 200: Type.Object({ files: Type.Array(FileEntry), next: Nullable(Type.String()) }), ...errors(400, 401, 403, 404) },
+          response: { 200: Type.Object({ files: Type.Array(Type.Ref("StorageEntry")), next: Nullable(Type.String()) }), ...errors(400, 403) },
         },
       },
       async (req) => {
@@ -175,13 +183,14 @@ export const storageRoutes =
     app.get(
       "/projects/:project_id/storage/stat",
       {
+        config: { access: "member" },
         schema: {
           tags,
           summary: "stat",
           description: "A file's metadata, or `is_folder: true` for a folder; 404 when nothing is at `path`.",
           params: ProjectParams,
           querystring: PathQuery,
-          response: { 200: FileEntry, ...errors(400, 401, 403, 404) },
+          response: { 200: Type.Ref("StorageEntry"), ...errors(400, 403) },
         },
       },
       async (req) => {
@@ -197,13 +206,14 @@ export const storageRoutes =
     app.delete(
       "/projects/:project_id/storage/delete",
       {
+        config: { access: "member" },
         schema: {
           tags,
           summary: "delete",
           description: "Deletes a file, or with `recursive=true` a folder and everything in it. 409 for a folder without `recursive`.",
           params: ProjectParams,
           querystring: Type.Object({ path: Type.String(), recursive: Type.Optional(Type.Boolean()) }),
-          response: { 200: Type.Object({ ok: Type.Boolean(), deleted: Type.Integer() }), ...errors(400, 401, 403, 404, 409) },
+          response: { 200: Type.Object({ ok: Type.Boolean(), deleted: Type.Integer() }), ...errors(400, 403, 409) },
         },
       },
       async (req) => {
@@ -218,6 +228,7 @@ export const storageRoutes =
     app.get(
       "/projects/:project_id/storage/usage",
       {
+        config: { access: "member" },
         schema: {
           tags,
           summary: "storage usage",
@@ -225,7 +236,7 @@ export const storageRoutes =
           params: ProjectParams,
           response: {
             200: Type.Object({ bytes: Type.Integer(), files: Type.Integer(), quota_bytes: Nullable(Type.Integer()), max_upload_bytes: Type.Integer() }),
-            ...errors(400, 401, 404),
+            ...errors(400),
           },
         },
       },

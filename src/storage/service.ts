@@ -1,6 +1,7 @@
 import { Readable } from "node:stream";
 import { contentType as mimeContentType } from "mime-types";
 import type { Clock } from "../core/clock.js";
+import { iso } from "../core/clock.js";
 import { ApiError, badRequest, conflict, notFound } from "../core/errors.js";
 import type { EventBus } from "../core/events.js";
 import { newId } from "../core/ids.js";
@@ -63,8 +64,6 @@ export interface FolderJson {
 export type ReadPlan = { body: false } | { body: true; range?: ByteRange };
 
 export const contentTypeOf = (path: string) => mimeContentType(baseName(path)) || "application/octet-stream";
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
  * Project (and, later, room) storage on top of a BlobStore. The blob store holds the bytes and is the truth for

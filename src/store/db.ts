@@ -30,13 +30,14 @@ export interface Store {
   close(): Promise<void>;
 }
 
-export function openStore(url: string): Store {
+/** `pool`: PostgreSQL connections (MESHAGENT_DB_POOL, validated by the config). */
+export function openStore(url: string, opts: { pool?: number } = {}): Store {
   const dialect = dialectOf(url);
   let db: DB;
   let checkpointer: { stop(): Promise<void> } | undefined;
   let sqliteFile: string | undefined;
   if (dialect === "postgres") {
-    const pool = new pg.Pool({ connectionString: url, max: Number(process.env.MESHAGENT_DB_POOL || 10) });
+    const pool = new pg.Pool({ connectionString: url, max: opts.pool ?? 10 });
     // An idle client erroring (e.g. the server restarting) must not crash the process.
     pool.on("error", () => {});
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });

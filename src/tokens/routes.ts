@@ -9,13 +9,13 @@ export const tokenRoutes =
     app.post(
       "/api/participant-token/validate",
       {
+        config: { access: "public" },
         schema: {
           tags: ["tokens"],
           summary: "validate_participant_token",
           description:
             "Verifies a participant JWT (ours, or one a client signed with its API key) and returns its decoded payload. " +
             "Needs no credentials; 401 when the token is invalid, expired, of an unknown kid or not HS256.",
-          security: [],
           body: Type.Object({ token: Type.String({ minLength: 1 }) }),
           response: { 200: AnyObject, ...errors(400, 401) },
         },

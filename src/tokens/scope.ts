@@ -1,4 +1,5 @@
 import { badRequest } from "../core/errors.js";
+import { isObj } from "../core/json.js";
 
 /**
  * ApiScope (wire-contract §7.3): validation of the REST form and the compact form that goes into JWTs.
@@ -11,8 +12,6 @@ import { badRequest } from "../core/errors.js";
 export type Scope = Record<string, unknown>;
 
 type Check = (v: unknown, path: string) => void;
-
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
 
 const bool: Check = (v, path) => {
   if (v !== null && v !== undefined && typeof v !== "boolean") throw badRequest(`${path} must be a boolean or null`);

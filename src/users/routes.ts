@@ -1,6 +1,7 @@
 import { Type } from "@sinclair/typebox";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { AppContext } from "../context.js";
+import { callerUser } from "../auth/plugin.js";
 import { errors, Nullable, Ok } from "../core/http.js";
 
 const Profile = Type.Object({
@@ -17,26 +18,25 @@ export const profileRoutes =
     const tags = ["profiles"];
     app.get(
       "/accounts/profiles/:user_id",
-      { schema: { tags, summary: "get_user_profile", params: Params, response: { 200: Profile, ...errors(401, 403, 404) } } },
+      { config: { access: "user" }, schema: { tags, summary: "get_user_profile", params: Params, response: { 200: Profile, ...errors(404) } } },
       async (req) => {
-        const user = await ctx.auth.user(req);
-        return ctx.users.profileFor(user.userId, req.params.user_id);
+        return ctx.users.profileFor(callerUser(req).userId, req.params.user_id);
       },
     );
     app.put(
       "/accounts/profiles/:user_id",
       {
+        config: { access: "user" },
         schema: {
           tags,
           summary: "update_user_profile",
           params: Params,
           body: Type.Object({ first_name: Nullable(Type.String({ maxLength: 200 })), last_name: Nullable(Type.String({ maxLength: 200 })) }),
-          response: { 200: Ok, ...errors(400, 401, 403, 404) },
+          response: { 200: Ok, ...errors(400, 404) },
         },
       },
       async (req) => {
-        const user = await ctx.auth.user(req);
-        await ctx.users.updateProfile(user.userId, req.params.user_id, req.body);
+        await ctx.users.updateProfile(callerUser(req).userId, req.params.user_id, req.body);
         return { ok: true };
       },
     );

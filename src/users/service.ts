@@ -107,4 +107,9 @@ export class UsersService {
     });
     return token;
   }
+
+  /** The user token row with this hash (bearer resolution; the caller compares and checks expiry). */
+  tokenByHash(hash: string, q: Queryable = this.db) {
+    return usersRepo.tokenByHash(q, hash);
+  }
 }

@@ -1,8 +1,7 @@
 import { Type } from "@sinclair/typebox";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { AppContext } from "../context.js";
-import { errors, Nullable, Ok, ProjectParams, QueryInt, Uuid } from "../core/http.js";
-import { CATALOG } from "./catalog.js";
+import { errors, Nullable, Ok, OrNull, ProjectParams, QueryInt, Uuid } from "../core/http.js";
 
 const Webhook = Type.Object(
   {
@@ -11,16 +10,16 @@ const Webhook = Type.Object(
     description: Type.String(),
     url: Type.String(),
     events: Type.Array(Type.String()),
-    action: Type.Union([Type.String(), Type.Null()]),
-    payload: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()]),
+    action: OrNull(Type.String()),
+    payload: OrNull(Type.Object({}, { additionalProperties: true })),
     secret: Type.String({ description: "signs every delivery (Meshagent-Signature and Standard Webhooks)" }),
     enabled: Type.Boolean(),
     state: Type.Union([Type.Literal("active"), Type.Literal("disabled")]),
-    disabled_reason: Type.Union([Type.String(), Type.Null()]),
+    disabled_reason: OrNull(Type.String()),
     created_at: Type.String(),
     updated_at: Type.String(),
   },
-  { title: "Webhook" },
+  { $id: "Webhook" },
 );
 
 const Delivery = Type.Object(
@@ -31,26 +30,26 @@ const Delivery = Type.Object(
     event: Type.String(),
     status: Type.Union([Type.Literal("pending"), Type.Literal("delivered"), Type.Literal("failed"), Type.Literal("held")]),
     attempts: Type.Integer(),
-    next_attempt_at: Type.Union([Type.String(), Type.Null()]),
-    locked_until: Type.Union([Type.String(), Type.Null()]),
-    last_status_code: Type.Union([Type.Integer(), Type.Null()]),
-    last_error: Type.Union([Type.String(), Type.Null()]),
+    next_attempt_at: OrNull(Type.String()),
+    locked_until: OrNull(Type.String()),
+    last_status_code: OrNull(Type.Integer()),
+    last_error: OrNull(Type.String()),
     created_at: Type.String(),
     updated_at: Type.String(),
-    delivered_at: Type.Union([Type.String(), Type.Null()]),
+    delivered_at: OrNull(Type.String()),
     payload: Type.Unknown({ description: "the body sent" }),
     history: Type.Array(
       Type.Object({
         attempt: Type.Integer(),
         started_at: Type.String(),
         latency_ms: Type.Integer(),
-        status_code: Type.Union([Type.Integer(), Type.Null()]),
-        error: Type.Union([Type.String(), Type.Null()]),
-        response_excerpt: Type.Union([Type.String(), Type.Null()]),
+        status_code: OrNull(Type.Integer()),
+        error: OrNull(Type.String()),
+        response_excerpt: OrNull(Type.String()),
       }),
     ),
   },
-  { title: "WebhookDelivery" },
+  { $id: "WebhookDelivery" },
 );
 
 const Fields = {
@@ -64,35 +63,34 @@ const EventList = Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { ma
 const HookParams = Type.Object({ project_id: Uuid, webhook_id: Type.String() });
 const DeliveryParams = Type.Object({ project_id: Uuid, webhook_id: Type.String(), delivery_id: Type.String() });
 
+export const webhookSchemas = [Webhook, Delivery];
+
 export const webhookRoutes =
   (ctx: AppContext): FastifyPluginAsyncTypebox =>
   async (app) => {
-    const { auth, webhooks } = ctx;
+    const { webhooks } = ctx;
     const tags = ["webhooks"];
-    // Schemas are inlined, not added with addSchema: a plugin-level addSchema gives the plugin a schema controller
-    // without the app's strict body validator.
-    const admin = (req: Parameters<typeof auth.projectAccess>[0], projectId: string) => auth.projectAccess(req, projectId, "admin");
 
     app.get(
       "/webhooks/events",
-      { schema: { tags, summary: "the event catalog", security: [], response: { 200: Type.Object({ events: Type.Array(Type.Object({ event: Type.String(), description: Type.String(), data: Type.Record(Type.String(), Type.String()) })) }) } } },
-      async () => ({ events: CATALOG }),
+      { config: { access: "public" }, schema: { tags, summary: "the event catalog", response: { 200: Type.Object({ events: Type.Array(Type.Object({ event: Type.String(), description: Type.String(), data: Type.Record(Type.String(), Type.String()) })) }) } } },
+      async () => ({ events: webhooks.catalog.entries }),
     );
 
     app.post(
       "/accounts/projects/:project_id/webhooks",
       {
+        config: { access: "admin" },
         schema: {
           tags,
           summary: "create_webhook",
           description: "The secret is generated (whsec_…) when absent and returned here and on GET.",
           params: ProjectParams,
           body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }), url: Type.String({ minLength: 1, maxLength: 2000 }), events: EventList, ...Fields }),
-          response: { 201: Webhook, ...errors(400, 401, 403, 404, 413) },
+          response: { 201: Type.Ref("Webhook"), ...errors(400, 413) },
         },
       },
       async (req, reply) => {
-        await admin(req, req.params.project_id);
         reply.code(201);
         return webhooks.create(req.params.project_id, req.body);
       },
@@ -100,18 +98,16 @@ export const webhookRoutes =
 
     app.get(
       "/accounts/projects/:project_id/webhooks",
-      { schema: { tags, summary: "list_webhooks", params: ProjectParams, response: { 200: Type.Object({ webhooks: Type.Array(Webhook) }), ...errors(401, 403, 404) } } },
+      { config: { access: "admin" }, schema: { tags, summary: "list_webhooks", params: ProjectParams, response: { 200: Type.Object({ webhooks: Type.Array(Type.Ref("Webhook")) }) } } },
       async (req) => {
-        await admin(req, req.params.project_id);
         return { webhooks: await webhooks.list(req.params.project_id) };
       },
     );
 
     app.get(
       "/accounts/projects/:project_id/webhooks/:webhook_id",
-      { schema: { tags, summary: "get a webhook", params: HookParams, response: { 200: Webhook, ...errors(401, 403, 404) } } },
+      { config: { access: "admin" }, schema: { tags, summary: "get a webhook", params: HookParams, response: { 200: Type.Ref("Webhook") } } },
       async (req) => {
-        await admin(req, req.params.project_id);
         return webhooks.get(req.params.project_id, req.params.webhook_id);
       },
     );
@@ -119,26 +115,25 @@ export const webhookRoutes =
     app.put(
       "/accounts/projects/:project_id/webhooks/:webhook_id",
       {
+        config: { access: "admin" },
         schema: {
           tags,
           summary: "update_webhook",
           description: "Keys that are null or absent keep their value. `enabled: true` re-enables a webhook disabled by a 410; its held deliveries resume.",
           params: HookParams,
           body: Type.Object({ name: Nullable(Type.String({ minLength: 1, maxLength: 200 })), url: Nullable(Type.String({ minLength: 1, maxLength: 2000 })), events: Nullable(EventList), ...Fields }),
-          response: { 200: Webhook, ...errors(400, 401, 403, 404, 413) },
+          response: { 200: Type.Ref("Webhook"), ...errors(400, 413) },
         },
       },
       async (req) => {
-        await admin(req, req.params.project_id);
         return webhooks.update(req.params.project_id, req.params.webhook_id, req.body);
       },
     );
 
     app.delete(
       "/accounts/projects/:project_id/webhooks/:webhook_id",
-      { schema: { tags, summary: "delete_webhook", description: "Deletes the webhook with its deliveries.", params: HookParams, response: { 200: Ok, ...errors(401, 403, 404) } } },
+      { config: { access: "admin" }, schema: { tags, summary: "delete_webhook", description: "Deletes the webhook with its deliveries.", params: HookParams, response: { 200: Ok } } },
       async (req) => {
-        await admin(req, req.params.project_id);
         await webhooks.delete(req.params.project_id, req.params.webhook_id);
         return { ok: true };
       },
@@ -147,6 +142,7 @@ export const webhookRoutes =
     app.get(
       "/accounts/projects/:project_id/webhooks/:webhook_id/deliveries",
       {
+        config: { access: "admin" },
         schema: {
           tags,
           summary: "list a webhook's deliveries (newest first) with every attempt",
@@ -156,20 +152,18 @@ export const webhookRoutes =
             offset: QueryInt(),
             status: Type.Optional(Type.Union([Type.Literal("pending"), Type.Literal("delivered"), Type.Literal("failed"), Type.Literal("held")])),
           }),
-          response: { 200: Type.Object({ deliveries: Type.Array(Delivery), total: Type.Integer() }), ...errors(400, 401, 403, 404) },
+          response: { 200: Type.Object({ deliveries: Type.Array(Type.Ref("WebhookDelivery")), total: Type.Integer() }), ...errors(400) },
         },
       },
       async (req) => {
-        await admin(req, req.params.project_id);
         return webhooks.deliveries(req.params.project_id, req.params.webhook_id, req.query);
       },
     );
 
     app.get(
       "/accounts/projects/:project_id/webhooks/:webhook_id/deliveries/:delivery_id",
-      { schema: { tags, summary: "one delivery with every attempt", params: DeliveryParams, response: { 200: Delivery, ...errors(401, 403, 404) } } },
+      { config: { access: "admin" }, schema: { tags, summary: "one delivery with every attempt", params: DeliveryParams, response: { 200: Type.Ref("WebhookDelivery") } } },
       async (req) => {
-        await admin(req, req.params.project_id);
         return webhooks.delivery(req.params.project_id, req.params.webhook_id, req.params.delivery_id);
       },
     );
@@ -177,15 +171,15 @@ export const webhookRoutes =
     app.post(
       "/accounts/projects/:project_id/webhooks/:webhook_id/deliveries/:delivery_id/retry",
       {
+        config: { access: "admin" },
         schema: {
           tags,
           summary: "send a delivery again now (same id and body)",
           params: DeliveryParams,
-          response: { 200: Delivery, ...errors(401, 403, 404, 409) },
+          response: { 200: Type.Ref("WebhookDelivery"), ...errors(409) },
         },
       },
       async (req) => {
-        await admin(req, req.params.project_id);
         return webhooks.retry(req.params.project_id, req.params.webhook_id, req.params.delivery_id);
       },
     );
@@ -193,15 +187,15 @@ export const webhookRoutes =
     app.post(
       "/accounts/projects/:project_id/webhooks/:webhook_id/test",
       {
+        config: { access: "admin" },
         schema: {
           tags,
           summary: "send a webhook.test ping to this webhook",
           params: HookParams,
-          response: { 201: Delivery, ...errors(401, 403, 404) },
+          response: { 201: Type.Ref("WebhookDelivery") },
         },
       },
       async (req, reply) => {
-        await admin(req, req.params.project_id);
         reply.code(201);
         return webhooks.test(req.params.project_id, req.params.webhook_id);
       },

@@ -1,12 +1,13 @@
 import type { Clock } from "../core/clock.js";
-import { iso } from "../core/clock.js";
+import { iso, isoOrNull } from "../core/clock.js";
 import type { Sealer } from "../core/crypto.js";
 import { ApiError, badRequest, conflict, notFound, tooLarge } from "../core/errors.js";
 import type { DomainEvent, EventBus } from "../core/events.js";
 import { isUuid, newId } from "../core/ids.js";
+import { isObj } from "../core/json.js";
 import { pageOffset, pageSize } from "../core/paging.js";
 import { inTx, type DB, type Queryable } from "../store/db.js";
-import { invalidSubscription, matches, PING_EVENT } from "./catalog.js";
+import { matches, PING_EVENT, type EventCatalog } from "./catalog.js";
 import type { WebhookConfig } from "./config.js";
 import { pyJsonDumps } from "./pyjson.js";
 import { webhooksRepo, type AttemptRow, type DeliveryRow, type WebhookRow } from "./repo.js";
@@ -63,12 +64,12 @@ function deliveryJson(d: DeliveryView, attempts: AttemptRow[]) {
     status: d.status,
     attempts: d.attempts,
     next_attempt_at: d.status === "pending" ? iso(d.next_attempt_at) : null,
-    locked_until: d.locked_until === null ? null : iso(d.locked_until),
+    locked_until: isoOrNull(d.locked_until),
     last_status_code: d.last_status_code,
     last_error: d.last_error,
     created_at: iso(d.created_at),
     updated_at: iso(d.updated_at),
-    delivered_at: d.delivered_at === null ? null : iso(d.delivered_at),
+    delivered_at: isoOrNull(d.delivered_at),
     payload,
     history: attempts.map((a) => ({
       attempt: a.attempt,
@@ -101,6 +102,8 @@ export class WebhooksService {
     bus: EventBus,
     private readonly config: WebhookConfig,
     private readonly dispatcher: { wake(): void; forget(webhookId: string): void },
+    /** Every event the domains publish (src/domains.ts): what a webhook may subscribe to. */
+    readonly catalog: EventCatalog,
   ) {
     bus.subscribeTx((q, ev) => this.enqueue(q, ev));
     bus.on((ev) => {
@@ -177,7 +180,7 @@ export class WebhooksService {
   private checkEvents(events: string[]): string[] {
     if (!events.length) throw badRequest("events must list at least one event (or \"*\")");
     for (const e of events) {
-      const why = invalidSubscription(e);
+      const why = this.catalog.invalidSubscription(e);
       if (why) throw badRequest(`events: ${why}`);
     }
     return [...new Set(events)];
@@ -185,7 +188,7 @@ export class WebhooksService {
 
   private checkPayload(p: unknown): string | null {
     if (p === undefined || p === null || p === "") return null;
-    if (typeof p !== "object" || Array.isArray(p)) throw badRequest("payload must be a JSON object (or empty)");
+    if (!isObj(p)) throw badRequest("payload must be a JSON object (or empty)");
     const s = JSON.stringify(p);
     if (s.length > MAX_PAYLOAD_BYTES) throw tooLarge(`payload must be at most ${MAX_PAYLOAD_BYTES} bytes`);
     return s;

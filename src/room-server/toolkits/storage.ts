@@ -3,7 +3,7 @@ import { binary, control, empty, ErrorCode, errorContent, invalid, json, ToolErr
 import { normalizePath } from "../scope.js";
 import type { RoomRef, RoomStorage, StorageEntry, StorageWriter, StoredFile } from "../storage.js";
 import type { ActiveRoom } from "../room.js";
-import { iso } from "../../core/clock.js";
+import { isoOrNull } from "../../core/clock.js";
 
 export const DEFAULT_CHUNK = 64 * 1024;
 const MAX_CHUNK = 1024 * 1024;
@@ -21,8 +21,8 @@ const entryJson = (e: StorageEntry) => ({
   name: e.name,
   is_folder: e.is_folder,
   size: e.size,
-  created_at: e.created_at === null ? null : iso(e.created_at),
-  updated_at: e.updated_at === null ? null : iso(e.updated_at),
+  created_at: isoOrNull(e.created_at),
+  updated_at: isoOrNull(e.updated_at),
 });
 
 /** The room, its project and the acting participant, for the storage calls. */

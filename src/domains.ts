@@ -1,0 +1,33 @@
+import type { Domain } from "./domain.js";
+import { projectsDomain } from "./projects/index.js";
+import { usersDomain } from "./users/index.js";
+import { apiKeysDomain } from "./api-keys/index.js";
+import { pricingDomain } from "./pricing/index.js";
+import { roomsDomain } from "./rooms/index.js";
+import { grantsDomain } from "./grants/index.js";
+import { sharesDomain } from "./shares/index.js";
+import { tokensDomain } from "./tokens/index.js";
+import { mailboxesDomain } from "./mailboxes/index.js";
+import { sessionsDomain } from "./sessions/index.js";
+import { roomServerDomain } from "./room-server/index.js";
+import { webhooksDomain } from "./webhooks/index.js";
+import { storageDomain } from "./storage/index.js";
+import { schedulerDomain } from "./scheduler/index.js";
+
+/** Every area of the app, in registration order. A new area adds its `index.ts` here (and its migration). */
+export const domains: Domain[] = [
+  projectsDomain,
+  usersDomain,
+  apiKeysDomain,
+  pricingDomain,
+  roomsDomain,
+  grantsDomain,
+  sharesDomain,
+  tokensDomain,
+  mailboxesDomain,
+  sessionsDomain,
+  roomServerDomain,
+  webhooksDomain,
+  storageDomain,
+  schedulerDomain,
+];

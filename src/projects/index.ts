@@ -1,0 +1,14 @@
+import type { Domain } from "../domain.js";
+import { projectRoutes, projectSchemas } from "./routes.js";
+
+/** The projects area: projects, members and their roles. */
+export const projectsDomain: Domain = {
+  name: "projects",
+  routes: projectRoutes,
+  schemas: projectSchemas,
+  events: [
+    { event: "project.created", description: "the project was created", data: { id: "string", name: "string" } },
+    { event: "project.user.added", description: "a user was added to the project", data: { user_id: "string" } },
+    { event: "project.user.removed", description: "a user was removed from the project", data: { user_id: "string" } },
+  ],
+};

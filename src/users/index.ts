@@ -1,0 +1,8 @@
+import type { Domain } from "../domain.js";
+import { profileRoutes } from "./routes.js";
+
+/** The users area: users and their profiles. */
+export const usersDomain: Domain = {
+  name: "users",
+  routes: profileRoutes,
+};

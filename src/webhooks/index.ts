@@ -1,0 +1,16 @@
+import type { Domain } from "../domain.js";
+import { webhookRoutes, webhookSchemas } from "./routes.js";
+
+/** The webhooks area: webhooks and their deliveries. */
+export const webhooksDomain: Domain = {
+  name: "webhooks",
+  routes: webhookRoutes,
+  schemas: webhookSchemas,
+  events: [
+    {
+      event: "room.call",
+      description: "a call handoff to the receiver (webhooks with action \"call\")",
+      data: { room_name: "string", room_url: "string", token: "string (participant JWT)", arguments: "object | null" },
+    },
+  ],
+};
