@@ -34,7 +34,11 @@ wss.on("connection", (ws, req) => {
     const args = (header.arguments as { json?: Record<string, unknown> })?.json ?? {};
     const key = `${room}/${String(args.name)}`;
     if (header.toolkit === "messaging" && header.tool === "broadcast") {
-      const frames = encodeMessage(nextId++, "messaging.send", pack({ from_participant_id: me, type: args.type, message: JSON.parse(String(args.message_json)) }));
+      const frames = encodeMessage(
+        nextId++,
+        "messaging.send",
+        pack({ from_participant_id: me, type: args.type, message: JSON.parse(String(args.message_json)) }),
+      );
       for (const o of members) if (o !== ws) for (const f of frames) o.send(f);
       send(m.id, "__response__", packContent({ type: "empty" }));
     } else if (header.toolkit === "queues" && header.tool === "send") {

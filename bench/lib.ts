@@ -14,7 +14,10 @@ export interface Load {
 }
 
 /** Load a URL with autocannon for `seconds`; returns requests/s and latency percentiles (ms). */
-export async function load(url: string, opts: { headers?: Record<string, string>; seconds?: number; connections?: number; method?: string; body?: string } = {}): Promise<Load> {
+export async function load(
+  url: string,
+  opts: { headers?: Record<string, string>; seconds?: number; connections?: number; method?: string; body?: string } = {},
+): Promise<Load> {
   const r = await autocannon({
     url,
     method: (opts.method ?? "GET") as "GET",

@@ -9,16 +9,28 @@ import { load, median, ROOT, startChild, TSX_LOADER } from "./lib.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const dataDir = mkdtempSync(join(tmpdir(), "meshagent-bench-"));
-const env = { MESHAGENT_DATA_DIR: dataDir, MESHAGENT_LOG_LEVEL: "info", ...(process.env.MESHAGENT_DATABASE_URL ? { MESHAGENT_DATABASE_URL: process.env.MESHAGENT_DATABASE_URL } : {}) };
+const env = {
+  MESHAGENT_DATA_DIR: dataDir,
+  MESHAGENT_LOG_LEVEL: "info",
+  ...(process.env.MESHAGENT_DATABASE_URL ? { MESHAGENT_DATABASE_URL: process.env.MESHAGENT_DATABASE_URL } : {}),
+};
 const b = JSON.parse(
-  execFileSync(process.execPath, ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), "bootstrap", "--json"], { env: { ...process.env, ...env }, cwd: dataDir, encoding: "utf8" }),
+  execFileSync(process.execPath, ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), "bootstrap", "--json"], {
+    env: { ...process.env, ...env },
+    cwd: dataDir,
+    encoding: "utf8",
+  }),
 );
 
 const ours = await startChild([join(ROOT, "src/main.ts"), "serve"], { ...env, MESHAGENT_PORT: "18181" }, "http://127.0.0.1:18181/healthz");
 const path = `/accounts/projects/${b.project_id}`;
 const headers = { authorization: `Bearer ${b.api_key}` };
 const sample = await (await fetch(`http://127.0.0.1:18181${path}`, { headers })).text();
-const bare = await startChild([join(ROOT, "bench/bare-server.ts")], { MESHAGENT_PORT: "18182", BARE_BODY: sample, MESHAGENT_LOG_LEVEL: "info" }, "http://127.0.0.1:18182/healthz");
+const bare = await startChild(
+  [join(ROOT, "bench/bare-server.ts")],
+  { MESHAGENT_PORT: "18182", BARE_BODY: sample, MESHAGENT_LOG_LEVEL: "info" },
+  "http://127.0.0.1:18182/healthz",
+);
 
 try {
   const oursRuns: number[] = [];
@@ -33,7 +45,9 @@ try {
   }
   const o = median(oursRuns);
   const r = median(bareRuns);
-  console.log(`get_project (API key, ${process.env.MESHAGENT_DATABASE_URL ? "postgres" : "sqlite"}): ${o.toFixed(0)} req/s median of 3 (p99 ${median(p99s)} ms)`);
+  console.log(
+    `get_project (API key, ${process.env.MESHAGENT_DATABASE_URL ? "postgres" : "sqlite"}): ${o.toFixed(0)} req/s median of 3 (p99 ${median(p99s)} ms)`,
+  );
   console.log(`bare fastify route, same JSON:   ${r.toFixed(0)} req/s median of 3`);
   console.log(`ratio ours/bare: ${(o / r).toFixed(2)}x (goal >= 0.5x)`);
 } finally {

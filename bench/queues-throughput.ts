@@ -50,19 +50,23 @@ async function main() {
     const b = await bootstrap(ctx, { email: "bench@example.com", project: "bench" });
     const roomId = randomUUID();
     const now = Date.now();
-    await ctx.store.db.insertInto("rooms").values({ id: roomId, project_id: b.project_id, name: "bench", metadata: "{}", annotations: "{}", created_at: now, updated_at: now }).execute();
+    await ctx.store.db
+      .insertInto("rooms")
+      .values({ id: roomId, project_id: b.project_id, name: "bench", metadata: "{}", annotations: "{}", created_at: now, updated_at: now })
+      .execute();
     const body = JSON.stringify({ subject: "hello", text: "x".repeat(200) });
     const q = ctx.queues;
     const db = ctx.store.db;
     console.log(`store: ${ctx.store.dialect}, ${N} messages`);
 
     // 1. Baseline: insert, then delete the oldest row, on a scratch table with a comparable index.
-    await sql`CREATE TABLE bench_raw (seq ${sql.raw(ctx.store.dialect === "postgres" ? "bigserial PRIMARY KEY" : "integer PRIMARY KEY AUTOINCREMENT")}, id text NOT NULL, q text NOT NULL, body text NOT NULL)`.execute(db);
+    await sql`CREATE TABLE bench_raw (seq ${sql.raw(ctx.store.dialect === "postgres" ? "bigserial PRIMARY KEY" : "integer PRIMARY KEY AUTOINCREMENT")}, id text NOT NULL, q text NOT NULL, body text NOT NULL)`.execute(
+      db,
+    );
     await sql`CREATE INDEX bench_raw_q ON bench_raw (q, seq)`.execute(db);
     let t = performance.now();
     for (let i = 0; i < N; i++) await sql`INSERT INTO bench_raw (id, q, body) VALUES (${randomUUID()}, 'q', ${body})`.execute(db);
-    for (let i = 0; i < N; i++)
-      await sql`DELETE FROM bench_raw WHERE seq = (SELECT seq FROM bench_raw WHERE q = 'q' ORDER BY seq LIMIT 1)`.execute(db);
+    for (let i = 0; i < N; i++) await sql`DELETE FROM bench_raw WHERE seq = (SELECT seq FROM bench_raw WHERE q = 'q' ORDER BY seq LIMIT 1)`.execute(db);
     const rawRate = N / ((performance.now() - t) / 1000);
 
     t = performance.now();
@@ -72,7 +76,8 @@ async function main() {
       const m = await q.receive(roomId, "q1");
       await q.ack(m!);
     }
-    if (process.env.BENCH_DEBUG) console.log(`  send ${(N / (tSend / 1000)).toFixed(0)}/s, receive+ack ${(N / ((performance.now() - t - tSend) / 1000)).toFixed(0)}/s`);
+    if (process.env.BENCH_DEBUG)
+      console.log(`  send ${(N / (tSend / 1000)).toFixed(0)}/s, receive+ack ${(N / ((performance.now() - t - tSend) / 1000)).toFixed(0)}/s`);
     const queueRate = N / ((performance.now() - t) / 1000);
     console.log(
       `send+receive+ack: ${queueRate.toFixed(0)} msg/s; baseline insert+delete-oldest: ${rawRate.toFixed(0)} msg/s; ratio ${(queueRate / rawRate).toFixed(2)}`,
@@ -87,7 +92,7 @@ async function main() {
       let got = 0;
       await Promise.all(
         Array.from({ length: workers }, async () => {
-          for (let m; (m = await q.receive(roomId, name)); ) {
+          for (let m; (m = await q.receive(roomId, name));) {
             await q.ack(m);
             got++;
           }
@@ -120,10 +125,28 @@ async function main() {
     await ctx.mail.start();
     await db
       .insertInto("mailboxes")
-      .values({ id: randomUUID(), address: "bench@bench.example", address_lower: "bench@bench.example", project_id: b.project_id, room_id: roomId, queue: "mail", public: 1, annotations: "{}", created_at: now, updated_at: now })
+      .values({
+        id: randomUUID(),
+        address: "bench@bench.example",
+        address_lower: "bench@bench.example",
+        project_id: b.project_id,
+        room_id: roomId,
+        queue: "mail",
+        public: 1,
+        annotations: "{}",
+        created_at: now,
+        updated_at: now,
+      })
       .execute();
     const M = Math.max(50, Math.floor(N / 10));
-    const transport = nodemailer.createTransport({ host: "127.0.0.1", port: ctx.mail.port!, secure: false, ignoreTLS: true, pool: true, maxConnections: 1 } as never);
+    const transport = nodemailer.createTransport({
+      host: "127.0.0.1",
+      port: ctx.mail.port!,
+      secure: false,
+      ignoreTLS: true,
+      pool: true,
+      maxConnections: 1,
+    } as never);
     t = performance.now();
     for (let i = 0; i < M; i++) await transport.sendMail({ from: "x@outside.example", to: "bench@bench.example", subject: `m${i}`, text: "x".repeat(200) });
     const smtpRate = M / ((performance.now() - t) / 1000);

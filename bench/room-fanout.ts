@@ -159,7 +159,11 @@ const b = JSON.parse(
 );
 const procs: ChildProcess[] = [];
 try {
-  const ours = await startChild([join(ROOT, "src/main.ts"), "serve"], { ...env, MESHAGENT_PORT: "18191", MESHAGENT_PUBLIC_URL: "http://127.0.0.1:18191" }, "http://127.0.0.1:18191/healthz");
+  const ours = await startChild(
+    [join(ROOT, "src/main.ts"), "serve"],
+    { ...env, MESHAGENT_PORT: "18191", MESHAGENT_PUBLIC_URL: "http://127.0.0.1:18191" },
+    "http://127.0.0.1:18191/healthz",
+  );
   procs.push(ours);
   for (const name of roomNames) {
     const r = await fetch(`http://127.0.0.1:18191/accounts/projects/${b.project_id}/rooms`, {
@@ -179,7 +183,9 @@ try {
   const bare = await startChild([join(ROOT, "bench/bare-room-server.ts")], { MESHAGENT_PORT: "18192" }, "http://127.0.0.1:18192/healthz");
   procs.push(bare);
 
-  console.log(`room server benchmark: ${PARTICIPANTS} participants in ${ROOMS} rooms, ${BROADCASTS} broadcasts per room every ${INTERVAL} ms, ${QUEUE_MESSAGES} queue messages (${dbUrl ? "postgres" : "sqlite"})`);
+  console.log(
+    `room server benchmark: ${PARTICIPANTS} participants in ${ROOMS} rooms, ${BROADCASTS} broadcasts per room every ${INTERVAL} ms, ${QUEUE_MESSAGES} queue messages (${dbUrl ? "postgres" : "sqlite"})`,
+  );
   // Two rounds, alternating; the ratios come from the second (warm: JIT, caches, the client's own code).
   let base = await run("bare ws", "ws://127.0.0.1:18192", bare.pid!, async () => "unused");
   let o = await run("ours", "ws://127.0.0.1:18191", ours.pid!, token);

@@ -59,7 +59,17 @@ async function spawnBaseline(payloadFile: string, mode: "jose" | "hmac"): Promis
   const tsx = join(import.meta.dirname, "../node_modules/tsx/dist");
   const child = spawn(
     process.execPath,
-    ["--require", join(tsx, "preflight.cjs"), "--import", pathToFileURL(join(tsx, "loader.mjs")).href, import.meta.filename, "--baseline", String(port), payloadFile, mode],
+    [
+      "--require",
+      join(tsx, "preflight.cjs"),
+      "--import",
+      pathToFileURL(join(tsx, "loader.mjs")).href,
+      import.meta.filename,
+      "--baseline",
+      String(port),
+      payloadFile,
+      mode,
+    ],
     { stdio: ["ignore", "inherit", "inherit"] },
   );
   const url = `http://127.0.0.1:${port}`;
@@ -138,17 +148,29 @@ async function main(dialect: "sqlite" | "postgres") {
     const payload = JSON.parse(Buffer.from(larger.jwt.split(".")[1], "base64url").toString());
     delete payload.exp;
     const payloadFile = join(dataDir, "payload.json");
-    writeFileSync(payloadFile, JSON.stringify({ payload, secret: randomBytes(32).toString("base64url"), room: "bench-room", project: b.project_id, url: memberInfo.room_url }));
+    writeFileSync(
+      payloadFile,
+      JSON.stringify({ payload, secret: randomBytes(32).toString("base64url"), room: "bench-room", project: b.project_id, url: memberInfo.room_url }),
+    );
     const base = await spawnBaseline(payloadFile, "jose");
     children.push({ kill: () => void base.child.kill("SIGKILL") });
     const base2 = await spawnBaseline(payloadFile, "hmac");
     children.push({ kill: () => void base2.child.kill("SIGKILL") });
-    const baseJwt = ((await (await fetch(`${base.url}/connect`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).json()) as { jwt: string }).jwt;
+    const baseJwt = (
+      (await (await fetch(`${base.url}/connect`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" })).json()) as { jwt: string }
+    ).jwt;
 
     progress("warming up");
     // warm up every path, then two alternating rounds
     for (const [u, t] of [[`${base.url}/connect`], [`${base2.url}/connect`], [path, memberToken], [path, b.api_key]] as [string, string?][])
-      await autocannon({ url: u, method: "POST", body: "{}", headers: { "content-type": "application/json", ...(t ? { authorization: `Bearer ${t}` } : {}) }, connections: CONNECTIONS, duration: 2 });
+      await autocannon({
+        url: u,
+        method: "POST",
+        body: "{}",
+        headers: { "content-type": "application/json", ...(t ? { authorization: `Bearer ${t}` } : {}) },
+        connections: CONNECTIONS,
+        duration: 2,
+      });
     const rps = { base: [] as number[], base2: [] as number[], member: [] as number[], key: [] as number[] };
     for (let round = 0; round < 2; round++) {
       rps.base.push(await cannon(`${base.url}/connect`));
@@ -158,10 +180,16 @@ async function main(dialect: "sqlite" | "postgres") {
     }
     const avg = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
     const [bl, bl2, mem, key] = [avg(rps.base), avg(rps.base2), avg(rps.member), avg(rps.key)];
-    console.log(`rooms-connect ${dialect}: JWT sizes: ours member ${memberInfo.jwt.length} B, ours api-key ${keyInfo.jwt.length} B, baseline ${baseJwt.length} B`);
+    console.log(
+      `rooms-connect ${dialect}: JWT sizes: ours member ${memberInfo.jwt.length} B, ours api-key ${keyInfo.jwt.length} B, baseline ${baseJwt.length} B`,
+    );
     console.log(`rooms-connect ${dialect}: baseline (bare Fastify + jose HS256) ${bl.toFixed(0)} req/s`);
-    console.log(`rooms-connect ${dialect}: connect_room, member with a grant   ${mem.toFixed(0)} req/s = ${(mem / bl).toFixed(2)}x baseline (goal >= 0.5x) ${mem >= 0.5 * bl ? "OK" : "MISSED"}`);
-    console.log(`rooms-connect ${dialect}: connect_room, API key              ${key.toFixed(0)} req/s = ${(key / bl).toFixed(2)}x baseline (goal >= 0.5x) ${key >= 0.5 * bl ? "OK" : "MISSED"}`);
+    console.log(
+      `rooms-connect ${dialect}: connect_room, member with a grant   ${mem.toFixed(0)} req/s = ${(mem / bl).toFixed(2)}x baseline (goal >= 0.5x) ${mem >= 0.5 * bl ? "OK" : "MISSED"}`,
+    );
+    console.log(
+      `rooms-connect ${dialect}: connect_room, API key              ${key.toFixed(0)} req/s = ${(key / bl).toFixed(2)}x baseline (goal >= 0.5x) ${key >= 0.5 * bl ? "OK" : "MISSED"}`,
+    );
     console.log(
       `rooms-connect ${dialect}: (info) against a bare route signing with node:crypto HMAC like ours (${bl2.toFixed(0)} req/s): ` +
         `member ${(mem / bl2).toFixed(2)}x, API key ${(key / bl2).toFixed(2)}x`,

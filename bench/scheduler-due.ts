@@ -129,7 +129,9 @@ async function main() {
     lags.sort((a, b) => a - b);
     const lastMs = lags[lags.length - 1];
     const store = PG ? `postgres, ${ENGINES} engine(s)` : "sqlite, 1 engine";
-    console.log(`scheduler-due (${store}): ${TASKS} tasks due at ${new Date(T).toISOString()} in ${ROOMS} rooms, ${exprs.length} cron forms × ${zones.length} time zones`);
+    console.log(
+      `scheduler-due (${store}): ${TASKS} tasks due at ${new Date(T).toISOString()} in ${ROOMS} rooms, ${exprs.length} cron forms × ${zones.length} time zones`,
+    );
     console.log(`  setup: ${TASKS} create_scheduled_task calls in ${(setupMs / 1000).toFixed(1)} s`);
     console.log(`  baseline: ${TASKS} queue sends (one transaction each) in ${baselineMs.toFixed(0)} ms = ${((TASKS / baselineMs) * 1000).toFixed(0)}/s`);
     console.log(

@@ -13,7 +13,19 @@
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
-import { createReadStream, createWriteStream, mkdirSync, mkdtempSync, openSync, closeSync, fsyncSync, readFileSync, rmSync, statSync, writeSync } from "node:fs";
+import {
+  createReadStream,
+  createWriteStream,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  closeSync,
+  fsyncSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from "node:fs";
 import { request } from "node:http";
 import { createServer } from "node:net";
 import { cpus, loadavg, tmpdir } from "node:os";
@@ -103,7 +115,11 @@ async function main() {
 
   writeSource();
 
-  const boot = spawnSync(process.execPath, ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), "bootstrap", "--json", "--email", "bench@example.com"], { cwd: ROOT, env, encoding: "utf8" });
+  const boot = spawnSync(process.execPath, ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), "bootstrap", "--json", "--email", "bench@example.com"], {
+    cwd: ROOT,
+    env,
+    encoding: "utf8",
+  });
   if (boot.status !== 0) throw new Error(`bootstrap failed: ${boot.stderr}`);
   const { project_id: projectId, api_key: apiKey } = JSON.parse(boot.stdout.trim().split("\n").pop()!) as { project_id: string; api_key: string };
 
@@ -130,33 +146,41 @@ async function main() {
   const rssBefore = rssKiB(pid);
 
   // The same client against ours and against the bare node:http ceiling (bench/bare-storage-server.ts).
-  const upload = (target: string, headers: Record<string, string> = auth) => () =>
-    new Promise<void>((resolve, reject) => {
-      const req = request(`${target}/upload?path=big.bin`, {
-        method: "POST",
-        headers: { ...headers, "content-type": "application/octet-stream", "content-length": SIZE },
+  const upload =
+    (target: string, headers: Record<string, string> = auth) =>
+    () =>
+      new Promise<void>((resolve, reject) => {
+        const req = request(`${target}/upload?path=big.bin`, {
+          method: "POST",
+          headers: { ...headers, "content-type": "application/octet-stream", "content-length": SIZE },
+        });
+        req.on("response", (res) => {
+          res.resume();
+          res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`upload answered ${res.statusCode}`))));
+        });
+        req.on("error", reject);
+        createReadStream(src, { highWaterMark: 1 * MiB }).pipe(req);
       });
-      req.on("response", (res) => {
-        res.resume();
-        res.on("end", () => (res.statusCode === 200 ? resolve() : reject(new Error(`upload answered ${res.statusCode}`))));
-      });
-      req.on("error", reject);
-      createReadStream(src, { highWaterMark: 1 * MiB }).pipe(req);
-    });
   const dl = join(base, "downloaded.bin");
-  const download = (target: string, headers: Record<string, string> = auth) => () =>
-    new Promise<void>((resolve, reject) => {
-      request(`${target}/download?path=big.bin`, { headers }, (res) => {
-        if (res.statusCode !== 200) return reject(new Error(`download answered ${res.statusCode}`));
-        pipeline(res, createWriteStream(dl, { highWaterMark: 1 * MiB })).then(resolve, reject);
-      })
-        .on("error", reject)
-        .end();
-    });
+  const download =
+    (target: string, headers: Record<string, string> = auth) =>
+    () =>
+      new Promise<void>((resolve, reject) => {
+        request(`${target}/download?path=big.bin`, { headers }, (res) => {
+          if (res.statusCode !== 200) return reject(new Error(`download answered ${res.statusCode}`));
+          pipeline(res, createWriteStream(dl, { highWaterMark: 1 * MiB })).then(resolve, reject);
+        })
+          .on("error", reject)
+          .end();
+      });
   const bareDir = join(base, "bare");
   mkdirSync(bareDir);
   const barePort = await freePort();
-  bare = await startChild([join(ROOT, "bench/bare-storage-server.ts")], { MESHAGENT_PORT: String(barePort), BENCH_BARE_DIR: bareDir }, `http://127.0.0.1:${barePort}/healthz`);
+  bare = await startChild(
+    [join(ROOT, "bench/bare-storage-server.ts")],
+    { MESHAGENT_PORT: String(barePort), BENCH_BARE_DIR: bareDir },
+    `http://127.0.0.1:${barePort}/healthz`,
+  );
   const bareUrl = `http://127.0.0.1:${barePort}`;
   const timedRun = async (fn: () => Promise<void>) => (await sampled(pid, fn)).seconds;
   const cp = (fsync: boolean) => {
@@ -207,7 +231,8 @@ async function main() {
     best.bareUp = Math.min(best.bareUp, await timedRun(upload(bareUrl, {})));
     best.bareDown = Math.min(best.bareDown, await timedRun(download(bareUrl, {})));
     rmSync(join(bareDir, "big.bin"));
-    if (round === ROUNDS - 1) await download(`${url}${path}`)(); // keep ours for the content check
+    if (round === ROUNDS - 1)
+      await download(`${url}${path}`)(); // keep ours for the content check
     else rmSync(dl);
   }
   const cpSeconds = best.cp;
@@ -231,7 +256,9 @@ async function main() {
     `download (HTTP)    ${f(down.seconds)} s  ${f(mibs(down.seconds), 1)} MiB/s  ratio vs cp ${f(cpSeconds / down.seconds)} (goal >= 0.80)`,
     `bare node:http     upload ${f(best.bareUp)} s  ${f(mibs(best.bareUp), 1)} MiB/s = ${f(cpSeconds / best.bareUp)}x cp | download ${f(best.bareDown)} s  ${f(mibs(best.bareDown), 1)} MiB/s = ${f(cpSeconds / best.bareDown)}x cp  (the ceiling: a server that only streams to and from the file, no fsync)`,
     `ours / bare        upload ${f(best.bareUp / up.seconds)}x, download ${f(best.bareDown / down.seconds)}x`,
-    `server CPU         ${f(cpu.up)} s per upload, ${f(cpu.down)} s per download (user + system); client CPU ${f(client.up)} s / ${f(client.down)} s; load average ${loadavg().map((l) => l.toFixed(1)).join(" ")} on ${cpus().length} cores`,
+    `server CPU         ${f(cpu.up)} s per upload, ${f(cpu.down)} s per download (user + system); client CPU ${f(client.up)} s / ${f(client.down)} s; load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")} on ${cpus().length} cores`,
     `server RSS         before ${f(rssBefore / 1024, 1)} MiB; growth during upload ${f(upGrowth, 1)} MiB, during download ${f(downGrowth, 1)} MiB (goal <= 64 MiB)`,
     `content            ${same ? "downloaded bytes equal the source (sha256)" : "MISMATCH between source and download"}`,
   ];

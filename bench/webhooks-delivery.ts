@@ -106,7 +106,9 @@ async function main() {
   const b = await bootstrap(ctx, { email: "bench@example.com", project: "bench" });
   await ctx.webhooks.create(b.project_id, { name: "bench", url, events: ["room.updated"] });
   const publish = async (i: number, room: string) => {
-    const after = await inTx(ctx.store.db, (tx) => ctx.bus.publish(tx, { type: "room.updated", project_id: b.project_id, data: { id: "r", room_name: room, i } }));
+    const after = await inTx(ctx.store.db, (tx) =>
+      ctx.bus.publish(tx, { type: "room.updated", project_id: b.project_id, data: { id: "r", room_name: room, i } }),
+    );
     after();
   };
 
@@ -166,13 +168,29 @@ async function main() {
   const pacedLat = [...arrivals.entries()].map(([i, t]) => t - pacedPub[i]);
 
   await ctx.webhookDispatcher.idle();
-  const delivered = await ctx.store.db.selectFrom("webhook_deliveries").select((e) => e.fn.countAll<number>().as("n")).where("status", "=", "delivered").executeTakeFirstOrThrow();
-  const failedAttempts = await ctx.store.db.selectFrom("webhook_attempts").select((e) => e.fn.countAll<number>().as("n")).where("error", "is not", null).executeTakeFirstOrThrow();
-  console.log(`webhooks-delivery ${dialect}: drain of a ${N}-event backlog: deliveries/s = ${drainRate.toFixed(0)} (${drainArrived} delivered, ${drainDupes} duplicates; enqueueing them, one transaction each: ${enqueueRate.toFixed(0)} events/s)`);
-  console.log(`webhooks-delivery ${dialect}: burst of ${N} events published while delivering: deliveries/s = ${rate.toFixed(0)} (${burstArrived} delivered, ${burstDupes} duplicates; publishing alone ${(N / publishSecs).toFixed(0)} events/s), queued event→delivery p50 = ${pct(latencies, 50).toFixed(0)} ms, p99 = ${pct(latencies, 99).toFixed(0)} ms`);
-  console.log(`webhooks-delivery ${dialect}: paced ${PACED} events at ${RATE}/s: event→delivery p50 = ${pct(pacedLat, 50).toFixed(1)} ms, p99 = ${pct(pacedLat, 99).toFixed(1)} ms, max = ${pct(pacedLat, 100).toFixed(1)} ms (${delivered.n} rows delivered in all; ${failedAttempts.n} attempts failed, e.g. timed out, and were retried: the only source of duplicates)`);
+  const delivered = await ctx.store.db
+    .selectFrom("webhook_deliveries")
+    .select((e) => e.fn.countAll<number>().as("n"))
+    .where("status", "=", "delivered")
+    .executeTakeFirstOrThrow();
+  const failedAttempts = await ctx.store.db
+    .selectFrom("webhook_attempts")
+    .select((e) => e.fn.countAll<number>().as("n"))
+    .where("error", "is not", null)
+    .executeTakeFirstOrThrow();
+  console.log(
+    `webhooks-delivery ${dialect}: drain of a ${N}-event backlog: deliveries/s = ${drainRate.toFixed(0)} (${drainArrived} delivered, ${drainDupes} duplicates; enqueueing them, one transaction each: ${enqueueRate.toFixed(0)} events/s)`,
+  );
+  console.log(
+    `webhooks-delivery ${dialect}: burst of ${N} events published while delivering: deliveries/s = ${rate.toFixed(0)} (${burstArrived} delivered, ${burstDupes} duplicates; publishing alone ${(N / publishSecs).toFixed(0)} events/s), queued event→delivery p50 = ${pct(latencies, 50).toFixed(0)} ms, p99 = ${pct(latencies, 99).toFixed(0)} ms`,
+  );
+  console.log(
+    `webhooks-delivery ${dialect}: paced ${PACED} events at ${RATE}/s: event→delivery p50 = ${pct(pacedLat, 50).toFixed(1)} ms, p99 = ${pct(pacedLat, 99).toFixed(1)} ms, max = ${pct(pacedLat, 100).toFixed(1)} ms (${delivered.n} rows delivered in all; ${failedAttempts.n} attempts failed, e.g. timed out, and were retried: the only source of duplicates)`,
+  );
   console.log(`baseline: plain fetch loop to the same receiver (concurrency ${CONCURRENCY}) = ${baselineRps.toFixed(0)} requests/s`);
-  console.log(`ratio: drain deliveries/s ÷ baseline requests/s = ${(drainRate / baselineRps).toFixed(2)}; burst ÷ baseline = ${(rate / baselineRps).toFixed(2)}`);
+  console.log(
+    `ratio: drain deliveries/s ÷ baseline requests/s = ${(drainRate / baselineRps).toFixed(2)}; burst ÷ baseline = ${(rate / baselineRps).toFixed(2)}`,
+  );
 
   await ctx.close();
   server.closeAllConnections();

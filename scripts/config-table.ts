@@ -26,7 +26,11 @@ function typeText(s: ConfigEntry): string {
 }
 
 function binary(n: number): string {
-  for (const [size, name] of [[1024 ** 3, "GiB"], [1024 ** 2, "MiB"], [1024, "KiB"]] as const) {
+  for (const [size, name] of [
+    [1024 ** 3, "GiB"],
+    [1024 ** 2, "MiB"],
+    [1024, "KiB"],
+  ] as const) {
     if (n >= size && n % size === 0) return ` (${n / size} ${name})`;
   }
   return "";
@@ -44,14 +48,8 @@ function defaultText(s: ConfigEntry): string {
 
 /** The Markdown table of every variable in ConfigSchema, in schema order (no trailing newline). */
 export function renderConfigTable(): string {
-  const rows = configEntries().map(([name, s]) =>
-    [`\`${name}\``, typeText(s), UNITS[s.unit ?? ""] ?? "", defaultText(s), s.description].map(cell),
-  );
-  return [
-    "| variable | type | unit | default | meaning |",
-    "|---|---|---|---|---|",
-    ...rows.map((r) => `| ${r.join(" | ")} |`),
-  ].join("\n");
+  const rows = configEntries().map(([name, s]) => [`\`${name}\``, typeText(s), UNITS[s.unit ?? ""] ?? "", defaultText(s), s.description].map(cell));
+  return ["| variable | type | unit | default | meaning |", "|---|---|---|---|---|", ...rows.map((r) => `| ${r.join(" | ")} |`)].join("\n");
 }
 
 /** What lies between the markers (trimmed), or an Error when they are missing or out of order. */

@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import type { AppContext } from "./context.js";
 import { ApiError, errorBody } from "./core/errors.js";
 import { ErrorResponse } from "./core/http.js";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { installAccessGate } from "./auth/plugin.js";
 import { domains } from "./domains.js";
 
@@ -34,9 +35,7 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   // Bodies are validated strictly (a number is not a string); query strings and params arrive as text and are coerced.
   const strict = makeAjv(false);
   const coercing = makeAjv(true);
-  app.setValidatorCompiler(({ schema, httpPart }) =>
-    (httpPart === "body" ? strict : coercing).compile(schema as object) as never,
-  );
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? strict : coercing).compile(schema as object) as never);
 
   app.addHook("onRequest", (req, reply, done) => {
     reply.header("x-request-id", req.id);
@@ -61,7 +60,8 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
       const missing = v?.keyword === "required" ? `/${(v.params as { missingProperty?: string }).missingProperty}` : "";
       return reply.code(400).send(errorBody("invalid_request", `${where}${missing} ${v?.message ?? "is invalid"}`.trim()));
     }
-    if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE") return reply.code(413).send(errorBody("payload_too_large", `request body is larger than ${ctx.config.bodyLimitBytes} bytes`));
+    if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE")
+      return reply.code(413).send(errorBody("payload_too_large", `request body is larger than ${ctx.config.bodyLimitBytes} bytes`));
     if (fe.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return reply.code(415).send(errorBody("unsupported_media_type", fe.message));
     if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500)
       return reply.code(fe.statusCode).send(errorBody(fe.code ? fe.code.toLowerCase().replace(/^fst_err_/, "") : "bad_request", fe.message));
@@ -95,7 +95,18 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
 
   // Every route from here on declares its access (config.access); one preHandler enforces it.
   installAccessGate(app, ctx.auth);
-  for (const d of domains) if (d.routes) await app.register(d.routes(ctx));
+  for (const d of domains) {
+    const routes = d.routes;
+    if (!routes) continue;
+    await app.register(async (area) => {
+      // Each area's operations are grouped under its tag in the OpenAPI document.
+      area.addHook("onRoute", (route) => {
+        const schema = (route.schema ??= {}) as { tags?: string[] };
+        schema.tags ??= [d.tag ?? d.name];
+      });
+      await routes(area.withTypeProvider<TypeBoxTypeProvider>(), ctx);
+    });
+  }
 
   // The room server: WebSocket upgrades on /rooms/{room_name}; it registers itself once the server listens and
   // closes its sockets (1012, clients reconnect) before the HTTP server closes.

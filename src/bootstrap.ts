@@ -31,7 +31,7 @@ export async function bootstrap(ctx: AppContext, opts: { email: string; password
   } else if (opts.password) {
     await ctx.users.setPassword(user.id, opts.password);
   }
-  let project = await ctx.projects.byNameForOwner(user.id, opts.project);
+  const project = await ctx.projects.byNameForOwner(user.id, opts.project);
   let projectId: string;
   if (!project) {
     projectId = (await ctx.projects.create(user.id, { name: opts.project })).id;

@@ -5,6 +5,9 @@ import { hostname } from "node:os";
 import { KindGuard, Type, type Static, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import type { WebhookConfig } from "./webhooks/config.js";
+import type { RoomsConfig } from "./room-server/config.js";
+
+export type { RoomsConfig };
 
 /** Typed configuration, read from MESHAGENT_* environment variables once (see {@link ConfigSchema}). */
 export interface Config {
@@ -34,23 +37,6 @@ export interface Config {
   rooms: RoomsConfig;
   /** Scheduled tasks. */
   scheduler: SchedulerConfig;
-}
-
-export interface RoomsConfig {
-  /** MESHAGENT_ROOM_EMPTY_TIMEOUT (seconds, default 30): an empty room's session ends after this long. */
-  emptyTimeoutMs: number;
-  /** MESHAGENT_ROOM_LEASE (seconds, default 15): room ownership lease; renewed every third of it. */
-  leaseMs: number;
-  /** MESHAGENT_ROOM_SERVER_URL: how other server processes reach this one (default http://<host>:<port>). */
-  serverUrl?: string;
-  /** MESHAGENT_ROOM_PROXY (default true): proxy connections for rooms another process serves, or refuse them (1013). */
-  proxy: boolean;
-  /** MESHAGENT_ROOM_MAX_MESSAGE (bytes, default 64 MiB): largest protocol message a participant may send. */
-  maxMessageBytes: number;
-  /** MESHAGENT_ROOM_MAX_UPLOAD (bytes, default 1 GiB): largest file a storage.upload may write. */
-  maxUploadBytes: number;
-  /** MESHAGENT_OTLP_BODY_LIMIT (bytes, default 16 MiB): largest OTLP/HTTP request body. */
-  otlpBodyLimit: number;
 }
 
 export interface SchedulerConfig {
@@ -153,9 +139,7 @@ export const ConfigSchema = Type.Object({
     description:
       "how long an HTTP connection may stay silent (a stalled upload, a client that stopped reading) before it is closed; `0` = never. Room WebSockets are not affected",
   }),
-  MESHAGENT_PRICING_FILE: Type.Optional(
-    Type.String({ defaultText: "built-in table", description: "JSON price list served at `GET /pricing` (shape below)" }),
-  ),
+  MESHAGENT_PRICING_FILE: Type.Optional(Type.String({ defaultText: "built-in table", description: "JSON price list served at `GET /pricing` (shape below)" })),
   MESHAGENT_LOG_LEVEL: Type.Union(
     LOG_LEVELS.map((l) => Type.Literal(l)),
     { default: "info", description: "pino log level" },
@@ -209,9 +193,7 @@ export const ConfigSchema = Type.Object({
   MESHAGENT_SMTP_HOST: Type.Optional(Type.String({ defaultText: "`MESHAGENT_HOST`", description: "SMTP listen address" })),
   MESHAGENT_SMTP_HOSTNAME: Type.Optional(Type.String({ defaultText: "the machine's host name", description: "name in the SMTP greeting" })),
   MESHAGENT_SMTP_MAX_BYTES: Type.Integer({ minimum: 1024, default: 25 * MiB, unit: "bytes", description: "largest accepted message (552 above it)" }),
-  MESHAGENT_SMTP_TLS_CERT: Type.Optional(
-    Type.String({ description: "PEM certificate file; set together with `MESHAGENT_SMTP_TLS_KEY`, STARTTLS is offered" }),
-  ),
+  MESHAGENT_SMTP_TLS_CERT: Type.Optional(Type.String({ description: "PEM certificate file; set together with `MESHAGENT_SMTP_TLS_KEY`, STARTTLS is offered" })),
   MESHAGENT_SMTP_TLS_KEY: Type.Optional(Type.String({ description: "PEM private key file of `MESHAGENT_SMTP_TLS_CERT`" })),
   MESHAGENT_STORAGE_URL: Type.Optional(
     Type.String({
@@ -232,7 +214,9 @@ export const ConfigSchema = Type.Object({
   AWS_ENDPOINT_URL_S3: Type.Optional(
     Type.String({ defaultText: "`AWS_ENDPOINT_URL`", description: "S3 endpoint, for `s3://` storage on an S3-compatible server" }),
   ),
-  AWS_ENDPOINT_URL: Type.Optional(Type.String({ defaultText: "unset: AWS's own endpoints", description: "the standard AWS endpoint variable (used when `AWS_ENDPOINT_URL_S3` is unset)" })),
+  AWS_ENDPOINT_URL: Type.Optional(
+    Type.String({ defaultText: "unset: AWS's own endpoints", description: "the standard AWS endpoint variable (used when `AWS_ENDPOINT_URL_S3` is unset)" }),
+  ),
   AWS_REGION: Type.Optional(Type.String({ defaultText: "`AWS_DEFAULT_REGION`, else `us-east-1`", description: "S3 region" })),
   AWS_DEFAULT_REGION: Type.Optional(Type.String({ defaultText: "unset", description: "S3 region when `AWS_REGION` is unset" })),
   AWS_ACCESS_KEY_ID: Type.Optional(
@@ -392,9 +376,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const webhookTimeoutMs = v.MESHAGENT_WEBHOOK_TIMEOUT_MS;
   const webhookLeaseMs = v.MESHAGENT_WEBHOOK_LEASE_MS ?? webhookTimeoutMs + 15_000;
   if (webhookLeaseMs <= webhookTimeoutMs) {
-    throw new ConfigError(
-      `MESHAGENT_WEBHOOK_LEASE_MS: expected more than MESHAGENT_WEBHOOK_TIMEOUT_MS (${webhookTimeoutMs}), got "${webhookLeaseMs}"`,
-    );
+    throw new ConfigError(`MESHAGENT_WEBHOOK_LEASE_MS: expected more than MESHAGENT_WEBHOOK_TIMEOUT_MS (${webhookTimeoutMs}), got "${webhookLeaseMs}"`);
   }
   const envMasterKey = v.MESHAGENT_MASTER_KEY === undefined ? undefined : parseMasterKey(v.MESHAGENT_MASTER_KEY);
 

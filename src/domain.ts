@@ -1,7 +1,11 @@
 import type { TSchema } from "@sinclair/typebox";
-import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { FastifyBaseLogger, FastifyInstance, RawReplyDefaultExpression, RawRequestDefaultExpression, RawServerDefault } from "fastify";
 import type { AppContext } from "./context.js";
 import type { EventSpec } from "./core/events.js";
+
+/** The Fastify instance an area's routes are registered on (TypeBox schemas type the handlers). */
+export type AreaApp = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, TypeBoxTypeProvider>;
 
 /**
  * What one area (a folder under src/) brings to the app: its routes, the shared schemas its routes `$ref` by `$id`,
@@ -10,7 +14,10 @@ import type { EventSpec } from "./core/events.js";
  */
 export interface Domain {
   name: string;
-  routes?: (ctx: AppContext) => FastifyPluginAsyncTypebox;
+  /** The OpenAPI tag of its operations (default: the name); a route may name its own. */
+  tag?: string;
+  /** Registers the area's routes on its own encapsulated context (its hooks and parsers stay inside). */
+  routes?: (app: AreaApp, ctx: AppContext) => Promise<void>;
   schemas?: TSchema[];
   events?: EventSpec[];
 }

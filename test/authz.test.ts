@@ -157,7 +157,8 @@ describe("authorization matrix (generated from /openapi.json)", () => {
         if (r.status >= 500) failures.push(`${why} (a 5xx)`);
         else if (r.status >= 400 && !(typeof r.json?.error?.code === "string" && typeof message === "string")) failures.push(`${why} (not in the error shape)`);
         else if (want === "pass") {
-          if (o.access !== "public" && r.status === 401 || ((r.status === 403 || r.status === 404) && GATE_REFUSAL.test(message))) failures.push(`${why}, expected to be admitted`);
+          if ((o.access !== "public" && r.status === 401) || ((r.status === 403 || r.status === 404) && GATE_REFUSAL.test(message)))
+            failures.push(`${why}, expected to be admitted`);
         } else if (r.status !== want) failures.push(`${why}, expected ${want}`);
         if (o.access === "public") publicStatuses.add(r.status);
       }
@@ -178,7 +179,9 @@ describe("authorization matrix (generated from /openapi.json)", () => {
     const m = await s.user({});
     expect((await s.http("DELETE", `${P}/users/${m.userId}`, { token: m.token })).status).toBe(200);
     expect((await s.http("DELETE", `${P}/users/${s.admin.userId}`)).status).toBe(403);
-    const r = await s.http("PUT", `${P}/users/${s.admin.userId}`, { json: { is_admin: false, is_developer: false, can_create_rooms: false, can_use_llm_proxy: false } });
+    const r = await s.http("PUT", `${P}/users/${s.admin.userId}`, {
+      json: { is_admin: false, is_developer: false, can_create_rooms: false, can_use_llm_proxy: false },
+    });
     expect(r.status).toBe(403);
   });
 

@@ -7,7 +7,6 @@ describe("bad input gets a 4xx naming the problem, never a 500", () => {
     s = await startServer({ env: { MESHAGENT_BODY_LIMIT: "65536" } });
   });
   afterAll(() => s.close());
-  const P = () => `/accounts/projects/${s.admin.projectId}`;
 
   const cases: [string, string, { json?: unknown; body?: string; token?: string; headers?: Record<string, string> }, number, RegExp][] = [
     ["POST", "/accounts/projects", { json: { name: 5 } }, 400, /name/],
@@ -16,7 +15,13 @@ describe("bad input gets a 4xx naming the problem, never a 500", () => {
     ["POST", "/accounts/projects", { json: { name: "x", settings: [1, 2] } }, 400, /settings/],
     ["POST", "/accounts/projects", { json: { name: "x".repeat(201) } }, 400, /name/],
     ["POST", "/accounts/projects", { body: "{not json", headers: { "content-type": "application/json" } }, 400, /JSON|json/],
-    ["POST", "/accounts/projects", { body: "name=x", headers: { "content-type": "application/x-www-form-urlencoded" } }, 415, /content-type|Content-Type|media/i],
+    [
+      "POST",
+      "/accounts/projects",
+      { body: "name=x", headers: { "content-type": "application/x-www-form-urlencoded" } },
+      415,
+      /content-type|Content-Type|media/i,
+    ],
     ["GET", "/accounts/projects/not-a-uuid", {}, 400, /project_id/],
     ["GET", "/accounts/projects/not-a-uuid/status", {}, 400, /project_id/],
     ["PUT", "/accounts/projects/123/settings", { json: {} }, 400, /project_id/],
@@ -46,7 +51,10 @@ describe("bad input gets a 4xx naming the problem, never a 500", () => {
       const u = await s.user({});
       const fill = (x: string) => x.replace("{P}", s.admin.projectId).replace("{U}", u.userId);
       const json = opts.json === undefined ? undefined : JSON.parse(fill(JSON.stringify(opts.json)));
-      const token = opts.token === "{T}" ? s.admin.userToken : opts.token ?? (path.startsWith("/accounts/projects") && method === "POST" && path === "/accounts/projects" ? s.admin.userToken : undefined);
+      const token =
+        opts.token === "{T}"
+          ? s.admin.userToken
+          : (opts.token ?? (path.startsWith("/accounts/projects") && method === "POST" && path === "/accounts/projects" ? s.admin.userToken : undefined));
       const r = await s.http(method, fill(path), { json, body: opts.body, headers: opts.headers, token });
       expect(r.status, r.text).toBe(status);
       expect(r.json.error.code).toMatch(/^[a-z_]+$/);

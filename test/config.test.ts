@@ -129,7 +129,16 @@ describe("loadConfig defaults (as before the schema)", () => {
   });
 
   it("accepts true/false/1/0/yes/no/on/off in any case", () => {
-    for (const [raw, want] of [["true", true], ["FALSE", false], ["1", true], ["0", false], ["Yes", true], ["no", false], ["ON", true], ["off", false]] as const) {
+    for (const [raw, want] of [
+      ["true", true],
+      ["FALSE", false],
+      ["1", true],
+      ["0", false],
+      ["Yes", true],
+      ["no", false],
+      ["ON", true],
+      ["off", false],
+    ] as const) {
       const c = load({ MESHAGENT_ROOM_PROXY: raw, MESHAGENT_WEBHOOK_ALLOW_PRIVATE: raw, MESHAGENT_WEBHOOK_DISPATCHER: raw, MESHAGENT_S3_PATH_STYLE: raw });
       expect([c.rooms.proxy, c.webhooks.allowPrivate, c.webhooks.dispatcher, c.s3.forcePathStyle], raw).toEqual([want, want, want, want]);
     }
@@ -141,9 +150,7 @@ describe("loadConfig validation", () => {
     expect(errorOf({ MESHAGENT_PORT: "abc" }).message).toBe('MESHAGENT_PORT: expected an integer from 0 to 65535, got "abc"');
     expect(errorOf({ MESHAGENT_BODY_LIMIT: "1.5" }).message).toBe('MESHAGENT_BODY_LIMIT: expected an integer of at least 0 (bytes), got "1.5"');
     expect(errorOf({ MESHAGENT_WEBHOOK_CONCURRENCY: " " }).message).toMatch(/^MESHAGENT_WEBHOOK_CONCURRENCY: expected an integer/);
-    expect(errorOf({ MESHAGENT_ROOM_EMPTY_TIMEOUT: "30s" }).message).toBe(
-      'MESHAGENT_ROOM_EMPTY_TIMEOUT: expected a number of at least 0 (seconds), got "30s"',
-    );
+    expect(errorOf({ MESHAGENT_ROOM_EMPTY_TIMEOUT: "30s" }).message).toBe('MESHAGENT_ROOM_EMPTY_TIMEOUT: expected a number of at least 0 (seconds), got "30s"');
   });
 
   it("an out-of-range integer or number names the variable and the range", () => {
@@ -164,7 +171,13 @@ describe("loadConfig validation", () => {
   });
 
   it("an unknown boolean stops instead of reading as false", () => {
-    for (const name of ["MESHAGENT_ROOM_PROXY", "MESHAGENT_WEBHOOK_DISPATCHER", "MESHAGENT_WEBHOOK_ALLOW_PRIVATE", "MESHAGENT_SCHEDULER_ENABLED", "MESHAGENT_S3_PATH_STYLE"]) {
+    for (const name of [
+      "MESHAGENT_ROOM_PROXY",
+      "MESHAGENT_WEBHOOK_DISPATCHER",
+      "MESHAGENT_WEBHOOK_ALLOW_PRIVATE",
+      "MESHAGENT_SCHEDULER_ENABLED",
+      "MESHAGENT_S3_PATH_STYLE",
+    ]) {
       expect(errorOf({ [name]: "maybe" }).message).toBe(`${name}: expected a boolean (true/false, 1/0, yes/no, on/off), got "maybe"`);
     }
   });

@@ -55,9 +55,9 @@ describe("processes: bootstrap, kill -9, restart, SIGTERM", () => {
     const srv2 = await spawnServer(env);
     try {
       const c2 = new Meshagent({ baseUrl: srv2.url, token: key.value });
-      expect((await c2.getProject(b.project_id) as any).settings).toEqual({ durable: true });
+      expect(((await c2.getProject(b.project_id)) as any).settings).toEqual({ durable: true });
       const u2 = new Meshagent({ baseUrl: srv2.url, token: again.user_token });
-      expect((await u2.getProject(p.id) as any).settings).toEqual({ n: 1 });
+      expect(((await u2.getProject(p.id)) as any).settings).toEqual({ n: 1 });
       expect(await u2.getUserProfile("me")).toMatchObject({ first_name: "Kill", last_name: "Nine", email: "Root@Example.com" });
     } finally {
       expect(await srv2.kill("SIGTERM")).toBe(0);

@@ -88,15 +88,23 @@ describe("room grants", () => {
     expect(r.status).toBe(201);
     const g = await s.http("GET", `${P}/room-grants/${encodeURIComponent(room.id)}/${encodeURIComponent(u.userId)}`);
     expect(g.status).toBe(200);
-    expect(g.json).toEqual({ room: expect.objectContaining({ id: room.id, name: "g-py", metadata: {}, annotations: {} }), user_id: u.userId, permissions: PY_USER_DEFAULT });
+    expect(g.json).toEqual({
+      room: expect.objectContaining({ id: room.id, name: "g-py", metadata: {}, annotations: {} }),
+      user_id: u.userId,
+      permissions: PY_USER_DEFAULT,
+    });
     expect(JSON.stringify(g.json.permissions)).toBe(JSON.stringify(PY_USER_DEFAULT));
 
-    const up = await s.http("PUT", `${P}/room-grants/unused`, { json: { room_id: room.id, user_id: u.userId, permissions: { ...PY_USER_DEFAULT, llm: { models: ["openai/*"] } } } });
+    const up = await s.http("PUT", `${P}/room-grants/unused`, {
+      json: { room_id: room.id, user_id: u.userId, permissions: { ...PY_USER_DEFAULT, llm: { models: ["openai/*"] } } },
+    });
     expect(up.status).toBe(200);
     expect(up.json.permissions.llm).toEqual({ models: ["openai/*"] });
 
     const list = await s.http("GET", `${P}/room-grants?limit=50&offset=0&order_by=room_name`);
-    expect(list.json.room_grants).toEqual(expect.arrayContaining([expect.objectContaining({ user_id: u.userId, room: expect.objectContaining({ metadata: {} }) })]));
+    expect(list.json.room_grants).toEqual(
+      expect.arrayContaining([expect.objectContaining({ user_id: u.userId, room: expect.objectContaining({ metadata: {} }) })]),
+    );
     expect(typeof list.json.total).toBe("number");
     const byUser = await s.http("GET", `${P}/room-grants/by-user/${u.userId}?limit=100&offset=0&order_by=room_name&filter=G-P`);
     expect(byUser.json).toEqual({ room_grants: [expect.objectContaining({ user_id: u.userId })], total: 1 });
@@ -105,7 +113,10 @@ describe("room grants", () => {
     const uniqRooms = await s.http("GET", `${P}/room-grants/by-room?limit=50&offset=0`);
     expect(uniqRooms.json.rooms).toContainEqual({ room: expect.objectContaining({ id: room.id, name: "g-py", metadata: {} }), count: 1 });
     const uniqUsers = await s.http("GET", `${P}/room-grants/by-user?limit=100&offset=0&filter=${encodeURIComponent(u.email.slice(0, 8).toUpperCase())}`);
-    expect(uniqUsers.json).toEqual({ users: [{ user_id: u.userId, count: 1, email: u.email, first_name: expect.any(String), last_name: expect.any(String) }], total: 1 });
+    expect(uniqUsers.json).toEqual({
+      users: [{ user_id: u.userId, count: 1, email: u.email, first_name: expect.any(String), last_name: expect.any(String) }],
+      total: 1,
+    });
     const del = await s.http("DELETE", `${P}/room-grants/${room.id}/${u.userId}`);
     expect(del.status).toBe(200);
     expect(del.json).toEqual({ ok: true });
@@ -138,7 +149,9 @@ describe("room grants", () => {
     expect(uniq.json.users).toEqual([expect.objectContaining({ user_id: user!.id, email, count: 1 })]);
     // a second grant by the same email (any case) reuses the user
     const room2 = await s.client().createRoom({ projectId: pid, name: "g-invite-2" });
-    const r = await s.http("POST", `${P}/room-grants`, { json: { room_id: "g-invite-2", user_id: null, email: email.toLowerCase(), permissions: {}, invite_redirect_url: "https://example.com/welcome" } });
+    const r = await s.http("POST", `${P}/room-grants`, {
+      json: { room_id: "g-invite-2", user_id: null, email: email.toLowerCase(), permissions: {}, invite_redirect_url: "https://example.com/welcome" },
+    });
     expect(r.status).toBe(201);
     expect(r.json.user_id).toBe(user!.id);
     expect((await s.http("GET", `${P}/room-grants/by-user/${user!.id}`)).json.total).toBe(2);
@@ -164,10 +177,12 @@ describe("room grants", () => {
     // the outbox (a transactional subscriber) sees the grant go in the removal's transaction
     const seen = inTx.filter((e) => e.data.user_id === stranger.userId).map((e) => [e.type, e.data.change ?? null, e.data.room_name ?? null]);
     expect(seen).toHaveLength(2);
-    expect(seen).toEqual(expect.arrayContaining([
-      ["project.user.removed", null, null],
-      ["grant.changed", "deleted", "g-stranger"],
-    ]));
+    expect(seen).toEqual(
+      expect.arrayContaining([
+        ["project.user.removed", null, null],
+        ["grant.changed", "deleted", "g-stranger"],
+      ]),
+    );
   });
 
   it("permissions are validated as a full ApiScope: unknown sections and wrong types are 400", async () => {
@@ -238,7 +253,8 @@ describe("room grants", () => {
     const rooms = [];
     for (const n of ["pg-c", "pg-a", "pg-b", "pg-d"]) rooms.push(await c.createRoom({ projectId: op, name: n }));
     // user i gets a grant on rooms 0..i+1 → 2 + 3 + 4 = 9 grants
-    for (let i = 0; i < 3; i++) for (let j = 0; j <= i + 1; j++) await c.createRoomGrant({ projectId: op, roomId: rooms[j].id, userId: users[i].userId, permissions: ApiScope.full() });
+    for (let i = 0; i < 3; i++)
+      for (let j = 0; j <= i + 1; j++) await c.createRoomGrant({ projectId: op, roomId: rooms[j].id, userId: users[i].userId, permissions: ApiScope.full() });
     const Q = `/accounts/projects/${op}`;
     const get = async (p: string) => (await s.http("GET", `${Q}${p}`, { token: other.apiKey })).json;
     const all = await get("/room-grants?limit=1000");
@@ -251,10 +267,16 @@ describe("room grants", () => {
     const created = await get("/room-grants?order_by=created_at&limit=2&offset=7");
     expect(created).toMatchObject({ total: 9 });
     expect(created.room_grants).toHaveLength(2);
-    expect((await get(`/room-grants/by-user/${users[2].userId}?limit=2&offset=3`))).toMatchObject({ total: 4, room_grants: [{ room: { name: "pg-d" } }] });
-    expect((await get(`/room-grants/by-room/pg-c?limit=1&offset=1`))).toMatchObject({ total: 3 });
+    expect(await get(`/room-grants/by-user/${users[2].userId}?limit=2&offset=3`)).toMatchObject({ total: 4, room_grants: [{ room: { name: "pg-d" } }] });
+    expect(await get(`/room-grants/by-room/pg-c?limit=1&offset=1`)).toMatchObject({ total: 3 });
     const byRoom = await get("/room-grants/by-room?limit=2&offset=1");
-    expect(byRoom).toEqual({ total: 4, rooms: [expect.objectContaining({ room: expect.objectContaining({ name: "pg-b" }), count: 2 }), expect.objectContaining({ room: expect.objectContaining({ name: "pg-c" }), count: 3 })] });
+    expect(byRoom).toEqual({
+      total: 4,
+      rooms: [
+        expect.objectContaining({ room: expect.objectContaining({ name: "pg-b" }), count: 2 }),
+        expect.objectContaining({ room: expect.objectContaining({ name: "pg-c" }), count: 3 }),
+      ],
+    });
     const byUser = await get("/room-grants/by-user?limit=2&offset=0");
     expect(byUser.total).toBe(3);
     expect(byUser.users.map((u: any) => u.count).sort()).toHaveLength(2);
@@ -310,7 +332,16 @@ describe("room grants", () => {
     await s.client().createRoomGrant({ projectId: pid, roomId: room.id, userId: member.userId, permissions: ApiScope.full() });
     const target = await s.user({});
     await s.client().createRoomGrant({ projectId: pid, roomId: room.id, userId: target.userId, permissions: ApiScope.full() });
-    const who: Record<string, string | null> = { none: null, garbage: "garbage", otherKey: other.apiKey, otherUser: other.userToken, member: member.token, developer: dev.token, admin: admin.token, apiKey: s.admin.apiKey };
+    const who: Record<string, string | null> = {
+      none: null,
+      garbage: "garbage",
+      otherKey: other.apiKey,
+      otherUser: other.userToken,
+      member: member.token,
+      developer: dev.token,
+      admin: admin.token,
+      apiKey: s.admin.apiKey,
+    };
     const deny = { none: 401, garbage: 401, otherKey: 404, otherUser: 404 };
     const manage = (ok: number) => ({ ...deny, member: 403, developer: ok, admin: ok, apiKey: ok });
     const fresh = async () => {
@@ -319,13 +350,25 @@ describe("room grants", () => {
       return u.userId;
     };
     const cases: { name: string; expect: Record<string, number>; req: () => Promise<[string, string, unknown?]> }[] = [
-      { name: "create_room_grant", expect: manage(201), req: async () => ["POST", `${P}/room-grants`, { room_id: room.id, user_id: (await s.user({})).userId, permissions: {} }] },
-      { name: "update_room_grant", expect: manage(200), req: async () => ["PUT", `${P}/room-grants/unused`, { room_id: room.id, user_id: target.userId, permissions: {} }] },
+      {
+        name: "create_room_grant",
+        expect: manage(201),
+        req: async () => ["POST", `${P}/room-grants`, { room_id: room.id, user_id: (await s.user({})).userId, permissions: {} }],
+      },
+      {
+        name: "update_room_grant",
+        expect: manage(200),
+        req: async () => ["PUT", `${P}/room-grants/unused`, { room_id: room.id, user_id: target.userId, permissions: {} }],
+      },
       { name: "delete_room_grant", expect: manage(200), req: async () => ["DELETE", `${P}/room-grants/${room.id}/${await fresh()}`] },
       { name: "get_room_grant (other user)", expect: manage(200), req: async () => ["GET", `${P}/room-grants/${room.id}/${target.userId}`] },
       { name: "get_room_grant (own)", expect: { ...manage(200), member: 200 }, req: async () => ["GET", `${P}/room-grants/${room.id}/${member.userId}`] },
       { name: "list_room_grants", expect: manage(200), req: async () => ["GET", `${P}/room-grants`] },
-      { name: "list_room_grants_by_user (own)", expect: { ...manage(200), member: 200 }, req: async () => ["GET", `${P}/room-grants/by-user/${member.userId}`] },
+      {
+        name: "list_room_grants_by_user (own)",
+        expect: { ...manage(200), member: 200 },
+        req: async () => ["GET", `${P}/room-grants/by-user/${member.userId}`],
+      },
       { name: "list_room_grants_by_user (other)", expect: manage(200), req: async () => ["GET", `${P}/room-grants/by-user/${target.userId}`] },
       { name: "list_room_grants_by_room", expect: manage(200), req: async () => ["GET", `${P}/room-grants/by-room/g-authz`] },
       { name: "list_unique_rooms_with_grants", expect: manage(200), req: async () => ["GET", `${P}/room-grants/by-room`] },

@@ -44,7 +44,11 @@ describe("SMTP inbound into room queues", () => {
   });
   afterAll(() => s.close());
   beforeEach(async () => {
-    for (const [r, q] of [[room, "email"], [room, "private-email"], [room2, "inbox"]] as const)
+    for (const [r, q] of [
+      [room, "email"],
+      [room, "private-email"],
+      [room2, "inbox"],
+    ] as const)
       if (await s.ctx.queues.exists(r.id, q)) await s.ctx.queues.drain(r.id, q);
   });
 
@@ -335,12 +339,14 @@ describe("durability of queued mail", () => {
       s2 = await startServer({ env: smtpEnv(), keepData: dir, databaseUrl: s1.databaseUrl });
       expect(await s2.ctx.queues.list(room.id)).toEqual([expect.objectContaining({ name: "email", size: 2 })]);
       const got = [];
-      for (let m; (m = await s2.ctx.queues.take<MailMessage>(room.id, "email")); ) got.push(m.message);
+      for (let m; (m = await s2.ctx.queues.take<MailMessage>(room.id, "email"));) got.push(m.message);
       // the redelivered one queues up behind the one never delivered
       expect(got.map((m) => m.subject)).toEqual(["second", "first"]);
       for (const m of got) expect(readFileSync(storageFile(s2, room.id, m.attachments[0].path), "utf8")).toBe(`content of ${m.subject}`);
       // the mailbox still works after the restart
-      expect((await transport(s2.ctx.mail.port!).sendMail({ from: "x@outside.example", to: "durable@restart.example.com", text: "again" })).accepted).toHaveLength(1);
+      expect(
+        (await transport(s2.ctx.mail.port!).sendMail({ from: "x@outside.example", to: "durable@restart.example.com", text: "again" })).accepted,
+      ).toHaveLength(1);
     } finally {
       await s2?.close();
       rmSync(dir, { recursive: true, force: true });

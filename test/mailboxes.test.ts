@@ -140,7 +140,12 @@ describe("mailboxes REST (contract §6.5)", () => {
       ["not an address", { room: "inbox-room", queue: "q", address: "no-at-sign" }, 400, /not an email address/],
       ["bad local part", { room: "inbox-room", queue: "q", address: "a/b@example.com" }, 400, /before @/],
       ["bad domain", { room: "inbox-room", queue: "q", address: "a@-bad-.com" }, 400, /not a valid domain/],
-      ["address too long", { room: "inbox-room", queue: "q", address: `${"a".repeat(60)}@${"d".repeat(60)}.${"e".repeat(60)}.${"f".repeat(60)}.${"g".repeat(20)}.com` }, 400, /254/],
+      [
+        "address too long",
+        { room: "inbox-room", queue: "q", address: `${"a".repeat(60)}@${"d".repeat(60)}.${"e".repeat(60)}.${"f".repeat(60)}.${"g".repeat(20)}.com` },
+        400,
+        /254/,
+      ],
       ["missing room", { queue: "q", address: "x@example.com" }, 400, /room/],
       ["unknown room", { room: "no-such-room", queue: "q", address: "x@example.com" }, 400, /room "no-such-room" does not exist/],
       ["missing queue", { room: "inbox-room", address: "x@example.com" }, 400, /queue/],
@@ -226,7 +231,9 @@ describe("mailboxes REST (contract §6.5)", () => {
       for (const flags of [{ is_developer: true }, { is_admin: true }]) {
         const u = await s.user(flags);
         const mine = addr("role");
-        expect((await s.http("POST", `${P}/mailboxes`, { token: u.token, json: { room: room.name, queue: "q", address: mine, public: false } })).status).toBe(201);
+        expect((await s.http("POST", `${P}/mailboxes`, { token: u.token, json: { room: room.name, queue: "q", address: mine, public: false } })).status).toBe(
+          201,
+        );
         expect((await s.http("GET", `${P}/mailboxes/${mine}`, { token: u.token })).status).toBe(200);
         expect((await s.http("GET", `${P}/mailboxes`, { token: u.token })).status).toBe(200);
         expect((await s.http("GET", `${P}/rooms/${room.name}/mailboxes`, { token: u.token })).status).toBe(200);
@@ -242,7 +249,11 @@ describe("mailboxes REST (contract §6.5)", () => {
   it("is in the OpenAPI document", async () => {
     const o = await s.http("GET", "/openapi.json", { token: null });
     expect(Object.keys(o.json.paths)).toEqual(
-      expect.arrayContaining(["/accounts/projects/{project_id}/mailboxes", "/accounts/projects/{project_id}/mailboxes/{address}", "/accounts/projects/{project_id}/rooms/{room_name}/mailboxes"]),
+      expect.arrayContaining([
+        "/accounts/projects/{project_id}/mailboxes",
+        "/accounts/projects/{project_id}/mailboxes/{address}",
+        "/accounts/projects/{project_id}/rooms/{room_name}/mailboxes",
+      ]),
     );
   });
 });

@@ -25,7 +25,7 @@ describe("projects, users and profiles through the official client", () => {
   it("settings, status and role", async () => {
     const c = s.client();
     expect(await c.updateProjectSettings(s.admin.projectId, { a: 1, nested: { b: [1, 2] } })).toEqual({ a: 1, nested: { b: [1, 2] } });
-    expect((await c.getProject(s.admin.projectId) as any).settings).toEqual({ a: 1, nested: { b: [1, 2] } });
+    expect(((await c.getProject(s.admin.projectId)) as any).settings).toEqual({ a: 1, nested: { b: [1, 2] } });
     expect(await c.getStatus(s.admin.projectId)).toBe(true);
     expect(await c.getProjectRole(s.admin.projectId)).toBe("admin");
   });

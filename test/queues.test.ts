@@ -3,7 +3,6 @@ import { startServer, type TestServer } from "./helpers/server.js";
 import { createRoom, deleteRoom } from "./helpers/rooms.js";
 import { ManualClock } from "../src/core/clock.js";
 import { createContext } from "../src/services.js";
-import { queuesRepo } from "../src/queues/repo.js";
 import { QueueWriter } from "../src/queues/writer.js";
 import { ApiError } from "../src/core/errors.js";
 import type { QueuesService } from "../src/queues/service.js";
@@ -36,7 +35,7 @@ describe("room queues (ctx.queues)", () => {
     expect(await q.ack(a!)).toBe(false); // already gone
     expect((await q.list(room.id)).find((x) => x.name === name)).toMatchObject({ size: 4, ready: 3 });
     const rest = [];
-    for (let m; (m = await q.receive<{ i: number }>(room.id, name)); ) rest.push(m.message.i);
+    for (let m; (m = await q.receive<{ i: number }>(room.id, name));) rest.push(m.message.i);
     expect(rest).toEqual([2, 3, 4]);
   });
 
@@ -76,7 +75,7 @@ describe("room queues (ctx.queues)", () => {
     await q.send(room.id, name, "c");
     expect((await q.peek(room.id, name)).map((m) => m.message)).toEqual(["b", "c", "a"]);
     const order = [];
-    for (let m; (m = await q.receive<string>(room.id, name)); ) order.push(m.message);
+    for (let m; (m = await q.receive<string>(room.id, name));) order.push(m.message);
     expect(order).toEqual(["b", "c", "a"]);
     expect(a.message).toBe("a");
   });
@@ -195,7 +194,7 @@ describe("room queues (ctx.queues)", () => {
     const seen: number[] = [];
     await Promise.all(
       Array.from({ length: 8 }, async () => {
-        for (let m; (m = await q.receive<number>(room.id, name)); ) {
+        for (let m; (m = await q.receive<number>(room.id, name));) {
           seen.push(m.message);
           await q.ack(m);
         }

@@ -57,7 +57,11 @@ describe("kill -9 during a session", () => {
 
       srv2 = await spawnServer(st.env);
       const s = await session(srv2, st.b, id);
-      expect(s).toMatchObject({ is_active: false, end_reason: "server_process_died", participant_list: [expect.objectContaining({ left_at: expect.any(String) })] });
+      expect(s).toMatchObject({
+        is_active: false,
+        end_reason: "server_process_died",
+        participant_list: [expect.objectContaining({ left_at: expect.any(String) })],
+      });
       expect(new Date(s.ended_at).getTime()).toBeGreaterThanOrEqual(new Date(s.created_at).getTime());
       const evs = await new Meshagent({ baseUrl: srv2.url, token: st.b.api_key }).listSessionEvents(st.b.project_id, id);
       expect(evs.map((e) => e.type)).toEqual(["room.started", "participant.joined", "participant.left", "room.ended"]);
@@ -97,7 +101,9 @@ describe.runIf(PG_URL)("several processes on PostgreSQL: one owner per room", ()
     const db = new pg.Client({ connectionString: st.db.url });
     await db.connect();
     try {
-      const owner = await db.query("SELECT n.url FROM room_leases l JOIN room_server_nodes n ON n.id = l.node_id JOIN rooms r ON r.id = l.room_id WHERE r.name = 'shared'");
+      const owner = await db.query(
+        "SELECT n.url FROM room_leases l JOIN room_server_nodes n ON n.id = l.node_id JOIN rooms r ON r.id = l.room_id WHERE r.name = 'shared'",
+      );
       expect(owner.rows).toEqual([{ url: a.url }]);
     } finally {
       await db.end();

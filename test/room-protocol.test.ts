@@ -15,7 +15,12 @@ const u32 = (n: number) => {
 const frameArb = fc.oneof(
   fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)),
   fc
-    .record({ hi: fc.nat(3), lo: fc.nat(50), total: fc.nat(5), type: fc.constantFrom("room.invoke_tool", "room.tool_call_request_chunk", "set_attributes", "__response__", "x", "") })
+    .record({
+      hi: fc.nat(3),
+      lo: fc.nat(50),
+      total: fc.nat(5),
+      type: fc.constantFrom("room.invoke_tool", "room.tool_call_request_chunk", "set_attributes", "__response__", "x", ""),
+    })
     .map(({ hi, lo, total, type }) => Buffer.concat([u32(hi), u32(lo), u32(0), u32(total), Buffer.from(type)])),
   fc
     .record({ lo: fc.nat(50), index: fc.nat(6), body: fc.uint8Array({ maxLength: 64 }) })
@@ -27,12 +32,47 @@ const jsonish = fc.jsonValue({ maxDepth: 3 });
 const payloadArb = fc.oneof(
   fc.uint8Array({ maxLength: 64 }).map((a) => Buffer.from(a)),
   jsonish.map((j) => pack(j)),
-  fc.record({ toolkit: fc.constantFrom("queues", "messaging", "storage", "nope", 7), tool: fc.string({ maxLength: 12 }), arguments: jsonish }).map((h) => pack(h)),
+  fc
+    .record({ toolkit: fc.constantFrom("queues", "messaging", "storage", "nope", 7), tool: fc.string({ maxLength: 12 }), arguments: jsonish })
+    .map((h) => pack(h)),
   fc
     .record({
       toolkit: fc.constantFrom("queues", "messaging", "storage"),
-      tool: fc.constantFrom("send", "receive", "list", "open", "drain", "close", "broadcast", "enable", "disable", "stat", "exists", "delete", "move", "upload", "download", "download_url"),
-      json: fc.dictionary(fc.constantFrom("name", "path", "message", "message_json", "to_participant_id", "type", "create", "wait", "recursive", "source_path", "destination_path", "attachment_base64"), jsonish),
+      tool: fc.constantFrom(
+        "send",
+        "receive",
+        "list",
+        "open",
+        "drain",
+        "close",
+        "broadcast",
+        "enable",
+        "disable",
+        "stat",
+        "exists",
+        "delete",
+        "move",
+        "upload",
+        "download",
+        "download_url",
+      ),
+      json: fc.dictionary(
+        fc.constantFrom(
+          "name",
+          "path",
+          "message",
+          "message_json",
+          "to_participant_id",
+          "type",
+          "create",
+          "wait",
+          "recursive",
+          "source_path",
+          "destination_path",
+          "attachment_base64",
+        ),
+        jsonish,
+      ),
     })
     // wait:false so a fuzzed receive never parks (a parked long poll is fine, but would outlive the test)
     .map(({ toolkit, tool, json }) => pack({ toolkit, tool, arguments: { type: "json", json: { ...json, wait: false } } })),
@@ -40,7 +80,11 @@ const payloadArb = fc.oneof(
   fc.tuple(fc.nat(), fc.uint8Array({ maxLength: 16 })).map(([len, tail]) => Buffer.concat([u32(0), u32(len), Buffer.from(tail)])),
 );
 const messageArb = fc
-  .record({ id: fc.nat(1000), type: fc.constantFrom("room.invoke_tool", "room.tool_call_request_chunk", "set_attributes", "room.list_toolkits", "bogus"), payload: payloadArb })
+  .record({
+    id: fc.nat(1000),
+    type: fc.constantFrom("room.invoke_tool", "room.tool_call_request_chunk", "set_attributes", "room.list_toolkits", "bogus"),
+    payload: payloadArb,
+  })
   .map(({ id, type, payload }) => encodeMessage(id + 10_000, type, payload));
 
 describe("protocol codec", () => {
@@ -51,9 +95,11 @@ describe("protocol codec", () => {
         const frames = encodeMessage(id, type, Buffer.from(payload));
         expect(frames.length).toBe(1 + Math.ceil(payload.length / PIECE_SIZE));
         let got = null;
-        for (const f of frames) got = r.push(f, (e) => {
-          throw e;
-        }) ?? got;
+        for (const f of frames)
+          got =
+            r.push(f, (e) => {
+              throw e;
+            }) ?? got;
         expect(got).toEqual({ id, type, payload: Buffer.from(payload) });
       }),
       { numRuns: 60 },
@@ -130,13 +176,22 @@ describe("malformed frames over a real socket", () => {
     // The garbage carries small ids; the real requests use ids far from them (an error answer to a garbage id is right).
     const c = await RawRoomClient.connect(roomWsUrl(s, "fuzz"), token, { firstId: 2 ** 40 });
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.oneof(frameArb.map((f) => [f]), messageArb), { maxLength: 12 }), async (batch) => {
-        for (const frames of batch) c.sendRaw(frames);
-        // A well-formed request after the garbage: the header packet resets any half-read message.
-        const r = await within(c.invoke("queues", "list", {}), 5000, "queues.list after garbage");
-        expect(r.type).toBe("json");
-        expect(c.closed).toBeNull();
-      }),
+      fc.asyncProperty(
+        fc.array(
+          fc.oneof(
+            frameArb.map((f) => [f]),
+            messageArb,
+          ),
+          { maxLength: 12 },
+        ),
+        async (batch) => {
+          for (const frames of batch) c.sendRaw(frames);
+          // A well-formed request after the garbage: the header packet resets any half-read message.
+          const r = await within(c.invoke("queues", "list", {}), 5000, "queues.list after garbage");
+          expect(r.type).toBe("json");
+          expect(c.closed).toBeNull();
+        },
+      ),
       { numRuns: 150 },
     );
     expect((await s.http("GET", "/healthz", { token: null })).json).toEqual({ ok: true });

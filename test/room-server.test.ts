@@ -63,7 +63,7 @@ describe("room server with the official RoomClient 0.39.9", () => {
     expect(next).toMatchObject({ message: { i: 10 }, attempts: 1 });
     await s.ctx.queues.ack(next);
     const rest: number[] = [];
-    for (let m; (m = await room.queues.receive("backlog", { create: true, wait: false })); ) rest.push(m.i);
+    for (let m; (m = await room.queues.receive("backlog", { create: true, wait: false }));) rest.push(m.i);
     expect(rest).toEqual(Array.from({ length: 29 }, (_, i) => i + 11));
   });
 
@@ -148,9 +148,15 @@ describe("room server with the official RoomClient 0.39.9", () => {
     await within(room.storage.upload("empty.json", new Uint8Array(0)));
 
     const root = await room.storage.list("");
-    expect(root.map((e: any) => [e.name, e.isFolder])).toEqual([["docs", true], ["empty.json", false]]);
+    expect(root.map((e: any) => [e.name, e.isFolder])).toEqual([
+      ["docs", true],
+      ["empty.json", false],
+    ]);
     const docs = await room.storage.list("docs");
-    expect(docs.map((e: any) => [e.name, e.isFolder, e.size])).toEqual([["big.bin", false, big.length], ["notes.txt", false, 5]]);
+    expect(docs.map((e: any) => [e.name, e.isFolder, e.size])).toEqual([
+      ["big.bin", false, big.length],
+      ["notes.txt", false, 5],
+    ]);
     expect(docs[0].createdAt).toBeInstanceOf(Date);
 
     const st = await room.storage.stat("docs/notes.txt");
@@ -288,7 +294,9 @@ describe("room server with the official RoomClient 0.39.9", () => {
     expect(await deny(q.storage.exists("x"))).toMatch(/no storage section/);
     q.messaging.start();
     expect(await deny(q.messaging.broadcastMessage({ type: "t", message: {} }))).toMatch(/broadcast/);
-    expect(await deny(q.invoke({ toolkit: "messaging", tool: "send", input: { to_participant_id: q.localParticipant!.id, type: "t", message_json: "{}" } }))).toMatch(/send messages/);
+    expect(
+      await deny(q.invoke({ toolkit: "messaging", tool: "send", input: { to_participant_id: q.localParticipant!.id, type: "t", message_json: "{}" } })),
+    ).toMatch(/send messages/);
 
     // storage path grants: the first matching grant decides about writes
     const st = new ApiScope({
@@ -326,13 +334,19 @@ describe("room server with the official RoomClient 0.39.9", () => {
 
   it("messages enqueued by a mailbox (real SMTP) and by a scheduler-like transaction arrive through queues.receive", async () => {
     const room = track(await joinRoom(roomWsUrl(s, "alpha"), await mintToken(s.admin.apiKey, "alpha")));
-    const r = await s.http("POST", `/accounts/projects/${s.admin.projectId}/mailboxes`, { json: { address: "inbox@rooms.example.com", room: "alpha", queue: "email", public: true } });
+    const r = await s.http("POST", `/accounts/projects/${s.admin.projectId}/mailboxes`, {
+      json: { address: "inbox@rooms.example.com", room: "alpha", queue: "email", public: true },
+    });
     expect(r.status).toBe(201);
     const waiting = room.queues.receive("email", { create: true, wait: true });
     await new Promise((res) => setTimeout(res, 100));
-    await nodemailer
-      .createTransport({ host: "127.0.0.1", port: s.ctx.mail.port!, secure: false, ignoreTLS: true } as never)
-      .sendMail({ from: "sender@outside.example", to: "inbox@rooms.example.com", subject: "to the agent", text: "body", attachments: [{ filename: "a.txt", content: "attached" }] });
+    await nodemailer.createTransport({ host: "127.0.0.1", port: s.ctx.mail.port!, secure: false, ignoreTLS: true } as never).sendMail({
+      from: "sender@outside.example",
+      to: "inbox@rooms.example.com",
+      subject: "to the agent",
+      text: "body",
+      attachments: [{ filename: "a.txt", content: "attached" }],
+    });
     const mail: any = await within(waiting, 10_000, "mail through queues.receive");
     expect(mail).toMatchObject({ subject: "to the agent", from: "sender@outside.example" });
     // the attachment is a room file the client can download

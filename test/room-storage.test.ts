@@ -79,7 +79,10 @@ describe.each(BACKENDS)("room storage on the %s backend", (backend: Backend) => 
     await new DetachedAttachmentSink(s.ctx.storage).write(P, id, "scheduled/out.json", Buffer.from('{"ok":true}'));
     const room = await join("r2");
     // (one folder level only: s3rver, the loopback S3, leaves out folders whose files are two levels down)
-    expect((await room.storage.list("")).map((e: any) => [e.name, e.isFolder])).toEqual([["mail", true], ["scheduled", true]]);
+    expect((await room.storage.list("")).map((e: any) => [e.name, e.isFolder])).toEqual([
+      ["mail", true],
+      ["scheduled", true],
+    ]);
     expect((await room.storage.list("mail")).map((e: any) => [e.name, e.size])).toEqual([["report.pdf", pdf.length]]);
     const got = await within(room.storage.download("mail/report.pdf"));
     expect([Buffer.from(got.data), got.name, got.mimeType]).toEqual([pdf, "report.pdf", "application/pdf"]);

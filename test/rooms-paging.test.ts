@@ -20,7 +20,15 @@ describe("list_rooms paging over 10k rooms", () => {
     for (let i = 0; i < N; i++) {
       // names in an order unrelated to creation; created_at ties in groups of three (broken by id)
       const name = `r${String((i * 7919) % N).padStart(5, "0")}-${i % 3 === 0 ? "a" : "b"}`;
-      rows.push({ id: randomUUID(), project_id: pid, name, metadata: JSON.stringify({ i }), annotations: "{}", created_at: base + Math.floor(i / 3), updated_at: base });
+      rows.push({
+        id: randomUUID(),
+        project_id: pid,
+        name,
+        metadata: JSON.stringify({ i }),
+        annotations: "{}",
+        created_at: base + Math.floor(i / 3),
+        updated_at: base,
+      });
     }
     await inTx(s.ctx.store.db, (tx) => roomsRepo.insertMany(tx, pid, rows));
     byName = rows.map((r) => r.name).sort();
@@ -31,7 +39,10 @@ describe("list_rooms paging over 10k rooms", () => {
   const page = async (q: string) => (await s.http("GET", `/accounts/projects/${pid}/rooms?${q}`)).json;
 
   it("walking every page in both orders gives each room once, in order, with total = 10000", async () => {
-    for (const [order, expected] of [["room_name", byName], ["created_at", byCreated]] as const) {
+    for (const [order, expected] of [
+      ["room_name", byName],
+      ["created_at", byCreated],
+    ] as const) {
       const seen: string[] = [];
       for (let off = 0; off < N; off += 1000) {
         const p = await page(`limit=1000&offset=${off}&order_by=${order}`);
@@ -45,7 +56,8 @@ describe("list_rooms paging over 10k rooms", () => {
   it("the official client pages the same way", async () => {
     const c = s.client();
     const names: string[] = [];
-    for (let off = 0; off < N; off += 1000) names.push(...(await c.listRooms(pid, { limit: 1000, offset: off, orderBy: "created_at" })).map((r: any) => r.name));
+    for (let off = 0; off < N; off += 1000)
+      names.push(...(await c.listRooms(pid, { limit: 1000, offset: off, orderBy: "created_at" })).map((r: any) => r.name));
     expect(names).toEqual(byCreated);
     expect((await c.listRooms(pid, { limit: 3, offset: 4998 })).map((r: any) => r.name)).toEqual(byName.slice(4998, 5001));
   });
@@ -59,7 +71,10 @@ describe("list_rooms paging over 10k rooms", () => {
       const order = k % 2 ? "room_name" : "created_at";
       const p = await page(`limit=${limit}&offset=${offset}&order_by=${order}`);
       expect(p.total).toBe(N);
-      expect(p.rooms.map((r: any) => r.name), `${order} ${offset}+${limit}`).toEqual((order === "room_name" ? byName : byCreated).slice(offset, offset + limit));
+      expect(
+        p.rooms.map((r: any) => r.name),
+        `${order} ${offset}+${limit}`,
+      ).toEqual((order === "room_name" ? byName : byCreated).slice(offset, offset + limit));
     }
     expect(await page(`offset=${N}`)).toEqual({ rooms: [], total: N });
     expect((await page("limit=5000")).rooms).toHaveLength(1000);

@@ -47,10 +47,15 @@ describe("rooms", () => {
   });
 
   it("Python shapes: list_rooms returns rooms and total; update/delete answer JSON bodies", async () => {
-    const r = await s.http("POST", `${P}/rooms`, { json: { name: "py-room", if_not_exists: false, metadata: { k: "v" }, annotations: { a: "b" }, permissions: null } });
+    const r = await s.http("POST", `${P}/rooms`, {
+      json: { name: "py-room", if_not_exists: false, metadata: { k: "v" }, annotations: { a: "b" }, permissions: null },
+    });
     const list = await s.http("GET", `${P}/rooms?limit=100&offset=0&order_by=room_name&filter=PY-R`);
     expect(list.status).toBe(200);
-    expect(list.json).toEqual({ rooms: [expect.objectContaining({ id: r.json.id, name: "py-room", metadata: { k: "v" }, annotations: { a: "b" } })], total: 1 });
+    expect(list.json).toEqual({
+      rooms: [expect.objectContaining({ id: r.json.id, name: "py-room", metadata: { k: "v" }, annotations: { a: "b" } })],
+      total: 1,
+    });
     const up = await s.http("PUT", `${P}/rooms/${r.json.id}`, { json: { name: "py-room" } });
     expect(up.status).toBe(200);
     expect(up.json).toMatchObject({ name: "py-room", metadata: { k: "v" } });
@@ -226,15 +231,47 @@ describe("rooms", () => {
     let n = 0;
     const fresh = async () => (await s.client().createRoom({ projectId: s.admin.projectId, name: `authz-${++n}` })).id;
     const cases: { name: string; expect: Record<string, number>; req: () => Promise<[string, string, unknown?]> }[] = [
-      { name: "create_room", expect: { ...deny, member: 403, creator: 201, developer: 201, admin: 201, apiKey: 201 }, req: async () => ["POST", `${P}/rooms`, { name: `authz-c-${++n}` }] },
+      {
+        name: "create_room",
+        expect: { ...deny, member: 403, creator: 201, developer: 201, admin: 201, apiKey: 201 },
+        req: async () => ["POST", `${P}/rooms`, { name: `authz-c-${++n}` }],
+      },
       { name: "list_rooms", expect: { ...deny, member: 200, creator: 200, developer: 200, admin: 200, apiKey: 200 }, req: async () => ["GET", `${P}/rooms`] },
-      { name: "get_room (granted)", expect: { ...deny, member: 200, creator: 403, developer: 200, admin: 200, apiKey: 200 }, req: async () => ["GET", `${P}/rooms/authz-room`] },
-      { name: "get_room (no grant)", expect: { ...deny, member: 403, creator: 403, developer: 200, admin: 200, apiKey: 200 }, req: async () => ["GET", `${P}/rooms/authz-nogrant`] },
-      { name: "update_room", expect: { ...deny, member: 403, creator: 403, developer: 200, admin: 200, apiKey: 200 }, req: async () => ["PUT", `${P}/rooms/${await fresh()}`, { name: `authz-u-${++n}` }] },
-      { name: "delete_room", expect: { ...deny, member: 403, creator: 403, developer: 200, admin: 200, apiKey: 200 }, req: async () => ["DELETE", `${P}/rooms/${await fresh()}`] },
-      { name: "connect_room (granted)", expect: { ...deny, member: 200, creator: 403, developer: 200, admin: 200, apiKey: 200 }, req: async () => ["POST", `${P}/rooms/authz-room/connect`, {}] },
-      { name: "connect_room (no grant)", expect: { ...deny, member: 403, creator: 403, developer: 200, admin: 200, apiKey: 200 }, req: async () => ["POST", `${P}/rooms/authz-nogrant/connect`, {}] },
-      { name: "connect_room (missing room)", expect: { ...deny, member: 404, creator: 404, developer: 404, admin: 404, apiKey: 404 }, req: async () => ["POST", `${P}/rooms/no-such-room/connect`, {}] },
+      {
+        name: "get_room (granted)",
+        expect: { ...deny, member: 200, creator: 403, developer: 200, admin: 200, apiKey: 200 },
+        req: async () => ["GET", `${P}/rooms/authz-room`],
+      },
+      {
+        name: "get_room (no grant)",
+        expect: { ...deny, member: 403, creator: 403, developer: 200, admin: 200, apiKey: 200 },
+        req: async () => ["GET", `${P}/rooms/authz-nogrant`],
+      },
+      {
+        name: "update_room",
+        expect: { ...deny, member: 403, creator: 403, developer: 200, admin: 200, apiKey: 200 },
+        req: async () => ["PUT", `${P}/rooms/${await fresh()}`, { name: `authz-u-${++n}` }],
+      },
+      {
+        name: "delete_room",
+        expect: { ...deny, member: 403, creator: 403, developer: 200, admin: 200, apiKey: 200 },
+        req: async () => ["DELETE", `${P}/rooms/${await fresh()}`],
+      },
+      {
+        name: "connect_room (granted)",
+        expect: { ...deny, member: 200, creator: 403, developer: 200, admin: 200, apiKey: 200 },
+        req: async () => ["POST", `${P}/rooms/authz-room/connect`, {}],
+      },
+      {
+        name: "connect_room (no grant)",
+        expect: { ...deny, member: 403, creator: 403, developer: 200, admin: 200, apiKey: 200 },
+        req: async () => ["POST", `${P}/rooms/authz-nogrant/connect`, {}],
+      },
+      {
+        name: "connect_room (missing room)",
+        expect: { ...deny, member: 404, creator: 404, developer: 404, admin: 404, apiKey: 404 },
+        req: async () => ["POST", `${P}/rooms/no-such-room/connect`, {}],
+      },
     ];
     const failures: string[] = [];
     for (const c of cases)
@@ -273,7 +310,11 @@ describe("room deletion cascade", () => {
   afterAll(() => s.close());
 
   async function count(table: "room_grants" | "shares" | "mailboxes" | "room_queues" | "scheduled_tasks", roomId: string) {
-    const r = await s.ctx.store.db.selectFrom(table).where("room_id", "=", roomId).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+    const r = await s.ctx.store.db
+      .selectFrom(table)
+      .where("room_id", "=", roomId)
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .executeTakeFirstOrThrow();
     return Number(r.n);
   }
 
@@ -298,12 +339,18 @@ describe("room deletion cascade", () => {
 
     // another area's rows, removed by its hook (here: a table of its own, created for the test)
     await s.ctx.store.db.schema.createTable("test_room_things").addColumn("room_id", "text").addColumn("v", "text").execute();
-    await s.ctx.store.db.insertInto("test_room_things" as never).values({ room_id: room.id, v: "x" } as never).execute();
+    await s.ctx.store.db
+      .insertInto("test_room_things" as never)
+      .values({ room_id: room.id, v: "x" } as never)
+      .execute();
     let failHook = true;
     const seen: string[] = [];
     s.ctx.rooms.onDelete(async (tx, r) => {
       seen.push(r.name);
-      await tx.deleteFrom("test_room_things" as never).where("room_id" as never, "=", r.id as never).execute();
+      await tx
+        .deleteFrom("test_room_things" as never)
+        .where("room_id" as never, "=", r.id as never)
+        .execute();
       if (failHook) throw new Error("storage unavailable");
     });
 
@@ -312,7 +359,10 @@ describe("room deletion cascade", () => {
     expect((await c.getRoom(pid, "doomed")).id).toBe(room.id);
     expect(await count("room_grants", room.id)).toBe(2);
     expect(await count("shares", room.id)).toBe(1);
-    const things = await s.ctx.store.db.selectFrom("test_room_things" as never).selectAll().execute();
+    const things = await s.ctx.store.db
+      .selectFrom("test_room_things" as never)
+      .selectAll()
+      .execute();
     expect(things).toHaveLength(1);
     expect((await s.http("GET", `/accounts/projects/${pid}/rooms`)).json.total).toBe(2);
 
@@ -324,7 +374,12 @@ describe("room deletion cascade", () => {
     expect(seen).toEqual(["doomed", "doomed"]);
     expect(await count("room_grants", room.id)).toBe(0);
     expect(await count("shares", room.id)).toBe(0);
-    expect(await s.ctx.store.db.selectFrom("test_room_things" as never).selectAll().execute()).toHaveLength(0);
+    expect(
+      await s.ctx.store.db
+        .selectFrom("test_room_things" as never)
+        .selectAll()
+        .execute(),
+    ).toHaveLength(0);
     expect((await s.http("POST", `/shares/${share.id}/connect`, { token: null, json: {} })).status).toBe(404);
     expect((await s.http("GET", `/accounts/projects/${pid}/room-grants/${room.id}/${u1.userId}`)).status).toBe(404);
     // the other room and its grant are untouched; the total followed

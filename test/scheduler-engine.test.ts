@@ -148,7 +148,11 @@ describe("scheduler engine (time travel)", () => {
     expect(r.error).toMatch(/no container runtime/);
     expect(await task(t.id)).toMatchObject({ last_status: "failed", next_run_at: "2026-01-16T11:00:00.000Z" });
     const ev = events.find((e) => e.data.task_id === t.id)!;
-    expect(ev).toMatchObject({ type: "scheduled_task.run.failed", project_id: s.admin.projectId, data: { run_id: r.id, target: "container", room_name: room.name } });
+    expect(ev).toMatchObject({
+      type: "scheduled_task.run.failed",
+      project_id: s.admin.projectId,
+      data: { run_id: r.id, target: "container", room_name: room.name },
+    });
   });
 
   it("run events are published inside the run's transaction (transactional subscribers see the run) and delivered after commit", async () => {
@@ -168,7 +172,10 @@ describe("scheduler engine (time travel)", () => {
     await tickAt("2026-01-15T11:00:00Z");
     expect(seen).toEqual([{ inTx: true, outside: dialectName === "postgres" ? false : undefined }]);
     const ev = events.find((e) => e.data.task_id === t.id)!;
-    expect(ev).toMatchObject({ type: "scheduled_task.run.succeeded", data: { queue: "evq", status: "submitted", scheduled_time: "2026-01-15T11:00:00.000Z", room_id: room.id } });
+    expect(ev).toMatchObject({
+      type: "scheduled_task.run.succeeded",
+      data: { queue: "evq", status: "submitted", scheduled_time: "2026-01-15T11:00:00.000Z", room_id: room.id },
+    });
     expect((await messages(room.id, "evq"))[0].id).toBe(ev.data.queued_message_id);
   });
 
@@ -208,7 +215,19 @@ describe("scheduler engine (time travel)", () => {
     const t = await create(pySpec({ schedule: "0 11 * * *", queue: { name: "dup-q" } }));
     await s.ctx.store.db
       .insertInto("scheduled_task_runs")
-      .values({ task_id: t.id, project_id: s.admin.projectId, room_id: room.id, target: "queue", status: "submitted", attempt_count: 1, error: null, queued_message_id: null, scheduled_time: at("2026-01-15T11:00:00Z"), started_at: null, completed_at: null })
+      .values({
+        task_id: t.id,
+        project_id: s.admin.projectId,
+        room_id: room.id,
+        target: "queue",
+        status: "submitted",
+        attempt_count: 1,
+        error: null,
+        queued_message_id: null,
+        scheduled_time: at("2026-01-15T11:00:00Z"),
+        started_at: null,
+        completed_at: null,
+      })
       .execute();
     await tickAt("2026-01-15T11:00:00Z");
     expect(await runs(t.id)).toHaveLength(1);
@@ -264,7 +283,9 @@ describe("catch-up after a restart, per misfire policy", () => {
       const P = `/accounts/projects/${s1.admin.projectId}`;
       const room = await createRoom(s1.ctx, s1.admin.projectId, "restart-room");
       const mk = async (queue: string, extra: Record<string, unknown>, once = false, schedule = "0 * * * *") => {
-        const r = await s1.http("POST", `${P}/rooms/${room.name}/scheduled-tasks`, { json: { spec: pySpec({ schedule, once, queue: { name: queue } }), ...extra } });
+        const r = await s1.http("POST", `${P}/rooms/${room.name}/scheduled-tasks`, {
+          json: { spec: pySpec({ schedule, once, queue: { name: queue } }), ...extra },
+        });
         expect(r.status, r.text).toBe(201);
         return r.json.task_id as string;
       };
@@ -282,7 +303,9 @@ describe("catch-up after a restart, per misfire policy", () => {
       s2 = await startServer({ clock, env: ENV, keepData: dir, databaseUrl: s1.databaseUrl });
       const r = await s2.ctx.schedulerEngine.tick();
       const times = async (id: string) =>
-        ((await s2!.http("GET", `${P}/scheduled-tasks/${id}/runs`, { token: s1.admin.apiKey })).json.runs as any[]).map((x) => x.scheduled_time.slice(11, 16)).reverse();
+        ((await s2!.http("GET", `${P}/scheduled-tasks/${id}/runs`, { token: s1.admin.apiKey })).json.runs as any[])
+          .map((x) => x.scheduled_time.slice(11, 16))
+          .reverse();
       const get = async (id: string) => (await s2!.http("GET", `${P}/scheduled-tasks/${id}`, { token: s1.admin.apiKey })).json; // s2 bootstrapped its own admin
 
       expect(await times(ids.skip)).toEqual([]);
@@ -298,7 +321,12 @@ describe("catch-up after a restart, per misfire policy", () => {
       for (const id of [ids.runOnce, ids.catchUp3, ids.catchUp]) expect((await get(id)).next_run_at).toBe("2026-01-15T16:00:00.000Z");
       expect(r).toEqual({ tasks: 6, runs: 1 + 3 + 5 + 1, failed: 0 });
       // every run delivered exactly one message
-      for (const [q, n] of [["run-once", 1], ["catch-up-3", 3], ["catch-up", 5], ["once-run-once", 1]] as const)
+      for (const [q, n] of [
+        ["run-once", 1],
+        ["catch-up-3", 3],
+        ["catch-up", 5],
+        ["once-run-once", 1],
+      ] as const)
         expect(await s2.ctx.queues.peek(room.id, q, 100)).toHaveLength(n);
       // and the next due time fires normally for every policy
       clock.set(at("2026-01-15T16:00:10Z"));
@@ -318,7 +346,9 @@ describe("the engine's own loop", () => {
       expect(s.ctx.schedulerEngine.running).toBe(true);
       const room = await createRoom(s.ctx, s.admin.projectId, "live-room");
       const P = `/accounts/projects/${s.admin.projectId}`;
-      const r = await s.http("POST", `${P}/rooms/${room.name}/scheduled-tasks`, { json: { spec: pySpec({ schedule: "1 second", queue: { name: "live", payload: { tick: true } } }) } });
+      const r = await s.http("POST", `${P}/rooms/${room.name}/scheduled-tasks`, {
+        json: { spec: pySpec({ schedule: "1 second", queue: { name: "live", payload: { tick: true } } }) },
+      });
       expect(r.status).toBe(201);
       const until = Date.now() + 20_000;
       let runs: any[] = [];
@@ -345,7 +375,8 @@ describe("the engine's own loop", () => {
     try {
       const room = await createRoom(s.ctx, s.admin.projectId, "retention-room");
       const P = `/accounts/projects/${s.admin.projectId}`;
-      const id = (await s.http("POST", `${P}/rooms/${room.name}/scheduled-tasks`, { json: { spec: pySpec({ schedule: "0 11 * * *", queue: { name: "r" } }) } })).json.task_id;
+      const id = (await s.http("POST", `${P}/rooms/${room.name}/scheduled-tasks`, { json: { spec: pySpec({ schedule: "0 11 * * *", queue: { name: "r" } }) } }))
+        .json.task_id;
       clock.set(at("2026-01-15T11:00:00Z"));
       await s.ctx.schedulerEngine.tick();
       const times = async () => ((await s.http("GET", `${P}/scheduled-tasks/${id}/runs`)).json.runs as any[]).map((r) => r.scheduled_time);
@@ -390,7 +421,11 @@ describe("the engine's own loop", () => {
       const exited = new Promise<void>((r) => child.once("exit", () => r()));
       const base = `http://127.0.0.1:${port}`;
       const call = (method: string, path: string, json?: unknown) =>
-        fetch(base + path, { method, headers: { authorization: `Bearer ${s1.admin.apiKey}`, "content-type": "application/json" }, body: json === undefined ? undefined : JSON.stringify(json) });
+        fetch(base + path, {
+          method,
+          headers: { authorization: `Bearer ${s1.admin.apiKey}`, "content-type": "application/json" },
+          body: json === undefined ? undefined : JSON.stringify(json),
+        });
       let taskId = "";
       try {
         const until = Date.now() + 30_000;
@@ -403,7 +438,9 @@ describe("the engine's own loop", () => {
           if (Date.now() > until) throw new Error(`the server did not start: ${stderr}`);
           await new Promise((r) => setTimeout(r, 100));
         }
-        const c = await call("POST", `${P}/rooms/${room.name}/scheduled-tasks`, { spec: pySpec({ schedule: "1 second", queue: { name: "crash", payload: { x: 1 } } }) });
+        const c = await call("POST", `${P}/rooms/${room.name}/scheduled-tasks`, {
+          spec: pySpec({ schedule: "1 second", queue: { name: "crash", payload: { x: 1 } } }),
+        });
         expect(c.status).toBe(201);
         taskId = ((await c.json()) as { task_id: string }).task_id;
         const until2 = Date.now() + 20_000;

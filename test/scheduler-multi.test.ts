@@ -24,7 +24,9 @@ describe(`two engines, 1000 due tasks (${dialectName})`, () => {
     rooms = [];
     for (let i = 0; i < 10; i++) rooms.push(await createRoom(s.ctx, s.admin.projectId, `multi-${i}`));
     // One task through the service, then 999 copies of its row in one transaction (lean setup for a big test).
-    const t = await s.ctx.scheduler.createInRoom(s.admin.projectId, rooms[0].name, { spec: { schedule: "0 11 * * *", queue: { name: "multi", payload: { n: 0 } } } });
+    const t = await s.ctx.scheduler.createInRoom(s.admin.projectId, rooms[0].name, {
+      spec: { schedule: "0 11 * * *", queue: { name: "multi", payload: { n: 0 } } },
+    });
     const row = await s.ctx.store.db.selectFrom("scheduled_tasks").selectAll().where("id", "=", t.id).executeTakeFirstOrThrow();
     const copies = Array.from({ length: N - 1 }, (_, i) => {
       const spec = JSON.parse(row.spec);
@@ -32,7 +34,11 @@ describe(`two engines, 1000 due tasks (${dialectName})`, () => {
       return { ...row, id: randomUUID(), room_id: rooms[(i + 1) % rooms.length].id, spec: JSON.stringify(spec) };
     });
     await s.ctx.store.db.transaction().execute(async (tx) => {
-      for (let i = 0; i < copies.length; i += 200) await tx.insertInto("scheduled_tasks").values(copies.slice(i, i + 200)).execute();
+      for (let i = 0; i < copies.length; i += 200)
+        await tx
+          .insertInto("scheduled_tasks")
+          .values(copies.slice(i, i + 200))
+          .execute();
     });
   });
   afterAll(async () => {

@@ -89,7 +89,10 @@ describe("scheduler configuration", () => {
   const env = (e: Record<string, string>) => ({ MESHAGENT_DATA_DIR: mkdtempSync(join(tmpdir(), "cfg-")), MESHAGENT_MASTER_KEY: "a".repeat(64), ...e });
   it("defaults and validation", () => {
     expect(loadConfig(env({})).scheduler).toEqual({ enabled: true, minIntervalSeconds: 900, misfireGraceSeconds: 60, runRetentionDays: 90 });
-    expect(loadConfig(env({ MESHAGENT_SCHEDULER_ENABLED: "false", MESHAGENT_SCHEDULE_MIN_INTERVAL: "1" })).scheduler).toMatchObject({ enabled: false, minIntervalSeconds: 1 });
+    expect(loadConfig(env({ MESHAGENT_SCHEDULER_ENABLED: "false", MESHAGENT_SCHEDULE_MIN_INTERVAL: "1" })).scheduler).toMatchObject({
+      enabled: false,
+      minIntervalSeconds: 1,
+    });
     expect(() => loadConfig(env({ MESHAGENT_SCHEDULE_MIN_INTERVAL: "0" }))).toThrow(ConfigError);
     expect(() => loadConfig(env({ MESHAGENT_SCHEDULE_MISFIRE_GRACE: "0" }))).toThrow(ConfigError);
     expect(() => loadConfig(env({ MESHAGENT_SCHEDULER_ENABLED: "maybe" }))).toThrow(/MESHAGENT_SCHEDULER_ENABLED/);

@@ -65,7 +65,15 @@ describe("scheduled tasks REST (contract §6.7)", () => {
     it("fills the spec's defaults (exclude_none bodies leave them out) and echoes no key the strict model does not know", async () => {
       const r = await create({ schedule: "30 2 * * *", queue: { name: "nightly" } });
       expect(r.status).toBe(201);
-      expect(r.json.task.spec).toEqual({ version: "v1", kind: "ScheduledTask", metadata: { annotations: {} }, schedule: "30 2 * * *", active: true, once: false, queue: { name: "nightly", payload: {} } });
+      expect(r.json.task.spec).toEqual({
+        version: "v1",
+        kind: "ScheduledTask",
+        metadata: { annotations: {} },
+        schedule: "30 2 * * *",
+        active: true,
+        once: false,
+        queue: { name: "nightly", payload: {} },
+      });
       expectPythonTask(r.json.task);
       expect(r.json.task.storage_write_path).toBeNull();
     });
@@ -85,7 +93,9 @@ describe("scheduled tasks REST (contract §6.7)", () => {
       const id = (await create(pySpec({ name: "to-update" }))).json.task_id;
       const before = (await s.http("GET", `${P}/scheduled-tasks/${id}`)).json;
       // same schedule, new payload and annotations: next_run_at kept
-      const u1 = await s.http("PUT", `${P}/scheduled-tasks/${id}`, { json: { spec: pySpec({ name: "to-update", queue: { name: "jobs", payload: { v: 2 } }, annotations: { team: "a" } }) } });
+      const u1 = await s.http("PUT", `${P}/scheduled-tasks/${id}`, {
+        json: { spec: pySpec({ name: "to-update", queue: { name: "jobs", payload: { v: 2 } }, annotations: { team: "a" } }) },
+      });
       expect(u1.status).toBe(200);
       expectPythonTask(u1.json);
       expect(u1.json).toMatchObject({ payload: { v: 2 }, annotations: { team: "a" }, storage_write_path: null, next_run_at: before.next_run_at });
@@ -168,7 +178,16 @@ describe("scheduled tasks REST (contract §6.7)", () => {
       expect(r.json.total).toBe(2);
       for (const run of r.json.runs) expectPythonRun(run);
       expect(r.json.runs.map((x: any) => x.scheduled_time)).toEqual(["2026-01-15T18:00:00.000Z", "2026-01-15T12:00:00.000Z"]);
-      expect(r.json.runs[0]).toMatchObject({ task_id: id, project_id: s.admin.projectId, room_id: room.id, room_name: room.name, target: "queue", status: "submitted", attempt_count: 1, error: null });
+      expect(r.json.runs[0]).toMatchObject({
+        task_id: id,
+        project_id: s.admin.projectId,
+        room_id: room.id,
+        room_name: room.name,
+        target: "queue",
+        status: "submitted",
+        attempt_count: 1,
+        error: null,
+      });
       const page = await s.http("GET", `${P}/scheduled-tasks/${id}/runs?limit=1&offset=1`);
       expect(page.json).toMatchObject({ total: 2, runs: [{ scheduled_time: "2026-01-15T12:00:00.000Z" }] });
       const t = (await s.http("GET", `${P}/scheduled-tasks/${id}`)).json;
@@ -195,16 +214,38 @@ describe("scheduled tasks REST (contract §6.7)", () => {
       expect(r.status).toBe(201);
       expect(r.json.task_id).toBe("legacy-task-1");
       expectPythonTask(r.json.task);
-      expect(r.json.task).toMatchObject({ id: "legacy-task-1", room_name: room.name, queue_name: "legacy-q", payload: { prompt: "hi" }, annotations: { k: "v" }, storage_write_path: "legacy/out" });
+      expect(r.json.task).toMatchObject({
+        id: "legacy-task-1",
+        room_name: room.name,
+        queue_name: "legacy-q",
+        payload: { prompt: "hi" },
+        annotations: { k: "v" },
+        storage_write_path: "legacy/out",
+      });
       expect((await s.http("POST", `${P}/scheduled-tasks`, { json: body })).status).toBe(409);
 
       // patch: only what is sent changes; "" clears storage_write_path
       const u = await s.http("PUT", `${P}/scheduled-tasks/legacy-task-1`, { json: { payload: { prompt: "bye" }, storage_write_path: "" } });
       expect(u.status).toBe(200);
-      expect(u.json).toMatchObject({ payload: { prompt: "bye" }, storage_write_path: null, queue_name: "legacy-q", schedule: "0 8 * * *", annotations: { k: "v" } });
+      expect(u.json).toMatchObject({
+        payload: { prompt: "bye" },
+        storage_write_path: null,
+        queue_name: "legacy-q",
+        schedule: "0 8 * * *",
+        annotations: { k: "v" },
+      });
       expect(u.json.spec.queue).toEqual({ name: "legacy-q", payload: { prompt: "bye" } });
-      const u2 = await s.http("PUT", `${P}/scheduled-tasks/legacy-task-1`, { json: { room_name: room2.name, queue_name: "q2", schedule: "0 9 * * *", active: false, annotations: { z: "1" } } });
-      expect(u2.json).toMatchObject({ room_name: room2.name, queue_name: "q2", schedule: "0 9 * * *", active: false, annotations: { z: "1" }, next_run_at: null });
+      const u2 = await s.http("PUT", `${P}/scheduled-tasks/legacy-task-1`, {
+        json: { room_name: room2.name, queue_name: "q2", schedule: "0 9 * * *", active: false, annotations: { z: "1" } },
+      });
+      expect(u2.json).toMatchObject({
+        room_name: room2.name,
+        queue_name: "q2",
+        schedule: "0 9 * * *",
+        active: false,
+        annotations: { z: "1" },
+        next_run_at: null,
+      });
       // list by room_name, the legacy filter
       const l = await s.http("GET", `${P}/scheduled-tasks?room_name=${room2.name}&task_id=legacy-task-1`);
       expect(l.json.total).toBe(1);
@@ -212,7 +253,9 @@ describe("scheduled tasks REST (contract §6.7)", () => {
     });
 
     it("flat create without an id gets a UUID; {room_name, spec} works on the flat route too", async () => {
-      const r = await s.http("POST", `${P}/scheduled-tasks`, { json: { room_name: room.name, queue_name: "q", payload: {}, schedule: "0 * * * *", annotations: {} } });
+      const r = await s.http("POST", `${P}/scheduled-tasks`, {
+        json: { room_name: room.name, queue_name: "q", payload: {}, schedule: "0 * * * *", annotations: {} },
+      });
       expect(r.status).toBe(201);
       expect(r.json.task_id).toMatch(/^[0-9a-f-]{36}$/);
       const r2 = await s.http("POST", `${P}/scheduled-tasks`, { json: { room_name: room.name, spec: pySpec() } });
@@ -299,19 +342,35 @@ describe("scheduled tasks REST (contract §6.7)", () => {
       ["too frequent interval", { ...spec, schedule: "10 minutes" }, {}, /spec\.schedule: .*every 600 seconds/, "schedule_too_frequent"],
       ["zero interval", { ...spec, schedule: "0 minutes" }, {}, /spec\.schedule: .*positive/],
       ["bad time zone field", spec, { timezone: "Mars/Olympus" }, /timezone: "Mars\/Olympus" is not a known IANA time zone/, "invalid_timezone"],
-      ["bad time zone annotation", pySpec({ annotations: { "meshagent.schedule.timezone": "Nowhere/Land" } }), {}, /spec\.metadata\.annotations\["meshagent\.schedule\.timezone"\]/, "invalid_timezone"],
+      [
+        "bad time zone annotation",
+        pySpec({ annotations: { "meshagent.schedule.timezone": "Nowhere/Land" } }),
+        {},
+        /spec\.metadata\.annotations\["meshagent\.schedule\.timezone"\]/,
+        "invalid_timezone",
+      ],
       ["bad misfire policy", spec, { misfire_policy: "whenever" }, /misfire_policy must be one of skip, run_once, catch_up/],
       ["bad catch_up_max", spec, { catch_up_max: 0 }, /catch_up_max/],
       ["bad catch-up annotation", pySpec({ annotations: { "meshagent.schedule.catch-up-max": "lots" } }), {}, /catch-up-max.*integer/],
       ["unknown spec key", { ...spec, priority: 1 }, {}, /spec\.priority is not a known field/],
       ["unknown queue key", { ...spec, queue: { name: "q", nme: "x" } }, {}, /spec\.queue\.nme is not a known field/],
-      ["unknown container key", { ...spec, queue: undefined, container: { image: "i", template: "agent" } }, {}, /spec\.container\.template is not a known field/],
+      [
+        "unknown container key",
+        { ...spec, queue: undefined, container: { image: "i", template: "agent" } },
+        {},
+        /spec\.container\.template is not a known field/,
+      ],
       ["container without image", { ...spec, queue: undefined, container: { command: "x" } }, {}, /spec\.container\.image is required/],
       ["both targets", { ...spec, container: { image: "i" } }, {}, /exactly one target/],
       ["no target", { ...spec, queue: undefined }, {}, /exactly one target/],
       ["empty queue name", { ...spec, queue: { name: "  " } }, {}, /spec\.queue\.name/],
       ["payload not an object", { ...spec, queue: { name: "q", payload: [1] } }, {}, /spec\.queue\.payload must be a JSON object/],
-      ["storage path escaping the room", { ...spec, queue: { name: "q", storage_write_path: "a/../../b" } }, {}, /storage_write_path must not contain "\." or "\.\." segments/],
+      [
+        "storage path escaping the room",
+        { ...spec, queue: { name: "q", storage_write_path: "a/../../b" } },
+        {},
+        /storage_write_path must not contain "\." or "\.\." segments/,
+      ],
       ["wrong version", { ...spec, version: "v2" }, {}, /spec\.version must be "v1"/],
       ["wrong kind", { ...spec, kind: "Service" }, {}, /spec\.kind must be "ScheduledTask"/],
       ["active not a boolean", { ...spec, active: "yes" }, {}, /spec\.active must be true or false/],
@@ -334,7 +393,11 @@ describe("scheduled tasks REST (contract §6.7)", () => {
       ["unknown room", { room_name: "ghost", queue_name: "q", schedule: "0 * * * *" }, /room_name: room "ghost" does not exist/],
       ["bad schedule names the flat field", { room_name: "sched-room", queue_name: "q", schedule: "every day" }, /^schedule: /],
       ["too frequent names the flat field", { room_name: "sched-room", queue_name: "q", schedule: "* * * * *" }, /^schedule: .*every 60 seconds/],
-      ["bad queue name names the flat field", { room_name: "sched-room", queue_name: "a\tb", schedule: "0 * * * *" }, /^queue_name must not contain control characters/],
+      [
+        "bad queue name names the flat field",
+        { room_name: "sched-room", queue_name: "a\tb", schedule: "0 * * * *" },
+        /^queue_name must not contain control characters/,
+      ],
       ["bad id", { id: "../x", room_name: "sched-room", queue_name: "q", schedule: "0 * * * *" }, /id must be 1–128 characters/],
       ["payload not an object", { room_name: "sched-room", queue_name: "q", schedule: "0 * * * *", payload: "text" }, /payload/],
       ["spec and flat fields together", { room_name: "sched-room", queue_name: "q", spec: pySpec() }, /either spec or the flat fields/],
@@ -401,9 +464,15 @@ describe("scheduled tasks REST (contract §6.7)", () => {
 
     it("another project's key and admin get 404 on every route; through their project our task does not exist", async () => {
       for (const [method, path, body] of routes())
-        for (const token of [other.apiKey, other.userToken]) expect((await s.http(method, P + path, { token, json: body() })).status, `${method} ${path}`).toBe(404);
+        for (const token of [other.apiKey, other.userToken])
+          expect((await s.http(method, P + path, { token, json: body() })).status, `${method} ${path}`).toBe(404);
       const theirs = `/accounts/projects/${other.projectId}`;
-      for (const [method, path] of [["GET", `/scheduled-tasks/${id}`], ["GET", `/scheduled-tasks/${id}/runs`], ["GET", `/scheduled-tasks/${id}/preview`], ["DELETE", `/scheduled-tasks/${id}`]] as const)
+      for (const [method, path] of [
+        ["GET", `/scheduled-tasks/${id}`],
+        ["GET", `/scheduled-tasks/${id}/runs`],
+        ["GET", `/scheduled-tasks/${id}/preview`],
+        ["DELETE", `/scheduled-tasks/${id}`],
+      ] as const)
         expect((await s.http(method, theirs + path, { token: other.apiKey })).status, path).toBe(404);
       expect((await s.http("PUT", `${theirs}/scheduled-tasks/${id}`, { token: other.apiKey, json: { spec: pySpec() } })).status).toBe(404);
       // our room cannot be targeted from their project, nor listed there
@@ -414,7 +483,8 @@ describe("scheduled tasks REST (contract §6.7)", () => {
 
     it("a member gets 403; a developer and an admin user may manage scheduled tasks; API keys act as admins", async () => {
       const member = await s.user({});
-      for (const [method, path, body] of routes()) expect((await s.http(method, P + path, { token: member.token, json: body() })).status, `${method} ${path}`).toBe(403);
+      for (const [method, path, body] of routes())
+        expect((await s.http(method, P + path, { token: member.token, json: body() })).status, `${method} ${path}`).toBe(403);
       const stranger = await s.user(null);
       expect((await s.http("GET", `${P}/scheduled-tasks`, { token: stranger.token })).status).toBe(404);
       for (const flags of [{ is_developer: true }, { is_admin: true }]) {

@@ -60,7 +60,10 @@ describe("sessions (contract §6.6), their events, spans and metrics", () => {
 
     const got = await s.client().getSession(s.admin.projectId, sessionId);
     expect(got).toMatchObject({ id: sessionId, room_name: "s-life", room_id: room.id, is_active: false, end_reason: "empty" });
-    expect((got as any).participant_list.map((p: any) => [p.name, p.role])).toEqual([["u1", "user"], ["ag", "agent"]]);
+    expect((got as any).participant_list.map((p: any) => [p.name, p.role])).toEqual([
+      ["u1", "user"],
+      ["ag", "agent"],
+    ]);
     expect((got as any).participant_seconds).toBeGreaterThan(0);
 
     const evs = await s.client().listSessionEvents(s.admin.projectId, sessionId);
@@ -237,8 +240,19 @@ describe("sessions (contract §6.6), their events, spans and metrics", () => {
       await mp.shutdown();
       expect((await post("metrics", ProtobufMetricsSerializer.serializeRequest(rm)!, "application/x-protobuf")).status).toBe(200);
       const metrics = await s.client().listSessionMetrics(s.admin.projectId, sessionId);
-      expect(metrics.find((m: any) => m.name === "agent.tokens")).toMatchObject({ kind: "sum", value: 5, attributes: { model: "m1" }, source: "otlp", participant_name: "otel-agent" });
-      expect(metrics.find((m: any) => m.name === "agent.latency")).toMatchObject({ kind: "histogram", unit: "ms", value: 40, data: expect.objectContaining({ count: 2 }) });
+      expect(metrics.find((m: any) => m.name === "agent.tokens")).toMatchObject({
+        kind: "sum",
+        value: 5,
+        attributes: { model: "m1" },
+        source: "otlp",
+        participant_name: "otel-agent",
+      });
+      expect(metrics.find((m: any) => m.name === "agent.latency")).toMatchObject({
+        kind: "histogram",
+        unit: "ms",
+        value: 40,
+        data: expect.objectContaining({ count: 2 }),
+      });
 
       const lexp = new InMemoryLogRecordExporter();
       const lp = new LoggerProvider({ resource, processors: [new SimpleLogRecordProcessor(lexp)] });
@@ -246,7 +260,12 @@ describe("sessions (contract §6.6), their events, spans and metrics", () => {
       const logs = JsonLogsSerializer.serializeRequest(lexp.getFinishedLogRecords() as any)!;
       expect((await post("logs", logs, "application/json")).status).toBe(200);
       const evs = await s.client().listSessionEvents(s.admin.projectId, sessionId);
-      expect(evs.find((e) => e.type === "log")?.data).toMatchObject({ severity_text: "INFO", body: "agent says hi", attributes: { step: 1 }, participant_name: "otel-agent" });
+      expect(evs.find((e) => e.type === "log")?.data).toMatchObject({
+        severity_text: "INFO",
+        body: "agent says hi",
+        attributes: { step: 1 },
+        participant_name: "otel-agent",
+      });
     });
 
     it("needs a participant JWT of an existing room, and refuses bodies it cannot read", async () => {

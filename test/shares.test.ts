@@ -202,7 +202,16 @@ describe("shares", () => {
     const dev = await s.user({ is_developer: true });
     const admin = await s.user({ is_admin: true });
     const other = await s.otherProject();
-    const who: Record<string, string | null> = { none: null, garbage: "garbage", otherKey: other.apiKey, otherUser: other.userToken, member: member.token, developer: dev.token, admin: admin.token, apiKey: s.admin.apiKey };
+    const who: Record<string, string | null> = {
+      none: null,
+      garbage: "garbage",
+      otherKey: other.apiKey,
+      otherUser: other.userToken,
+      member: member.token,
+      developer: dev.token,
+      admin: admin.token,
+      apiKey: s.admin.apiKey,
+    };
     const deny = { none: 401, garbage: 401, otherKey: 404, otherUser: 404 };
     const manage = (ok: number) => ({ ...deny, member: 403, developer: ok, admin: ok, apiKey: ok });
     const fresh = async () => ((await s.client().createShare(pid, { room: "stage" })) as any).id;
@@ -211,7 +220,11 @@ describe("shares", () => {
       { name: "list_shares", expect: manage(200), req: async () => ["GET", `${P}/shares`] },
       { name: "update_share", expect: manage(200), req: async () => ["PUT", `${P}/shares/${await fresh()}`, { settings: {} }] },
       { name: "delete_share", expect: manage(200), req: async () => ["DELETE", `${P}/shares/${await fresh()}`] },
-      { name: "connect_share", expect: { none: 200, garbage: 200, otherKey: 200, otherUser: 200, member: 200, developer: 200, admin: 200, apiKey: 200 }, req: async () => ["POST", `/shares/${await fresh()}/connect`, {}] },
+      {
+        name: "connect_share",
+        expect: { none: 200, garbage: 200, otherKey: 200, otherUser: 200, member: 200, developer: 200, admin: 200, apiKey: 200 },
+        req: async () => ["POST", `/shares/${await fresh()}/connect`, {}],
+      },
     ];
     const failures: string[] = [];
     for (const c of cases)

@@ -44,7 +44,11 @@ describe("server basics", () => {
     expect(r.json.error.message).not.toMatch(/cannot be empty/);
     const ok = await s.http("GET", `/accounts/projects/${s.admin.projectId}/status`, { headers: { "content-type": "application/json" } });
     expect(ok.json).toEqual({ enabled: true });
-    const bad = await s.http("POST", "/accounts/projects", { token: s.admin.userToken, body: '{"__proto__":{"x":1},"name":"p"}', headers: { "content-type": "application/json" } });
+    const bad = await s.http("POST", "/accounts/projects", {
+      token: s.admin.userToken,
+      body: '{"__proto__":{"x":1},"name":"p"}',
+      headers: { "content-type": "application/json" },
+    });
     expect(bad.status).toBe(400);
   });
 });

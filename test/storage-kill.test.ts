@@ -45,11 +45,15 @@ describe.each(BACKENDS)("storage survives kill -9 (%s backend)", (backend: Backe
       MESHAGENT_STORAGE_URL: join(dataDir, "storage"),
       ...b.env,
     };
-    const out = execFileSync(process.execPath, ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), "bootstrap", "--json", "--email", "kill@example.com", "--project", "kill"], {
-      cwd: dataDir,
-      env: { ...process.env, ...env, MESHAGENT_LOG_LEVEL: "warn" },
-      encoding: "utf8",
-    });
+    const out = execFileSync(
+      process.execPath,
+      ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), "bootstrap", "--json", "--email", "kill@example.com", "--project", "kill"],
+      {
+        cwd: dataDir,
+        env: { ...process.env, ...env, MESHAGENT_LOG_LEVEL: "warn" },
+        encoding: "utf8",
+      },
+    );
     const j = JSON.parse(out.trim().split("\n").pop()!) as { project_id: string; api_key: string };
     projectId = j.project_id;
     apiKey = j.api_key;

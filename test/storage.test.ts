@@ -40,8 +40,7 @@ describe.each(BACKENDS)("project storage on the %s backend", (backend: Backend) 
   let keyId: string;
   const clock = new ManualClock(Date.parse("2026-06-01T00:00:00Z"));
   const events: DomainEvent[] = [];
-  const url = (route: string, path?: string, extra = "") =>
-    `/projects/${P}/storage/${route}${path === undefined ? "" : `?path=${q(path)}`}${extra}`;
+  const url = (route: string, path?: string, extra = "") => `/projects/${P}/storage/${route}${path === undefined ? "" : `?path=${q(path)}`}${extra}`;
   const upload = (path: string, data: Uint8Array | string) =>
     s.client().upload({ projectId: P, path, data: typeof data === "string" ? Buffer.from(data) : data });
   const download = async (path: string) => Buffer.from(await s.client().download({ projectId: P, path }));
@@ -293,7 +292,10 @@ describe.each(BACKENDS)("project storage on the %s backend", (backend: Backend) 
       const seen: string[] = [];
       let after: string | null = null;
       for (let i = 0; i < 10; i++) {
-        const r: { json: { files: { name: string }[]; next: string | null } } = await s.http("GET", url("list", "tree", `&limit=1${after ? `&after=${q(after)}` : ""}`));
+        const r: { json: { files: { name: string }[]; next: string | null } } = await s.http(
+          "GET",
+          url("list", "tree", `&limit=1${after ? `&after=${q(after)}` : ""}`),
+        );
         seen.push(...r.json.files.map((f) => f.name));
         after = r.json.next;
         if (!after) break;
@@ -413,7 +415,9 @@ describe.each(BACKENDS)("project storage on the %s backend", (backend: Backend) 
 
     it("the JSON body limit does not apply to uploads", async () => {
       const data = randomBytes(3 * 1024 * 1024); // > MESHAGENT_BODY_LIMIT (1 MiB)
-      await s.http("POST", url("upload", "limit/json-limit.json"), { body: data, headers: { "content-type": "application/json" } }).then((r) => expect(r.status).toBe(200));
+      await s
+        .http("POST", url("upload", "limit/json-limit.json"), { body: data, headers: { "content-type": "application/json" } })
+        .then((r) => expect(r.status).toBe(200));
       expect((await download("limit/json-limit.json")).equals(data)).toBe(true);
     });
 
@@ -460,9 +464,7 @@ describe.each(BACKENDS)("project storage on the %s backend", (backend: Backend) 
       expect((await s.http("GET", url("stat", path))).json.size).toBe(v1.length);
       expect(await s.ctx.storage.usage(P)).toEqual(usage);
       expect(events).toHaveLength(0);
-      expect((await s.http("GET", url("list", "abort"))).json.files.map((f: any) => f.name)).toEqual(
-        expect.arrayContaining([path.slice(6)]),
-      );
+      expect((await s.http("GET", url("list", "abort"))).json.files.map((f: any) => f.name)).toEqual(expect.arrayContaining([path.slice(6)]));
       if (backend === "file") expect(readdirSync(join(s.dataDir, "storage", ".tmp"))).toEqual([]);
     });
   });
@@ -606,7 +608,10 @@ describe.each(BACKENDS)("project storage on the %s backend", (backend: Backend) 
 
     it("takes requests as the Python client sends them (Content-Type: application/json on every call)", async () => {
       const json = { "content-type": "application/json" };
-      const up = await s.http("POST", url("upload", "py/file.bin"), { body: Buffer.from([0, 1, 2, 255]), headers: { "content-type": "application/octet-stream" } });
+      const up = await s.http("POST", url("upload", "py/file.bin"), {
+        body: Buffer.from([0, 1, 2, 255]),
+        headers: { "content-type": "application/octet-stream" },
+      });
       expect(up.status).toBe(200);
       const down = await fetch(s.url + url("download", "py/file.bin"), { headers: { authorization: `Bearer ${s.admin.apiKey}`, ...json } });
       expect(down.status).toBe(200);

@@ -71,7 +71,11 @@ describe("connect_room tokens and the participant-token verifier", () => {
   it("a member gets their grant's scope, signed with the project's signing key (its own kid); admins get the full scope", async () => {
     const m = await s.user({});
     const room = await s.client().getRoom(pid, "lobby");
-    const scope = ApiScope.fromJSON({ messaging: { broadcast: false }, storage: { paths: [{ path: "shared/", read_only: true }] }, llm: { models: ["openai/gpt-*"] } });
+    const scope = ApiScope.fromJSON({
+      messaging: { broadcast: false },
+      storage: { paths: [{ path: "shared/", read_only: true }] },
+      llm: { models: ["openai/gpt-*"] },
+    });
     await s.client().createRoomGrant({ projectId: pid, roomId: room.id, userId: m.userId, permissions: scope });
     const info = await s.client(m.token).connectRoom(pid, "lobby");
     const { kid, secret } = await projectSecret(pid);
@@ -84,7 +88,15 @@ describe("connect_room tokens and the participant-token verifier", () => {
     // the Python-style full dump in a grant becomes the compact form in the JWT
     const m2 = await s.user({});
     await s.http("POST", `${P}/room-grants`, {
-      json: { room_id: room.id, user_id: m2.userId, permissions: { queues: { send: null, receive: null, list: true }, llm: null, dataset: { tables: [{ name: "t", namespace: null, write: false, read: true, alter: false }], list_tables: true } } },
+      json: {
+        room_id: room.id,
+        user_id: m2.userId,
+        permissions: {
+          queues: { send: null, receive: null, list: true },
+          llm: null,
+          dataset: { tables: [{ name: "t", namespace: null, write: false, read: true, alter: false }], list_tables: true },
+        },
+      },
     });
     const jwt2 = (await s.http("POST", `${P}/rooms/lobby/connect`, { token: m2.token, json: {} })).json.jwt;
     expect(b64json(jwt2.split(".")[1]).grants[2].scope).toEqual({ queues: {}, dataset: { tables: [{ name: "t" }] } });
@@ -95,7 +107,9 @@ describe("connect_room tokens and the participant-token verifier", () => {
     expect(apt.getApiGrant()!.toJSON()).toEqual(FULL);
     expect(apt.grantScope("room")).toBe("backstage");
     const dev = await s.user({ is_developer: true });
-    expect((await ParticipantToken.fromJwt((await s.client(dev.token).connectRoom(pid, "backstage")).jwt, { token: secret })).getApiGrant()!.toJSON()).toEqual(FULL);
+    expect((await ParticipantToken.fromJwt((await s.client(dev.token).connectRoom(pid, "backstage")).jwt, { token: secret })).getApiGrant()!.toJSON()).toEqual(
+      FULL,
+    );
   });
 
   it("the verifier accepts our tokens and tokens the official client signs with toJwt({ apiKey })", async () => {
@@ -137,12 +151,18 @@ describe("connect_room tokens and the participant-token verifier", () => {
       ["sub of another project", await sign({ ...base, sub: other.projectId }, secretOf(keyA))],
       ["another project's key claiming our sub", await sign({ ...base, kid: parseApiKey(other.apiKey)!.keyId }, secretOf(other.apiKey))],
       ["expired", await sign({ ...base, exp: now - 1 }, secretOf(keyA))],
-      ["official client, expired", await (() => {
-        const t = new ParticipantToken({ name: "late" });
-        t.addApiGrant(ApiScope.full());
-        return t.toJwt({ apiKey: keyA, expiration: new Date(clock.now() - 1000) });
-      })()],
-      ["alg none", `${Buffer.from(JSON.stringify({ alg: "none", typ: "JWT" })).toString("base64url")}.${Buffer.from(JSON.stringify(base)).toString("base64url")}.`],
+      [
+        "official client, expired",
+        await (() => {
+          const t = new ParticipantToken({ name: "late" });
+          t.addApiGrant(ApiScope.full());
+          return t.toJwt({ apiKey: keyA, expiration: new Date(clock.now() - 1000) });
+        })(),
+      ],
+      [
+        "alg none",
+        `${Buffer.from(JSON.stringify({ alg: "none", typ: "JWT" })).toString("base64url")}.${Buffer.from(JSON.stringify(base)).toString("base64url")}.`,
+      ],
       ["no name", await sign({ ...base, name: undefined }, secretOf(keyA))],
     ];
     const { privateKey } = await generateKeyPair("RS256");
@@ -207,7 +227,10 @@ describe("connect_room tokens and the participant-token verifier", () => {
       await s.client().deleteApiKey(pid, k.id);
       let refused = false;
       for (let i = 0; i < 100 && !refused; i++) {
-        refused = await other.tokens.verify(jwt).then(() => false, () => true);
+        refused = await other.tokens.verify(jwt).then(
+          () => false,
+          () => true,
+        );
         if (!refused) await new Promise((r) => setTimeout(r, 20));
       }
       expect(refused).toBe(true);
@@ -255,7 +278,10 @@ describe("connect_room tokens and the participant-token verifier", () => {
 
 describe("MESHAGENT_TOKEN_TTL", () => {
   it("sets the lifetime; 0 means tokens without exp", async () => {
-    for (const [ttl, want] of [["60", 60], ["0", undefined]] as const) {
+    for (const [ttl, want] of [
+      ["60", 60],
+      ["0", undefined],
+    ] as const) {
       const s = await startServer({ env: { MESHAGENT_TOKEN_TTL: ttl } });
       try {
         await s.client().createRoom({ projectId: s.admin.projectId, name: "ttl" });

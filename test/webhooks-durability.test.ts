@@ -45,7 +45,9 @@ describe("webhook durability across processes", () => {
   };
   const client = (p: ServerProcess) => new Meshagent({ baseUrl: p.url, token: admin.apiKey });
   const deliveriesOf = async (p: ServerProcess, webhookId: string) => {
-    const r = await fetch(`${p.url}/accounts/projects/${admin.projectId}/webhooks/${webhookId}/deliveries`, { headers: { authorization: `Bearer ${admin.apiKey}` } });
+    const r = await fetch(`${p.url}/accounts/projects/${admin.projectId}/webhooks/${webhookId}/deliveries`, {
+      headers: { authorization: `Bearer ${admin.apiKey}` },
+    });
     return ((await r.json()) as any).deliveries as any[];
   };
 
@@ -69,7 +71,9 @@ describe("webhook durability across processes", () => {
       expect(d.id).toBe(first.id);
       expect(d.attempts).toBe(2);
       await srv2.kill("SIGTERM");
-      await client(srv2).deleteWebhook(admin.projectId, w.id).catch(() => {});
+      await client(srv2)
+        .deleteWebhook(admin.projectId, w.id)
+        .catch(() => {});
     } finally {
       await r.close();
     }
@@ -110,15 +114,25 @@ describe("webhook durability across processes", () => {
       await ctx.webhookDispatcher.start();
       const after = await inTx(ctx.store.db, async (tx) => {
         const fns: (() => void)[] = [];
-        for (let i = 0; i < 1000; i++) fns.push(await ctx.bus.publish(tx, { type: "room.updated", project_id: admin.projectId, data: { id: String(i), room_name: `r${i}` } }));
+        for (let i = 0; i < 1000; i++)
+          fns.push(await ctx.bus.publish(tx, { type: "room.updated", project_id: admin.projectId, data: { id: String(i), room_name: `r${i}` } }));
         return () => fns.forEach((f) => f());
       });
       after();
       await r.waitFor(1000, 60_000);
-      await until(async () => {
-        const n = await ctx.store.db.selectFrom("webhook_deliveries").select((e) => e.fn.countAll<number>().as("n")).where("webhook_id", "=", w.id).where("status", "=", "delivered").executeTakeFirstOrThrow();
-        return Number(n.n) === 1000;
-      }, "1000 delivered rows", 30_000);
+      await until(
+        async () => {
+          const n = await ctx.store.db
+            .selectFrom("webhook_deliveries")
+            .select((e) => e.fn.countAll<number>().as("n"))
+            .where("webhook_id", "=", w.id)
+            .where("status", "=", "delivered")
+            .executeTakeFirstOrThrow();
+          return Number(n.n) === 1000;
+        },
+        "1000 delivered rows",
+        30_000,
+      );
       await new Promise((res) => setTimeout(res, 500)); // a late duplicate would show up here
       const attempts = await ctx.store.db
         .selectFrom("webhook_attempts as a")

@@ -51,7 +51,16 @@ describe("webhooks", () => {
     it("creates, lists, updates and deletes; the secret is generated and returned on create and get", async () => {
       const c = s.client();
       const w: any = await c.createWebhook(P, { name: "Rooms", url: r.url, events: ["room.started", "room.ended"], description: "d" });
-      expect(w).toMatchObject({ name: "Rooms", url: r.url, events: ["room.started", "room.ended"], description: "d", action: null, payload: null, enabled: true, state: "active" });
+      expect(w).toMatchObject({
+        name: "Rooms",
+        url: r.url,
+        events: ["room.started", "room.ended"],
+        description: "d",
+        action: null,
+        payload: null,
+        enabled: true,
+        state: "active",
+      });
       expect(w.secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);
       expect(typeof w.created_at).toBe("string");
       const got = await s.http("GET", `${base()}/${w.id}`);
@@ -59,7 +68,15 @@ describe("webhooks", () => {
 
       const list: any = await c.listWebhooks(P);
       const row = list.webhooks.find((x: any) => x.id === w.id);
-      expect(row).toMatchObject({ id: w.id, name: "Rooms", description: "d", url: r.url, events: ["room.started", "room.ended"], action: null, secret: w.secret });
+      expect(row).toMatchObject({
+        id: w.id,
+        name: "Rooms",
+        description: "d",
+        url: r.url,
+        events: ["room.started", "room.ended"],
+        action: null,
+        secret: w.secret,
+      });
 
       const u: any = await c.updateWebhook(P, w.id, { name: "Rooms2", url: r.url + "?x=1", events: ["room.*"] });
       expect(u).toMatchObject({ id: w.id, name: "Rooms2", url: r.url + "?x=1", events: ["room.*"], secret: w.secret, description: "" });
@@ -69,7 +86,7 @@ describe("webhooks", () => {
       expect(((await c.listWebhooks(P)) as any).webhooks.some((x: any) => x.id === w.id)).toBe(false);
     });
 
-    it("accepts the Python client's bodies: \"\" and null as absent, a payload object, and a chosen secret", async () => {
+    it('accepts the Python client\'s bodies: "" and null as absent, a payload object, and a chosen secret', async () => {
       const a = await s.http("POST", base(), { json: { name: "py", description: "", url: r.url, events: ["api_key.created"], action: "", payload: "" } });
       expect(a.status).toBe(201);
       expect(a.json).toMatchObject({ action: null, payload: null });
@@ -80,8 +97,17 @@ describe("webhooks", () => {
         json: { name: "py2", description: "x", url: r.url, events: ["api_key.deleted"], action: null, payload: { team: "blue" }, secret: "my-own-secret-123" },
       });
       expect(put.status).toBe(200);
-      expect(put.json).toMatchObject({ name: "py2", description: "x", events: ["api_key.deleted"], action: null, payload: { team: "blue" }, secret: "my-own-secret-123" });
-      const put2 = await s.http("PUT", `${base()}/${a.json.id}`, { json: { name: "py3", url: null, events: null, description: null, action: null, payload: null, secret: null } });
+      expect(put.json).toMatchObject({
+        name: "py2",
+        description: "x",
+        events: ["api_key.deleted"],
+        action: null,
+        payload: { team: "blue" },
+        secret: "my-own-secret-123",
+      });
+      const put2 = await s.http("PUT", `${base()}/${a.json.id}`, {
+        json: { name: "py3", url: null, events: null, description: null, action: null, payload: null, secret: null },
+      });
       expect(put2.json).toMatchObject({ name: "py3", description: "x", url: r.url, payload: { team: "blue" }, secret: "my-own-secret-123" });
       const del = await s.http("DELETE", `${base()}/${a.json.id}`);
       expect(del.status).toBe(200);
@@ -100,7 +126,17 @@ describe("webhooks", () => {
     it("serves the event catalog", async () => {
       const res = await s.http("GET", "/webhooks/events", { token: null });
       const names = res.json.events.map((e: any) => e.event);
-      for (const e of ["room.started", "room.ended", "room.call", "storage.file.updated", "storage.file.deleted", "storage.file.moved", "api_key.created", "grant.changed", "scheduled_task.run.failed"])
+      for (const e of [
+        "room.started",
+        "room.ended",
+        "room.call",
+        "storage.file.updated",
+        "storage.file.deleted",
+        "storage.file.moved",
+        "api_key.created",
+        "grant.changed",
+        "scheduled_task.run.failed",
+      ])
         expect(names).toContain(e);
     });
   });
@@ -217,7 +253,9 @@ describe("webhooks", () => {
       expect(pythonVerify([created, deleted].map((q) => ({ body: q.body, headers: q.headers, secret: w.secret })))).toEqual(["ok", "ok"]);
       expect(pythonVerify([{ body: created.body, headers: created.headers, secret: "whsec_wrong" }])).toEqual(["invalid jwt"]);
       for (const q of [created, deleted]) expect(new StandardWebhook(w.secret).verify(q.body, q.headers as Record<string, string>)).toEqual(JSON.parse(q.body));
-      expect(() => new StandardWebhook("whsec_" + Buffer.from("x".repeat(32)).toString("base64")).verify(created.body, created.headers as Record<string, string>)).toThrow();
+      expect(() =>
+        new StandardWebhook("whsec_" + Buffer.from("x".repeat(32)).toString("base64")).verify(created.body, created.headers as Record<string, string>),
+      ).toThrow();
       const jwt = (created.headers["meshagent-signature"] as string).replace(/^Bearer /, "");
       const { payload, protectedHeader } = await jwtVerify(jwt, new TextEncoder().encode(w.secret), { algorithms: ["HS256"] });
       expect(protectedHeader.alg).toBe("HS256");
@@ -232,7 +270,13 @@ describe("webhooks", () => {
     it("non-ASCII, nested and numeric data is sent in json.dumps form and verifies; a user-chosen secret signs too", async () => {
       const w = await create({ name: "utf", events: ["storage.file.moved"], secret: "plain secret ✓ 123" });
       const n0 = r.requests.length;
-      const data = { source_path: "ä/日本/😀.txt", destination_path: "x\"y\\z\n\u0001", participant_id: null, sizes: [1, 2.5, 1e-7, 1e21, -0], nested: { "ключ": [true, false, {}] } };
+      const data = {
+        source_path: "ä/日本/😀.txt",
+        destination_path: 'x"y\\z\n\u0001',
+        participant_id: null,
+        sizes: [1, 2.5, 1e-7, 1e21, -0],
+        nested: { ключ: [true, false, {}] },
+      };
       await publish("storage.file.moved", data);
       await r.waitFor(n0 + 1);
       const q = r.requests[n0];
@@ -295,7 +339,8 @@ describe("webhooks", () => {
     it("many events in one transaction each get a row; a webhook created later is seen by the next transaction", async () => {
       const a = await create({ name: "bulk-a", events: ["storage.file.deleted"] });
       await inTx(s.ctx.store.db, async (tx) => {
-        for (let i = 0; i < 30; i++) await s.ctx.bus.publish(tx, { type: "storage.file.deleted", project_id: P, data: { path: `f${i}`, participant_id: null } });
+        for (let i = 0; i < 30; i++)
+          await s.ctx.bus.publish(tx, { type: "storage.file.deleted", project_id: P, data: { path: `f${i}`, participant_id: null } });
       });
       expect((await deliveries(a.id, "?limit=100")).total).toBe(30);
       const b = await create({ name: "bulk-b", events: ["storage.file.deleted"] });
@@ -327,7 +372,10 @@ describe("webhooks", () => {
         const w = await create({ name: "flaky", url: f.url, events: ["room.started"] });
         await publish("room.started", { room_name: "a", room_url: "ws://x/rooms/a" });
         await f.waitFor(1);
-        let d = await until(async () => { const x = (await deliveries(w.id)).deliveries[0]; return x?.attempts === 1 && x; }, "attempt 1");
+        let d = await until(async () => {
+          const x = (await deliveries(w.id)).deliveries[0];
+          return x?.attempts === 1 && x;
+        }, "attempt 1");
         expect(d).toMatchObject({ status: "pending", last_status_code: 500 });
         const wait1 = Date.parse(d.next_attempt_at) - clock.now();
         expect(wait1).toBeGreaterThanOrEqual(RETRY_DELAYS_MS[0]);
@@ -339,14 +387,20 @@ describe("webhooks", () => {
         clock.advance(wait1);
         s.ctx.webhookDispatcher.wake();
         await f.waitFor(2);
-        d = await until(async () => { const x = (await deliveries(w.id)).deliveries[0]; return x?.attempts === 2 && x; }, "attempt 2");
+        d = await until(async () => {
+          const x = (await deliveries(w.id)).deliveries[0];
+          return x?.attempts === 2 && x;
+        }, "attempt 2");
         const wait2 = Date.parse(d.next_attempt_at) - clock.now();
         expect(wait2).toBeGreaterThanOrEqual(RETRY_DELAYS_MS[1]);
         expect(wait2).toBeLessThanOrEqual(RETRY_DELAYS_MS[1] * 1.25);
         clock.advance(wait2);
         s.ctx.webhookDispatcher.wake();
         await f.waitFor(3);
-        d = await until(async () => { const x = (await deliveries(w.id)).deliveries[0]; return x?.status === "delivered" && x; }, "delivered");
+        d = await until(async () => {
+          const x = (await deliveries(w.id)).deliveries[0];
+          return x?.status === "delivered" && x;
+        }, "delivered");
         expect(d.attempts).toBe(3);
         expect(d.history.map((h: any) => [h.attempt, h.status_code, h.response_excerpt])).toEqual([
           [1, 500, "boom 0"],
@@ -366,15 +420,25 @@ describe("webhooks", () => {
     it("honours Retry-After (seconds and HTTP dates) and records connection errors", async () => {
       const f = await Receiver.start();
       f.responder = (_q, n) =>
-        n === 0 ? { status: 429, headers: { "retry-after": "120" } } : n === 1 ? { status: 503, headers: { "retry-after": new Date(clock.now() + 3600_000).toUTCString() } } : { status: 200 };
+        n === 0
+          ? { status: 429, headers: { "retry-after": "120" } }
+          : n === 1
+            ? { status: 503, headers: { "retry-after": new Date(clock.now() + 3600_000).toUTCString() } }
+            : { status: 200 };
       try {
         const w = await create({ name: "ra", url: f.url, events: ["room.ended"] });
         await publish("room.ended", { room_name: "a" });
-        let d = await until(async () => { const x = (await deliveries(w.id)).deliveries[0]; return x?.attempts === 1 && x; }, "attempt 1");
+        let d = await until(async () => {
+          const x = (await deliveries(w.id)).deliveries[0];
+          return x?.attempts === 1 && x;
+        }, "attempt 1");
         expect(Date.parse(d.next_attempt_at) - clock.now()).toBe(120_000);
         clock.advance(120_000);
         s.ctx.webhookDispatcher.wake();
-        d = await until(async () => { const x = (await deliveries(w.id)).deliveries[0]; return x?.attempts === 2 && x; }, "attempt 2");
+        d = await until(async () => {
+          const x = (await deliveries(w.id)).deliveries[0];
+          return x?.attempts === 2 && x;
+        }, "attempt 2");
         const wait = Date.parse(d.next_attempt_at) - clock.now();
         expect(wait).toBeGreaterThan(3590_000);
         expect(wait).toBeLessThanOrEqual(3600_000);
@@ -388,7 +452,10 @@ describe("webhooks", () => {
       await dead.close();
       const w2 = await create({ name: "dead", url: deadUrl, events: ["room.ended"] });
       await publish("room.ended", { room_name: "b" });
-      const d2 = await until(async () => { const x = (await deliveries(w2.id)).deliveries[0]; return x?.attempts === 1 && x; }, "dead attempt");
+      const d2 = await until(async () => {
+        const x = (await deliveries(w2.id)).deliveries[0];
+        return x?.attempts === 1 && x;
+      }, "dead attempt");
       expect(d2).toMatchObject({ status: "pending", last_status_code: null });
       expect(d2.history[0].error).toMatch(/ECONNREFUSED|connect/);
       await s.http("DELETE", `${base()}/${w2.id}`);
@@ -407,7 +474,10 @@ describe("webhooks", () => {
         await s.http("PUT", `${base()}/${w.id}`, { json: { enabled: true } });
         await publish("room.created", { id: "2", room_name: "q" });
         await g.waitFor(1);
-        const hook = await until(async () => { const x = (await s.http("GET", `${base()}/${w.id}`)).json; return !x.enabled && x; }, "disabled");
+        const hook = await until(async () => {
+          const x = (await s.http("GET", `${base()}/${w.id}`)).json;
+          return !x.enabled && x;
+        }, "disabled");
         expect(hook).toMatchObject({ state: "disabled", disabled_reason: expect.stringContaining("410") });
         const d1 = (await deliveries(w.id)).deliveries[0];
         expect(d1).toMatchObject({ status: "failed", last_status_code: 410, attempts: 1 });
@@ -415,7 +485,14 @@ describe("webhooks", () => {
         expect((await deliveries(w.id)).total).toBe(1);
         // Retrying while disabled is refused; a row that was pending when it was disabled is held.
         expect((await s.http("POST", `${base()}/${w.id}/deliveries/${d1.id}/retry`)).status).toBe(409);
-        const heldRow = { ...(await s.ctx.store.db.selectFrom("webhook_deliveries").selectAll().where("id", "=", d1.id).executeTakeFirstOrThrow()), id: crypto.randomUUID(), status: "held" as const, attempts: 0, last_status_code: null, last_error: null };
+        const heldRow = {
+          ...(await s.ctx.store.db.selectFrom("webhook_deliveries").selectAll().where("id", "=", d1.id).executeTakeFirstOrThrow()),
+          id: crypto.randomUUID(),
+          status: "held" as const,
+          attempts: 0,
+          last_status_code: null,
+          last_error: null,
+        };
         await webhooksRepo.insertDeliveries(s.ctx.store.db, [heldRow]);
         expect((await deliveries(w.id, "?status=held")).total).toBe(1);
         gone = false;
@@ -526,7 +603,17 @@ describe("webhooks", () => {
       const strict = await startServer();
       try {
         const sp = `/accounts/projects/${strict.admin.projectId}/webhooks`;
-        for (const url of ["http://127.0.0.1:9/x", "http://10.1.2.3/", "http://169.254.169.254/latest/meta-data", "http://[::1]/", "http://[::ffff:127.0.0.1]/", "http://localhost/", "http://192.168.1.1/", "http://[fe80::1]/", "http://0.0.0.0/"]) {
+        for (const url of [
+          "http://127.0.0.1:9/x",
+          "http://10.1.2.3/",
+          "http://169.254.169.254/latest/meta-data",
+          "http://[::1]/",
+          "http://[::ffff:127.0.0.1]/",
+          "http://localhost/",
+          "http://192.168.1.1/",
+          "http://[fe80::1]/",
+          "http://0.0.0.0/",
+        ]) {
           const res = await strict.http("POST", sp, { token: strict.admin.apiKey, json: { name: "x", url, events: ["*"] } });
           expect(res.status, url).toBe(400);
           expect(res.json.error.message, url).toMatch(/private|loopback|link-local/);
@@ -535,10 +622,24 @@ describe("webhooks", () => {
         const r2 = await Receiver.start();
         try {
           const now = Date.now();
-          for (const [id, url] of [[crypto.randomUUID(), r2.url], [crypto.randomUUID(), `http://localhost:${r2.port}/webhook`]]) {
+          for (const [id, url] of [
+            [crypto.randomUUID(), r2.url],
+            [crypto.randomUUID(), `http://localhost:${r2.port}/webhook`],
+          ]) {
             await webhooksRepo.insert(strict.ctx.store.db, {
-              id, project_id: strict.admin.projectId, name: "inside", description: "", url, events: '["api_key.created"]', action: null, payload: null,
-              secret_sealed: strict.ctx.sealer.seal("whsec_" + Buffer.from("k".repeat(32)).toString("base64")), enabled: 1, disabled_reason: null, created_at: now, updated_at: now,
+              id,
+              project_id: strict.admin.projectId,
+              name: "inside",
+              description: "",
+              url,
+              events: '["api_key.created"]',
+              action: null,
+              payload: null,
+              secret_sealed: strict.ctx.sealer.seal("whsec_" + Buffer.from("k".repeat(32)).toString("base64")),
+              enabled: 1,
+              disabled_reason: null,
+              created_at: now,
+              updated_at: now,
             });
           }
           await strict.client().createApiKey(strict.admin.projectId, "k", "");
@@ -566,7 +667,10 @@ describe("webhooks", () => {
         await publish("room.ended", { room_name: "never" });
         const t0 = clock.now();
         for (let i = 1; i <= MAX_ATTEMPTS; i++) {
-          const d = await until(async () => { const x = (await deliveries(w.id)).deliveries[0]; return x?.attempts === i && x; }, `attempt ${i}`);
+          const d = await until(async () => {
+            const x = (await deliveries(w.id)).deliveries[0];
+            return x?.attempts === i && x;
+          }, `attempt ${i}`);
           if (i < MAX_ATTEMPTS) {
             expect(d.status).toBe("pending");
             clock.set(Date.parse(d.next_attempt_at));

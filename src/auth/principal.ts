@@ -1,10 +1,7 @@
 import { forbidden } from "../core/errors.js";
 
 /** Who is calling: a project API key, a user (access token), or a participant JWT (a room service acting in a room). */
-export type Principal =
-  | { kind: "api_key"; keyId: string; projectId: string }
-  | { kind: "user"; userId: string; tokenId: string }
-  | ParticipantPrincipal;
+export type Principal = { kind: "api_key"; keyId: string; projectId: string } | { kind: "user"; userId: string; tokenId: string } | ParticipantPrincipal;
 
 /**
  * A verified participant JWT (minted by connect_room / connect_share, or signed by a client with its API key).

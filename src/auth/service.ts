@@ -139,7 +139,6 @@ export class AuthService {
     return this.memberships.get(membershipKey(projectId, userId), () => this.projects.membershipWithOwner(projectId, userId));
   }
 
-
   async accessFor(principal: Principal, projectId: string): Promise<ProjectAccess | null> {
     if (!isUuid(projectId)) return null;
     if (principal.kind === "api_key") {

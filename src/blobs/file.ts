@@ -4,19 +4,8 @@ import { dirname, join, resolve, sep } from "node:path";
 import { pipeline } from "node:stream/promises";
 import type { Readable } from "node:stream";
 import type { BigIntStats } from "node:fs";
-import {
-  assertKey,
-  assertPrefix,
-  BlobConflictError,
-  compareKeys,
-  type BlobEntry,
-  type BlobHandle,
-  type BlobInfo,
-  type BlobStore,
-  type ByteRange,
-  type ListPage,
-  type PutResult,
-} from "./types.js";
+import { assertKey, assertPrefix, BlobConflictError, compareKeys } from "./types.js";
+import type { BlobEntry, BlobHandle, BlobInfo, BlobStore, ByteRange, ListPage, PutResult } from "./types.js";
 
 const TMP_DIR = ".tmp";
 /** Temp files of a process that is still alive are kept this long before they count as abandoned anyway. */
@@ -134,7 +123,14 @@ export class FileBlobStore implements BlobStore {
         if (code(e) === "ENOENT" && attempt < 5) continue;
         if (code(e) === "EISDIR" || code(e) === "ENOTEMPTY" || code(e) === "EEXIST") {
           // An empty directory (left by an interrupted prune) is no folder: it holds no file. Replace it.
-          if (attempt < 5 && (await rmdir(dest).then(() => true, () => false))) continue;
+          if (
+            attempt < 5 &&
+            (await rmdir(dest).then(
+              () => true,
+              () => false,
+            ))
+          )
+            continue;
           throw new BlobConflictError("this path is a folder");
         }
         if (code(e) === "ENOTDIR") throw new BlobConflictError("a parent of this path is a file");
@@ -274,7 +270,13 @@ export class FileBlobStore implements BlobStore {
         else if (d.isFile()) {
           try {
             const st = await stat(p, { bigint: true });
-            yield infoOf(p.slice(this.root.length + 1).split(sep).join("/"), st);
+            yield infoOf(
+              p
+                .slice(this.root.length + 1)
+                .split(sep)
+                .join("/"),
+              st,
+            );
           } catch {
             // deleted meanwhile
           }

@@ -35,7 +35,8 @@ export function meteredBody(source: Readable, opts: { maxBytes: number; expected
   t.on("error", () => {});
 
   const fail = (err?: Error) => {
-    if (!t.destroyed) t.destroy(err instanceof BlobTooLargeError ? err : new BlobAbortedError(err?.message ?? "the client closed the connection before the upload completed"));
+    if (!t.destroyed)
+      t.destroy(err instanceof BlobTooLargeError ? err : new BlobAbortedError(err?.message ?? "the client closed the connection before the upload completed"));
   };
   const onError = (err: Error) => fail(err);
   const onAborted = () => fail();

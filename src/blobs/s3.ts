@@ -12,20 +12,8 @@ import { Upload } from "@aws-sdk/lib-storage";
 import { Transform, type Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { S3Settings } from "../config.js";
-import {
-  assertKey,
-  assertPrefix,
-  BlobChangedError,
-  compareKeys,
-  type BlobEntry,
-  type BlobHandle,
-  type BlobInfo,
-  type BlobStore,
-  type ByteRange,
-  type ListPage,
-  type PutOptions,
-  type PutResult,
-} from "./types.js";
+import { assertKey, assertPrefix, BlobChangedError, compareKeys } from "./types.js";
+import type { BlobEntry, BlobHandle, BlobInfo, BlobStore, ByteRange, ListPage, PutOptions, PutResult } from "./types.js";
 
 // We pin the SDK version in package.json; its notice about future Node requirements is not for our operators.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
@@ -57,7 +45,8 @@ export function s3ClientConfig(s: S3Settings): S3ClientConfig {
     region: s.region,
     endpoint: s.endpoint,
     forcePathStyle: s.forcePathStyle,
-    credentials: s.accessKeyId && s.secretAccessKey ? { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, sessionToken: s.sessionToken } : undefined,
+    credentials:
+      s.accessKeyId && s.secretAccessKey ? { accessKeyId: s.accessKeyId, secretAccessKey: s.secretAccessKey, sessionToken: s.sessionToken } : undefined,
     // Newer SDKs add CRC checksums (and aws-chunked bodies) to every upload; many S3-compatible servers reject them.
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
@@ -266,9 +255,7 @@ export class S3BlobStore implements BlobStore {
       }
       for (const u of r.Uploads ?? []) {
         if (u.Initiated && now - u.Initiated.getTime() > STALE_MULTIPART_MS)
-          await this.client
-            .send(new AbortMultipartUploadCommand({ Bucket: this.loc.bucket, Key: u.Key, UploadId: u.UploadId }))
-            .catch(() => {});
+          await this.client.send(new AbortMultipartUploadCommand({ Bucket: this.loc.bucket, Key: u.Key, UploadId: u.UploadId })).catch(() => {});
       }
       keyMarker = r.IsTruncated ? r.NextKeyMarker : undefined;
       uploadIdMarker = r.IsTruncated ? r.NextUploadIdMarker : undefined;

@@ -100,8 +100,7 @@ export class BlobChangedError extends Error {}
 
 /** Keys are built by keys.ts from validated paths; this is a last line of defence against escaping the root. */
 export function assertKey(key: string) {
-  if (!key || key.startsWith("/") || key.endsWith("/") || key.includes("\\") || key.includes("\0"))
-    throw new Error(`invalid blob key: ${JSON.stringify(key)}`);
+  if (!key || key.startsWith("/") || key.endsWith("/") || key.includes("\\") || key.includes("\0")) throw new Error(`invalid blob key: ${JSON.stringify(key)}`);
   for (const seg of key.split("/")) if (seg === "" || seg === "." || seg === "..") throw new Error(`invalid blob key: ${JSON.stringify(key)}`);
 }
 

@@ -24,5 +24,4 @@ export const AnyObject = Type.Object({}, { additionalProperties: true });
 export const QueryInt = (opts: { minimum?: number; maximum?: number } = {}) => Type.Optional(Type.Integer({ minimum: 0, ...opts }));
 
 /** Standard error responses for the OpenAPI document. */
-export const errors = (...codes: number[]) =>
-  Object.fromEntries(codes.map((c) => [c, Type.Ref("Error")])) as Record<number, TSchema>;
+export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, Type.Ref("Error")])) as Record<number, TSchema>;

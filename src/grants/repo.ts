@@ -1,6 +1,6 @@
-import { sql } from "kysely";
+import { sql, type ExpressionBuilder } from "kysely";
 import type { Queryable } from "../store/db.js";
-import type { RoomGrantsTable } from "../store/schema.js";
+import type { Database, RoomGrantsTable } from "../store/schema.js";
 import { likePattern } from "../core/paging.js";
 import { prepared } from "../store/prepared.js";
 
@@ -73,7 +73,10 @@ export const grantsRepo = {
     if (o.userId) b = b.where("room_grants.user_id", "=", o.userId);
     if (o.roomId) b = b.where("room_grants.room_id", "=", o.roomId);
     if (o.filter) b = b.where("rooms.name", "like", like(o.filter));
-    b = o.order === "room_name" ? b.orderBy("rooms.name").orderBy("room_grants.user_id") : b.orderBy("room_grants.created_at").orderBy("room_grants.room_id").orderBy("room_grants.user_id");
+    b =
+      o.order === "room_name"
+        ? b.orderBy("rooms.name").orderBy("room_grants.user_id")
+        : b.orderBy("room_grants.created_at").orderBy("room_grants.room_id").orderBy("room_grants.user_id");
     return b.limit(o.limit).offset(o.offset).execute();
   },
   count: async (q: Queryable, projectId: string, o: Omit<GrantListQuery, "limit" | "offset" | "order">) => {
@@ -134,7 +137,15 @@ export const grantsRepo = {
   countUsersWithGrants: async (q: Queryable, projectId: string, filter?: string) => {
     let b = q
       .selectFrom("users")
-      .where((eb) => eb.exists(eb.selectFrom("room_grants").select("room_grants.user_id").where("room_grants.project_id", "=", projectId).whereRef("room_grants.user_id", "=", "users.id")));
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom("room_grants")
+            .select("room_grants.user_id")
+            .where("room_grants.project_id", "=", projectId)
+            .whereRef("room_grants.user_id", "=", "users.id"),
+        ),
+      );
     if (filter) b = b.where(usersFilter(filter));
     const r = await b.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
     return Number(r.n);
@@ -146,7 +157,7 @@ export const grantsRepo = {
 
 function usersFilter(filter: string) {
   const pat = likePattern(filter);
-  return (eb: any) =>
+  return (eb: ExpressionBuilder<Database, "users">) =>
     eb.or([
       eb("users.email_lower", "like", sql<string>`${pat} ESCAPE '\\'`),
       eb(sql`lower(coalesce(users.first_name, '') || ' ' || coalesce(users.last_name, ''))`, "like", sql<string>`${pat} ESCAPE '\\'`),

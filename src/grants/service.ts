@@ -71,7 +71,11 @@ export class GrantsService {
       const userId = String(e.data.user_id);
       const gone = await grantsRepo.deleteForUser(q, e.project_id, userId);
       for (const g of gone)
-        await bus.publish(q, { type: "grant.changed", project_id: e.project_id, data: { change: "deleted", room_id: g.room_id, room_name: g.room_name, user_id: userId } });
+        await bus.publish(q, {
+          type: "grant.changed",
+          project_id: e.project_id,
+          data: { change: "deleted", room_id: g.room_id, room_name: g.room_name, user_id: userId },
+        });
     });
   }
 
@@ -169,7 +173,11 @@ export class GrantsService {
     const after = await inTx(this.db, async (tx) => {
       const room = await this.rooms.byRef(projectId, roomRef, tx);
       if (!(await grantsRepo.delete(tx, room.id, userId))) throw notFound("room grant");
-      return this.bus.publish(tx, { type: "grant.changed", project_id: projectId, data: { change: "deleted", room_id: room.id, room_name: room.name, user_id: userId } });
+      return this.bus.publish(tx, {
+        type: "grant.changed",
+        project_id: projectId,
+        data: { change: "deleted", room_id: room.id, room_name: room.name, user_id: userId },
+      });
     });
     after();
   }
@@ -203,7 +211,11 @@ export class GrantsService {
     return hit;
   }
 
-  async list(projectId: string, opts: { limit?: number; offset?: number; order_by?: string | null; userId?: string; roomId?: string; filter?: string | null }, defLimit = 50) {
+  async list(
+    projectId: string,
+    opts: { limit?: number; offset?: number; order_by?: string | null; userId?: string; roomId?: string; filter?: string | null },
+    defLimit = 50,
+  ) {
     const q = {
       limit: pageSize(opts.limit, defLimit),
       offset: pageOffset(opts.offset),
@@ -224,7 +236,10 @@ export class GrantsService {
   async roomsWithGrants(projectId: string, opts: { limit?: number; offset?: number }) {
     const limit = pageSize(opts.limit, 50);
     const offset = pageOffset(opts.offset);
-    const [rows, total] = await Promise.all([grantsRepo.roomsWithGrants(this.db, projectId, limit, offset), grantsRepo.countRoomsWithGrants(this.db, projectId)]);
+    const [rows, total] = await Promise.all([
+      grantsRepo.roomsWithGrants(this.db, projectId, limit, offset),
+      grantsRepo.countRoomsWithGrants(this.db, projectId),
+    ]);
     return { rooms: rows.map((r) => ({ room: roomJson(r), count: Number(r.n) })), total };
   }
 

@@ -35,6 +35,7 @@ export class DetachedAttachmentSink implements AttachmentSink {
   }
 }
 
+// eslint-disable-next-line no-control-regex -- file names must not carry control characters
 const UNSAFE = /[\u0000-\u001f\u007f<>:"/\\|?*]/g;
 
 /**
@@ -43,7 +44,10 @@ const UNSAFE = /[\u0000-\u001f\u007f<>:"/\\|?*]/g;
  */
 export function safeFilename(name: string | undefined | null, fallback: string): string {
   let n = (name ?? "").split(/[/\\]/).pop() ?? "";
-  n = n.replace(UNSAFE, "_").replace(/^[.\s]+/, "").replace(/[.\s]+$/, "");
+  n = n
+    .replace(UNSAFE, "_")
+    .replace(/^[.\s]+/, "")
+    .replace(/[.\s]+$/, "");
   if (!n) return fallback;
   if (n.length > 150) {
     const dot = n.lastIndexOf(".");

@@ -18,10 +18,9 @@ export const mailboxesRepo = {
     withRoom(q).where("mailboxes.address_lower", "=", addressLower).executeTakeFirst() as Promise<MailboxWithRoom | undefined>,
 
   inProject: (q: Queryable, projectId: string, addressLower: string) =>
-    withRoom(q)
-      .where("mailboxes.project_id", "=", projectId)
-      .where("mailboxes.address_lower", "=", addressLower)
-      .executeTakeFirst() as Promise<MailboxWithRoom | undefined>,
+    withRoom(q).where("mailboxes.project_id", "=", projectId).where("mailboxes.address_lower", "=", addressLower).executeTakeFirst() as Promise<
+      MailboxWithRoom | undefined
+    >,
 
   update: (q: Queryable, id: string, patch: Partial<MailboxRow>) => q.updateTable("mailboxes").set(patch).where("id", "=", id).execute(),
 

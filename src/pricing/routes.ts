@@ -1,6 +1,6 @@
 import { Type } from "@sinclair/typebox";
-import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { AppContext } from "../context.js";
+import type { AreaApp } from "../domain.js";
 
 const Price = Type.Object({
   id: Type.String(),
@@ -12,20 +12,17 @@ const Price = Type.Object({
   description: Type.String(),
 });
 
-export const pricingRoutes =
-  (ctx: AppContext): FastifyPluginAsyncTypebox =>
-  async (app) => {
-    app.get(
-      "/pricing",
-      {
-        config: { access: "public" },
-        schema: {
-          tags: ["billing"],
-          summary: "get_pricing",
-          description: "The public price list; no credentials needed (a bearer, junk or not, is ignored).",
-          response: { 200: Type.Object({ currency: Type.String(), prices: Type.Array(Price) }) },
-        },
+export async function pricingRoutes(app: AreaApp, ctx: AppContext) {
+  app.get(
+    "/pricing",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "get_pricing",
+        description: "The public price list; no credentials needed (a bearer, junk or not, is ignored).",
+        response: { 200: Type.Object({ currency: Type.String(), prices: Type.Array(Price) }) },
       },
-      async () => ctx.pricing.table,
-    );
-  };
+    },
+    async () => ctx.pricing.table,
+  );
+}

@@ -22,14 +22,36 @@ export interface PricingTable {
 export const DEFAULT_PRICING: PricingTable = {
   currency: "usd",
   prices: [
-    { id: "room_participant_minutes", usage_type: "room", unit: "participant_minute", unit_price: 0.0005, description: "A participant connected to a room for one minute" },
+    {
+      id: "room_participant_minutes",
+      usage_type: "room",
+      unit: "participant_minute",
+      unit_price: 0.0005,
+      description: "A participant connected to a room for one minute",
+    },
     { id: "storage_gb_month", usage_type: "storage", unit: "gb_month", unit_price: 0.02, description: "One GiB stored for a month (project and room storage)" },
     { id: "egress_gb", usage_type: "egress", unit: "gb", unit_price: 0.05, description: "One GiB downloaded from storage" },
     { id: "scheduled_task_runs", usage_type: "scheduler", unit: "run", unit_price: 0.0001, description: "One scheduled task run" },
     { id: "webhook_deliveries", usage_type: "webhooks", unit: "delivery", unit_price: 0.00001, description: "One webhook delivery attempt" },
     { id: "mailbox_messages", usage_type: "mail", unit: "message", unit_price: 0.0001, description: "One inbound email delivered to a room queue" },
-    { id: "llm_openai_gpt-4o_input", usage_type: "llm", provider: "openai", model: "gpt-4o", unit: "1k_input_tokens", unit_price: 0.0025, description: "LLM proxy input tokens" },
-    { id: "llm_openai_gpt-4o_output", usage_type: "llm", provider: "openai", model: "gpt-4o", unit: "1k_output_tokens", unit_price: 0.01, description: "LLM proxy output tokens" },
+    {
+      id: "llm_openai_gpt-4o_input",
+      usage_type: "llm",
+      provider: "openai",
+      model: "gpt-4o",
+      unit: "1k_input_tokens",
+      unit_price: 0.0025,
+      description: "LLM proxy input tokens",
+    },
+    {
+      id: "llm_openai_gpt-4o_output",
+      usage_type: "llm",
+      provider: "openai",
+      model: "gpt-4o",
+      unit: "1k_output_tokens",
+      unit_price: 0.01,
+      description: "LLM proxy output tokens",
+    },
   ],
 };
 
@@ -40,8 +62,7 @@ function validate(t: unknown, file: string): PricingTable {
   if (typeof o.currency !== "string") throw bad("currency must be a string");
   if (!Array.isArray(o.prices)) throw bad("prices must be an array");
   o.prices.forEach((p, i) => {
-    for (const k of ["id", "usage_type", "unit", "description"] as const)
-      if (typeof p[k] !== "string") throw bad(`prices[${i}].${k} must be a string`);
+    for (const k of ["id", "usage_type", "unit", "description"] as const) if (typeof p[k] !== "string") throw bad(`prices[${i}].${k} must be a string`);
     if (typeof p.unit_price !== "number" || p.unit_price < 0) throw bad(`prices[${i}].unit_price must be a non-negative number`);
   });
   return o;

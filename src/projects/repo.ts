@@ -20,16 +20,9 @@ export type MembershipRow = MembershipsTable;
 export const projectsRepo = {
   byId: (q: Queryable, id: string) => q.selectFrom("projects").selectAll().where("id", "=", id).executeTakeFirst(),
   insert: (q: Queryable, row: ProjectRow) => q.insertInto("projects").values(row).execute(),
-  update: (q: Queryable, id: string, patch: Partial<ProjectRow>) =>
-    q.updateTable("projects").set(patch).where("id", "=", id).execute(),
+  update: (q: Queryable, id: string, patch: Partial<ProjectRow>) => q.updateTable("projects").set(patch).where("id", "=", id).execute(),
   byNameForOwner: (q: Queryable, ownerId: string, name: string) =>
-    q
-      .selectFrom("projects")
-      .selectAll()
-      .where("owner_user_id", "=", ownerId)
-      .where("name", "=", name)
-      .orderBy("created_at")
-      .executeTakeFirst(),
+    q.selectFrom("projects").selectAll().where("owner_user_id", "=", ownerId).where("name", "=", name).orderBy("created_at").executeTakeFirst(),
   listForUser: (q: Queryable, userId: string) =>
     q
       .selectFrom("projects")
@@ -40,12 +33,7 @@ export const projectsRepo = {
       .orderBy("projects.id")
       .execute(),
   membership: (q: Queryable, projectId: string, userId: string) =>
-    q
-      .selectFrom("memberships")
-      .selectAll()
-      .where("project_id", "=", projectId)
-      .where("user_id", "=", userId)
-      .executeTakeFirst(),
+    q.selectFrom("memberships").selectAll().where("project_id", "=", projectId).where("user_id", "=", userId).executeTakeFirst(),
   membershipWithOwner: async (q: Queryable, projectId: string, userId: string) => (await membershipWithOwnerQ(q, projectId, userId))[0],
   insertMembership: (q: Queryable, row: MembershipRow) => q.insertInto("memberships").values(row).execute(),
   /** Insert unless the user is already a member; true when a row was added. */
@@ -65,10 +53,7 @@ export const projectsRepo = {
   },
   /** One page of a project's members with their profiles; `filter` matches email or names, case-insensitively. */
   membersPage: async (q: Queryable, projectId: string, opts: { limit: number; offset: number; filter?: string }) => {
-    let base = q
-      .selectFrom("memberships")
-      .innerJoin("users", "users.id", "memberships.user_id")
-      .where("memberships.project_id", "=", projectId);
+    let base = q.selectFrom("memberships").innerJoin("users", "users.id", "memberships.user_id").where("memberships.project_id", "=", projectId);
     if (opts.filter) {
       const pat = likePattern(opts.filter);
       base = base.where((eb) =>

@@ -108,7 +108,6 @@ export class ProjectsService {
     return p;
   }
 
-
   async updateSettings(projectId: string, settings: unknown) {
     if (!isObj(settings)) throw badRequest("the body must be a JSON object of settings");
     await projectsRepo.update(this.db, projectId, { settings: JSON.stringify(settings) });
@@ -179,8 +178,7 @@ export class ProjectsService {
   async updateUser(projectId: string, userId: string, flags: MembershipFlags) {
     const p = await this.get(projectId);
     if (!isUuid(userId) || !(await projectsRepo.membership(this.db, projectId, userId))) throw notFound("project member");
-    if (p.owner_user_id === userId && (flags.is_admin === false))
-      throw forbidden("the project owner is always an admin");
+    if (p.owner_user_id === userId && flags.is_admin === false) throw forbidden("the project owner is always an admin");
     const patch: Record<string, number> = {};
     for (const k of ["is_admin", "is_developer", "can_create_rooms", "can_use_llm_proxy"] as const)
       if (flags[k] !== undefined && flags[k] !== null) patch[k] = int(flags[k]);

@@ -82,9 +82,7 @@ const insertRowQ = prepared((q, id: string, queueId: string, body: string, now: 
   q.insertInto("queue_messages").values({ id, queue_id: queueId, body, enqueued_at: now, visible_at: sql<number>`0`, attempts: sql<number>`0` }),
 );
 
-const ackQ = prepared((q, id: string, token: string) =>
-  q.deleteFrom("queue_messages").where("id", "=", id).where("claim_token", "=", token).returning("seq"),
-);
+const ackQ = prepared((q, id: string, token: string) => q.deleteFrom("queue_messages").where("id", "=", id).where("claim_token", "=", token).returning("seq"));
 /** Receipts are `token.seq`: the row is found by its primary key instead of through the id index. */
 const ackSeqQ = prepared((q, seq: number, id: string, token: string) =>
   q.deleteFrom("queue_messages").where("seq", "=", seq).where("id", "=", id).where("claim_token", "=", token).returning("seq"),
@@ -149,7 +147,8 @@ export const queuesRepo = {
       return rows.sort((a, b) => Number(a.was) - Number(b.was) || Number(a.seq) - Number(b.seq)) as MessageRow[];
     }
     const out: MessageRow[] = [];
-    for (const { seq } of await readySeqsQ(q, roomId, name, now, n)) out.push(...((await claimSeqQ(q, visibleUntil, `${token}.${seq}`, seq, now)) as MessageRow[]));
+    for (const { seq } of await readySeqsQ(q, roomId, name, now, n))
+      out.push(...((await claimSeqQ(q, visibleUntil, `${token}.${seq}`, seq, now)) as MessageRow[]));
     return out;
   },
 
@@ -211,9 +210,7 @@ export const queuesRepo = {
         "room_queues.name",
         "room_queues.created_at",
         eb.fn.count<number>("queue_messages.seq").as("size"),
-        eb.fn
-          .sum<number>(eb.case().when("queue_messages.visible_at", "<=", now).then(1).else(0).end())
-          .as("ready"),
+        eb.fn.sum<number>(eb.case().when("queue_messages.visible_at", "<=", now).then(1).else(0).end()).as("ready"),
       ])
       .where("room_queues.room_id", "=", roomId)
       .groupBy(["room_queues.id", "room_queues.name", "room_queues.created_at"])
@@ -254,20 +251,13 @@ export const queuesRepo = {
     for (let i = 0; i < rows.length; i += 1000)
       await q
         .insertInto("queue_messages")
-        .values(
-          rows.slice(i, i + 1000).map((m) => ({ id: m.id, queue_id: m.queue_id, body: m.body, enqueued_at: m.now, visible_at: 0, attempts: 0 })),
-        )
+        .values(rows.slice(i, i + 1000).map((m) => ({ id: m.id, queue_id: m.queue_id, body: m.body, enqueued_at: m.now, visible_at: 0, attempts: 0 })))
         .execute();
   },
 
   /** Messages of a queue in order, without claiming them (for inspection and tests). */
   peek: (q: Queryable, queueId: string, limit: number) =>
-    q
-      .selectFrom("queue_messages")
-      .selectAll()
-      .where("queue_id", "=", queueId)
-      .orderBy("visible_at")
-      .orderBy("seq")
-      .limit(limit)
-      .execute() as Promise<MessageRow[]>,
+    q.selectFrom("queue_messages").selectAll().where("queue_id", "=", queueId).orderBy("visible_at").orderBy("seq").limit(limit).execute() as Promise<
+      MessageRow[]
+    >,
 };

@@ -189,7 +189,10 @@ export class QueuesService {
       return encode(it.message);
     });
     const wanted = [...keys.values()];
-    await queuesRepo.ensureQueues(q, wanted.map((k) => ({ id: newId(), room_id: k.roomId, name: k.name, created_at: now })));
+    await queuesRepo.ensureQueues(
+      q,
+      wanted.map((k) => ({ id: newId(), room_id: k.roomId, name: k.name, created_at: now })),
+    );
     const found = await queuesRepo.queuesOf(q, [...new Set(wanted.map((k) => k.roomId))], [...new Set(wanted.map((k) => k.name))]);
     const queueIds = new Map(found.map((r) => [QueuesService.key(r.room_id, r.name), r.id]));
     const ids = items.map(() => newTimeId());
@@ -476,4 +479,3 @@ export class QueuesService {
     return { wait, cancel };
   }
 }
-

@@ -182,7 +182,11 @@ export class QueueWriter {
       }
       const now = this.clock.now();
       const toCreate = [...wanted.values()].filter((w) => w.create);
-      if (toCreate.length) await queuesRepo.ensureQueues(tx, toCreate.map((w) => ({ id: newId(), room_id: w.roomId, name: w.name, created_at: now })));
+      if (toCreate.length)
+        await queuesRepo.ensureQueues(
+          tx,
+          toCreate.map((w) => ({ id: newId(), room_id: w.roomId, name: w.name, created_at: now })),
+        );
       const all = [...wanted.values()];
       const found = await queuesRepo.queuesOf(tx, [...new Set(all.map((w) => w.roomId))], [...new Set(all.map((w) => w.name))]);
       const ids = new Map(found.map((r) => [key(r.room_id, r.name), r.id]));
@@ -196,7 +200,12 @@ export class QueueWriter {
     }
 
     if (b.acks.length) {
-      const gone = await queuesRepo.ackMany(tx, this.dialect, b.acks.map((a) => a.id), b.acks.map((a) => a.token));
+      const gone = await queuesRepo.ackMany(
+        tx,
+        this.dialect,
+        b.acks.map((a) => a.id),
+        b.acks.map((a) => a.token),
+      );
       const done = new Set(gone.map((r) => `${r.id}\u0000${r.claim_token}`));
       for (const a of b.acks) answers.push(() => a.resolve(done.has(`${a.id}\u0000${a.token}`)));
     }
@@ -213,7 +222,16 @@ export class QueueWriter {
       const now = this.clock.now();
       for (const g of groups.values()) {
         const { roomId, name, visibilityMs } = g[0];
-        const rows = await queuesRepo.claimMany(tx, this.dialect, roomId, name, now, now + visibilityMs, token(), g.reduce((t, c) => t + c.n, 0));
+        const rows = await queuesRepo.claimMany(
+          tx,
+          this.dialect,
+          roomId,
+          name,
+          now,
+          now + visibilityMs,
+          token(),
+          g.reduce((t, c) => t + c.n, 0),
+        );
         let at = 0;
         for (const c of g) {
           const mine = rows.slice(at, (at += c.n));
@@ -229,4 +247,3 @@ export class QueueWriter {
 function token() {
   return randomBytes(16).toString("base64url");
 }
-

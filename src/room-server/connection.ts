@@ -271,11 +271,15 @@ export class Connection implements RoomMember {
     }
     if (e instanceof ApiError) {
       const code =
-        e.code === "queue_not_found" ? ErrorCode.QUEUE_NOT_FOUND
-        : e.status === 404 ? ErrorCode.NOT_FOUND
-        : e.status === 403 ? ErrorCode.PERMISSION_DENIED
-        : e.status === 409 ? ErrorCode.CONFLICT
-        : ErrorCode.INVALID_REQUEST;
+        e.code === "queue_not_found"
+          ? ErrorCode.QUEUE_NOT_FOUND
+          : e.status === 404
+            ? ErrorCode.NOT_FOUND
+            : e.status === 403
+              ? ErrorCode.PERMISSION_DENIED
+              : e.status === 409
+                ? ErrorCode.CONFLICT
+                : ErrorCode.INVALID_REQUEST;
       return errorContent(e.message, code);
     }
     this.onError(this, "tool_failed", { tool: what, message: String((e as Error)?.message ?? e) });

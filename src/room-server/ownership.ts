@@ -55,10 +55,17 @@ export class Ownership {
   async heartbeat(): Promise<Set<string>> {
     const now = this.clock.now();
     await this.db.updateTable("room_server_nodes").set({ heartbeat_at: now }).where("id", "=", this.nodeId).execute();
-    await this.db.updateTable("room_leases").set({ expires_at: now + this.leaseMs }).where("node_id", "=", this.nodeId).execute();
+    await this.db
+      .updateTable("room_leases")
+      .set({ expires_at: now + this.leaseMs })
+      .where("node_id", "=", this.nodeId)
+      .execute();
     const rows = await this.db.selectFrom("room_leases").select("room_id").where("node_id", "=", this.nodeId).execute();
     // Forget nodes that have been silent for a long time (their leases expired long ago).
-    await this.db.deleteFrom("room_server_nodes").where("heartbeat_at", "<", now - 100 * this.leaseMs).execute();
+    await this.db
+      .deleteFrom("room_server_nodes")
+      .where("heartbeat_at", "<", now - 100 * this.leaseMs)
+      .execute();
     return new Set(rows.map((r) => r.room_id));
   }
 
@@ -90,9 +97,10 @@ export class Ownership {
         .insertInto("room_leases")
         .values({ room_id: roomId, node_id: this.nodeId, acquired_at: now, expires_at: now + this.leaseMs })
         .onConflict((oc) =>
-          oc.column("room_id").doUpdateSet({ node_id: this.nodeId, acquired_at: now, expires_at: now + this.leaseMs }).where((eb) =>
-            eb.or([eb("room_leases.node_id", "=", this.nodeId), eb("room_leases.expires_at", "<", now)]),
-          ),
+          oc
+            .column("room_id")
+            .doUpdateSet({ node_id: this.nodeId, acquired_at: now, expires_at: now + this.leaseMs })
+            .where((eb) => eb.or([eb("room_leases.node_id", "=", this.nodeId), eb("room_leases.expires_at", "<", now)])),
         )
         .returning("node_id")
         .executeTakeFirst();

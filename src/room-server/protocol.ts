@@ -179,7 +179,8 @@ export function unpack(payload: Buffer): { header: Record<string, unknown>; tail
   if (payload.length < 8) throw new ProtocolError(`payload of ${payload.length} bytes is shorter than its 8-byte length prefix`);
   const high = payload.readUInt32BE(0);
   const len = payload.readUInt32BE(4);
-  if (high !== 0 || len > payload.length - 8) throw new ProtocolError(`payload declares ${high ? "more than 4 GiB" : len + " bytes"} of JSON but has ${payload.length - 8}`);
+  if (high !== 0 || len > payload.length - 8)
+    throw new ProtocolError(`payload declares ${high ? "more than 4 GiB" : len + " bytes"} of JSON but has ${payload.length - 8}`);
   let header: unknown;
   try {
     header = JSON.parse(payload.subarray(8, 8 + len).toString("utf8"));

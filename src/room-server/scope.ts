@@ -102,6 +102,7 @@ function normalizeGrantPath(p: string): string {
  */
 export function normalizePath(raw: unknown, field = "path", allowRoot = true): string {
   if (typeof raw !== "string") throw new ToolError(`${field} must be a string`, ErrorCode.STORAGE_INVALID_PATH);
+  // eslint-disable-next-line no-control-regex -- a NUL in a path is refused
   if (/[\u0000\\]/.test(raw)) throw new ToolError(`${field} must not contain NUL or backslash`, ErrorCode.STORAGE_INVALID_PATH);
   const segs = raw.split("/").filter((s) => s !== "" && s !== ".");
   if (segs.some((s) => s === "..")) throw new ToolError(`${field} must not contain ".."`, ErrorCode.STORAGE_INVALID_PATH);

@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server } from "node:http";
+import { KeyedSerial } from "../core/serial.js";
 import type { Duplex } from "node:stream";
 import { createHmac, randomUUID, timingSafeEqual } from "node:crypto";
 import { WebSocket, WebSocketServer } from "ws";
@@ -21,22 +22,14 @@ import { pack } from "./protocol.js";
 import type { RoomStorage } from "./storage.js";
 import { queuesToolkit } from "./toolkits/queues.js";
 import { messagingToolkit } from "./toolkits/messaging.js";
+import type { RoomsConfig } from "./config.js";
 import { storageToolkit } from "./toolkits/storage.js";
 
-export interface RoomServerConfig {
-  /** How long a room stays up (and its session active) after its last participant left. */
-  emptyTimeoutMs: number;
-  /** Room lease lifetime; the heartbeat renews leases every third of it. */
-  leaseMs: number;
-  /** How other processes reach this one (for proxying); default http://<host>:<port> once listening. */
-  serverUrl?: string;
-  /** Proxy connections for rooms another process owns (true), or refuse them with close code 1013 (false). */
-  proxy: boolean;
-  maxMessageBytes: number;
-  maxUploadBytes: number;
+/** The room server's settings: the rooms part of the config (config.ts documents each variable) and two of its own. */
+export type RoomServerConfig = Omit<RoomsConfig, "otlpBodyLimit"> & {
   publicUrl: () => string;
   masterKey: Buffer;
-}
+};
 
 export interface RoomServerDeps {
   db: DB;
@@ -57,15 +50,6 @@ const TOPIC = "room_server";
 const URL_TTL_MS = 3600_000;
 const PING_MS = 30_000;
 
-class Refusal extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 function tokenOf(req: IncomingMessage, url: URL): string | null {
   const q = url.searchParams.get("token");
   if (q) return q;
@@ -84,12 +68,11 @@ function refuse(socket: Duplex, status: number, message: string) {
   if (socket.destroyed) return;
   const text = status === 403 ? "Forbidden" : status === 404 ? "Not Found" : status === 400 ? "Bad Request" : "Service Unavailable";
   const body = JSON.stringify({ error: { code: status === 403 ? "forbidden" : status === 404 ? "not_found" : "unavailable", message } });
-  socket.end(
-    `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
-  );
+  socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }
 
-const validCloseCode = (code: number) => (code >= 3000 && code <= 4999) || [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014].includes(code);
+const validCloseCode = (code: number) =>
+  (code >= 3000 && code <= 4999) || [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014].includes(code);
 
 /**
  * The room server: WebSocket endpoint `/rooms/{room_name}` on the API's HTTP server (room-protocol.md).
@@ -104,7 +87,7 @@ export class RoomServer {
   readonly nodeId = randomUUID();
   readonly ownership: Ownership;
   private readonly rooms = new Map<string, ActiveRoom<Connection>>();
-  private readonly locks = new Map<string, Promise<unknown>>();
+  private readonly locks = new KeyedSerial();
   private readonly wss: WebSocketServer;
   private readonly toolkits: Record<string, Toolkit>;
   private readonly urlKey: Buffer;
@@ -197,7 +180,10 @@ export class RoomServer {
     this.url = this.config.serverUrl ?? listenUrl;
     await this.ownership.register(this.url);
     await this.beat().catch((e) => this.log.warn({ err: e }, "room server heartbeat failed"));
-    this.timer = setInterval(() => void this.beat().catch((e) => this.log.warn({ err: e }, "room server heartbeat failed")), Math.max(50, Math.floor(this.config.leaseMs / 3)));
+    this.timer = setInterval(
+      () => void this.beat().catch((e) => this.log.warn({ err: e }, "room server heartbeat failed")),
+      Math.max(50, Math.floor(this.config.leaseMs / 3)),
+    );
     this.timer.unref();
     // Half-open TCP connections (a peer that vanished without a close) are found by pings and dropped, so their
     // participants leave and empty rooms end.
@@ -256,7 +242,7 @@ export class RoomServer {
     }
     // Leases this process holds for rooms it no longer serves (e.g. a failed activation): give them back.
     for (const id of held)
-      if (!this.rooms.has(id) && !this.locks.has(id))
+      if (!this.rooms.has(id) && !this.locks.busy(id))
         void this.lock(id, async () => {
           if (!this.rooms.has(id)) await this.ownership.release(id);
         }).catch(() => {});
@@ -271,7 +257,14 @@ export class RoomServer {
   private flushStats(r: ActiveRoom<Connection>) {
     const s = r.stats;
     const f = r.flushed;
-    if (s.messages === f.messages && s.queueSends === f.queueSends && s.queueReceives === f.queueReceives && s.bytesIn === f.bytesIn && s.bytesOut === f.bytesOut) return;
+    if (
+      s.messages === f.messages &&
+      s.queueSends === f.queueSends &&
+      s.queueReceives === f.queueReceives &&
+      s.bytesIn === f.bytesIn &&
+      s.bytesOut === f.bytesOut
+    )
+      return;
     r.flushed = { ...s };
     const now = this.deps.clock.now();
     const m = (name: string, unit: string, v: number) => this.deps.sessions.serverMetric(r.session.id, name, "sum", unit, v, now);
@@ -297,14 +290,7 @@ export class RoomServer {
 
   /** Serialize activation and shutdown of one room. */
   private lock<T>(roomId: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(roomId) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => {});
-    this.locks.set(roomId, tail);
-    void tail.then(() => {
-      if (this.locks.get(roomId) === tail) this.locks.delete(roomId);
-    });
-    return next;
+    return this.locks.run(roomId, fn);
   }
 
   // ---------------------------------------------------------------- upgrade
@@ -367,7 +353,8 @@ export class RoomServer {
       if (owner) return { owner };
       // A session left active for this room by this very process cannot exist; one of a dead process is reaped.
       for (const s of await this.deps.sessions.activeForRoom(room.id))
-        if (s.node_id !== this.nodeId && (await this.ownership.isNodeDead(s.node_id))) await this.deps.sessions.end(s, "server_process_died", Number(s.heartbeat_at));
+        if (s.node_id !== this.nodeId && (await this.ownership.isNodeDead(s.node_id)))
+          await this.deps.sessions.end(s, "server_process_died", Number(s.heartbeat_at));
       const session = await this.deps.sessions.start(room, this.nodeId);
       const active = new ActiveRoom<Connection>(room, session);
       active.pending++;
@@ -472,7 +459,9 @@ export class RoomServer {
     ws.on("close", (code, reason) => this.leave(active, conn, code, reason.toString()));
     conn.send("room_ready", pack({ room_name: active.room.name, room_url: roomUrl(this.config.publicUrl(), active.room.name), session_id: active.session.id }));
     conn.send("connected", pack({ type: "init", participantId: conn.id, attributes: conn.attributes }));
-    void this.deps.sessions.join(active.session, { id: conn.id, name: conn.name, role: conn.role }, active.connections.size).catch((e) => this.log.warn({ err: e }, "could not record a join"));
+    void this.deps.sessions
+      .join(active.session, { id: conn.id, name: conn.name, role: conn.role }, active.connections.size)
+      .catch((e) => this.log.warn({ err: e }, "could not record a join"));
   }
 
   private leave(active: ActiveRoom<Connection>, conn: Connection, code: number, reason: string) {
@@ -481,7 +470,10 @@ export class RoomServer {
     active.connections.delete(conn.id);
     active.disableMessaging(conn);
     void this.deps.sessions
-      .leave(active.session, { id: conn.id, name: conn.name, role: conn.role }, active.connections.size, { close_code: code, ...(reason ? { close_reason: reason } : {}) })
+      .leave(active.session, { id: conn.id, name: conn.name, role: conn.role }, active.connections.size, {
+        close_code: code,
+        ...(reason ? { close_reason: reason } : {}),
+      })
       .catch((e) => this.log.warn({ err: e }, "could not record a leave"));
     this.maybeEmpty(active);
   }

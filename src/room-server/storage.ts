@@ -59,12 +59,34 @@ export interface RoomStorage {
 
 /** The client's extension table (storage-client.js), used when a file has no stored MIME type (e.g. mail attachments). */
 const MIME_BY_EXT: Record<string, string> = {
-  ".bin": "application/octet-stream", ".css": "text/css", ".csv": "text/csv", ".gif": "image/gif", ".gz": "application/gzip",
-  ".htm": "text/html", ".html": "text/html", ".jpeg": "image/jpeg", ".jpg": "image/jpeg", ".js": "text/javascript",
-  ".json": "application/json", ".md": "text/markdown", ".mp3": "audio/mpeg", ".mp4": "video/mp4", ".pdf": "application/pdf",
-  ".png": "image/png", ".svg": "image/svg+xml", ".tar": "application/x-tar", ".txt": "text/plain", ".ts": "text/typescript",
-  ".tsx": "text/tsx", ".wasm": "application/wasm", ".webp": "image/webp", ".xml": "application/xml", ".yaml": "application/yaml",
-  ".yml": "application/yaml", ".zip": "application/zip", ".tgz": "application/x-tar",
+  ".bin": "application/octet-stream",
+  ".css": "text/css",
+  ".csv": "text/csv",
+  ".gif": "image/gif",
+  ".gz": "application/gzip",
+  ".htm": "text/html",
+  ".html": "text/html",
+  ".jpeg": "image/jpeg",
+  ".jpg": "image/jpeg",
+  ".js": "text/javascript",
+  ".json": "application/json",
+  ".md": "text/markdown",
+  ".mp3": "audio/mpeg",
+  ".mp4": "video/mp4",
+  ".pdf": "application/pdf",
+  ".png": "image/png",
+  ".svg": "image/svg+xml",
+  ".tar": "application/x-tar",
+  ".txt": "text/plain",
+  ".ts": "text/typescript",
+  ".tsx": "text/tsx",
+  ".wasm": "application/wasm",
+  ".webp": "image/webp",
+  ".xml": "application/xml",
+  ".yaml": "application/yaml",
+  ".yml": "application/yaml",
+  ".zip": "application/zip",
+  ".tgz": "application/x-tar",
 };
 
 export function guessMimeType(name: string): string {
@@ -83,7 +105,8 @@ const baseName = (path: string) => path.slice(path.lastIndexOf("/") + 1);
 function toolError(e: unknown, path: string): unknown {
   if (!(e instanceof ApiError)) return e;
   if (e.status === 404) return notFound(path);
-  if (e.code === "recursive_required") return new ToolError(`"${path}" is a folder that is not empty; delete it with recursive`, ErrorCode.STORAGE_RECURSIVE_REQUIRED);
+  if (e.code === "recursive_required")
+    return new ToolError(`"${path}" is a folder that is not empty; delete it with recursive`, ErrorCode.STORAGE_RECURSIVE_REQUIRED);
   if (e.status === 409) return new ToolError(`${path}: ${e.message}`, ErrorCode.STORAGE_INVALID_PATH);
   if (e.status === 413) return new ToolError(e.message, ErrorCode.INVALID_REQUEST);
   if (e.status === 400) return new ToolError(`${path}: ${e.message}`, ErrorCode.INVALID_REQUEST);
@@ -139,9 +162,11 @@ export class BlobRoomStorage implements RoomStorage {
       throw new ToolError("invalid room", ErrorCode.STORAGE_INVALID_PATH);
     const scope = roomScope(room.projectId, room.roomId);
     if (path) {
-      if (path.split("/").some((s) => Buffer.byteLength(s) > 255)) throw new ToolError(`a segment of "${path}" is longer than 255 bytes`, ErrorCode.STORAGE_INVALID_PATH);
+      if (path.split("/").some((s) => Buffer.byteLength(s) > 255))
+        throw new ToolError(`a segment of "${path}" is longer than 255 bytes`, ErrorCode.STORAGE_INVALID_PATH);
       const max = this.blobs.maxKeyBytes - Buffer.byteLength(scopePrefix(scope));
-      if (Buffer.byteLength(path) > max) throw new ToolError(`the path is longer than ${max} bytes, the most this storage backend takes`, ErrorCode.STORAGE_INVALID_PATH);
+      if (Buffer.byteLength(path) > max)
+        throw new ToolError(`the path is longer than ${max} bytes, the most this storage backend takes`, ErrorCode.STORAGE_INVALID_PATH);
     }
     return scope;
   }
@@ -179,7 +204,8 @@ export class BlobRoomStorage implements RoomStorage {
     if (!path) return { name: "", is_folder: true, size: null, created_at: null, updated_at: null };
     const info = await this.blobs.stat(blobKey(scope, path));
     if (info) return { name: baseName(path), is_folder: false, size: info.size, created_at: info.lastModified, updated_at: info.lastModified };
-    if (await this.blobs.hasChildren(folderPrefix(scope, path))) return { name: baseName(path), is_folder: true, size: null, created_at: null, updated_at: null };
+    if (await this.blobs.hasChildren(folderPrefix(scope, path)))
+      return { name: baseName(path), is_folder: true, size: null, created_at: null, updated_at: null };
     return null;
   }
 
@@ -224,7 +250,8 @@ export class BlobRoomStorage implements RoomStorage {
     const d = await this.stat(room, to);
     if (d) {
       if (!overwrite) throw exists(to);
-      if (d.is_folder !== s.is_folder) throw new ToolError(`cannot replace a ${d.is_folder ? "folder" : "file"} with a ${s.is_folder ? "folder" : "file"}`, ErrorCode.CONFLICT);
+      if (d.is_folder !== s.is_folder)
+        throw new ToolError(`cannot replace a ${d.is_folder ? "folder" : "file"} with a ${s.is_folder ? "folder" : "file"}`, ErrorCode.CONFLICT);
       if (d.is_folder) await this.delete(room, to, true);
     }
     await this.checkParents(scope, to);

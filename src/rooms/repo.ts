@@ -56,7 +56,11 @@ export const roomsRepo = {
    */
   insertMany: async (q: Queryable, projectId: string, rows: RoomRow[]) => {
     const CHUNK = 500;
-    for (let i = 0; i < rows.length; i += CHUNK) await q.insertInto("rooms").values(rows.slice(i, i + CHUNK)).execute();
+    for (let i = 0; i < rows.length; i += CHUNK)
+      await q
+        .insertInto("rooms")
+        .values(rows.slice(i, i + CHUNK))
+        .execute();
     if (rows.length) await roomsRepo.bumpCount(q, projectId, rows.length);
   },
 
@@ -68,8 +72,7 @@ export const roomsRepo = {
     let ids = q.selectFrom("rooms").select("rooms.id").where("rooms.project_id", "=", projectId);
     if (o.filter) ids = ids.where("rooms.name", "like", sql<string>`${likePattern(o.filter)} ESCAPE '\\'`);
     if (o.onlyName !== undefined) ids = ids.where("rooms.name", "=", o.onlyName);
-    if (o.grantedTo)
-      ids = ids.innerJoin("room_grants", (j) => j.onRef("room_grants.room_id", "=", "rooms.id").on("room_grants.user_id", "=", o.grantedTo!));
+    if (o.grantedTo) ids = ids.innerJoin("room_grants", (j) => j.onRef("room_grants.room_id", "=", "rooms.id").on("room_grants.user_id", "=", o.grantedTo!));
     ids = o.order === "room_name" ? ids.orderBy("rooms.name") : ids.orderBy("rooms.created_at").orderBy("rooms.id");
     const keys = ids.limit(o.limit).offset(o.offset).as("k");
     let rows = q.selectFrom(keys).innerJoin("rooms as r", "r.id", "k.id").selectAll("r");
@@ -82,8 +85,7 @@ export const roomsRepo = {
     let c = q.selectFrom("rooms").where("rooms.project_id", "=", projectId);
     if (o.filter) c = c.where("rooms.name", "like", sql<string>`${likePattern(o.filter)} ESCAPE '\\'`);
     if (o.onlyName !== undefined) c = c.where("rooms.name", "=", o.onlyName);
-    if (o.grantedTo)
-      c = c.innerJoin("room_grants", (j) => j.onRef("room_grants.room_id", "=", "rooms.id").on("room_grants.user_id", "=", o.grantedTo!));
+    if (o.grantedTo) c = c.innerJoin("room_grants", (j) => j.onRef("room_grants.room_id", "=", "rooms.id").on("room_grants.user_id", "=", o.grantedTo!));
     const r = await c.select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
     return Number(r.n);
   },

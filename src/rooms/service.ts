@@ -25,7 +25,10 @@ export type RoomJson = ReturnType<typeof roomJson>;
 
 /** The WebSocket URL of a room (wire-contract §10.3): the public URL with http(s) → ws(s), then /rooms/{name}. */
 export function roomUrl(publicUrl: string, name: string): string {
-  return `${publicUrl.replace(/^https:/i, "wss:").replace(/^http:/i, "ws:").replace(/\/+$/, "")}/rooms/${encodeURIComponent(name)}`;
+  return `${publicUrl
+    .replace(/^https:/i, "wss:")
+    .replace(/^http:/i, "ws:")
+    .replace(/\/+$/, "")}/rooms/${encodeURIComponent(name)}`;
 }
 
 /** The SDK's `is_valid_room_name` (wire-contract §2). */

@@ -32,7 +32,9 @@ export const NO_CONTAINER_RUNTIME = "no container runtime: this server cannot st
  * in the room's storage, holding the payload as JSON. One file per run; a retried run rewrites the same file.
  */
 export function storageFileFor(storagePath: string, taskId: string, scheduledTime: number): string {
-  const stamp = iso(scheduledTime).replace(/[-:]/g, "").replace(/\.\d{3}Z$/, "Z");
+  const stamp = iso(scheduledTime)
+    .replace(/[-:]/g, "")
+    .replace(/\.\d{3}Z$/, "Z");
   return [...storagePathSegments(storagePath, "storage_write_path"), `${stamp}-${taskId}.json`].join("/");
 }
 
@@ -251,7 +253,14 @@ export class SchedulerEngine {
    * Fire the claimed tasks inside `tx`. `checkDuplicates` (the one-by-one path) skips a due time that already has a
    * run; `forceError` records every run as failed with that message (the last resort for a task that keeps failing).
    */
-  private async fire(tx: Queryable, rows: TaskWithRoom[], now: number, after: (() => void)[], checkDuplicates: boolean, forceError?: string): Promise<TickResult> {
+  private async fire(
+    tx: Queryable,
+    rows: TaskWithRoom[],
+    now: number,
+    after: (() => void)[],
+    checkDuplicates: boolean,
+    forceError?: string,
+  ): Promise<TickResult> {
     if (rows.length === 0) return { tasks: 0, runs: 0, failed: 0 };
     const pending: PendingRun[] = [];
     const advances = new Map<string, TaskAdvance>();
@@ -321,7 +330,10 @@ export class SchedulerEngine {
     // 3. Runs, events and the tasks' new state.
     const completed = this.clock.now();
     for (const p of pending) p.run.completed_at = completed;
-    const inserted = await schedulerRepo.insertRuns(tx, pending.map((p) => p.run));
+    const inserted = await schedulerRepo.insertRuns(
+      tx,
+      pending.map((p) => p.run),
+    );
     // RETURNING promises no order: match the ids by (task, due time), which is unique.
     const idOf = new Map(inserted.map((r) => [`${r.task_id}\u0000${r.scheduled_time}`, r.id]));
     let failed = 0;
@@ -330,12 +342,16 @@ export class SchedulerEngine {
       const runId = idOf.get(`${row.id}\u0000${run.scheduled_time}`)!;
       const ok = run.status === "submitted";
       if (!ok) failed++;
-      const message = ok
-        ? `enqueued message ${run.queued_message_id} into queue "${spec.queue!.name}"${file ? ` and wrote ${file}` : ""}`
-        : run.error!;
+      const message = ok ? `enqueued message ${run.queued_message_id} into queue "${spec.queue!.name}"${file ? ` and wrote ${file}` : ""}` : run.error!;
       const a = advances.get(row.id)!;
       // Runs are in due-time order per task, so the last one wins: last_* describe the latest due time.
-      Object.assign(a, { last_run_id: runId, last_start_time: run.started_at, last_end_time: completed, last_status: run.status, last_return_message: message });
+      Object.assign(a, {
+        last_run_id: runId,
+        last_start_time: run.started_at,
+        last_end_time: completed,
+        last_status: run.status,
+        last_return_message: message,
+      });
       after.push(
         await this.bus.publish(tx, {
           type: ok ? "scheduled_task.run.succeeded" : "scheduled_task.run.failed",

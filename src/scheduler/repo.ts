@@ -74,10 +74,7 @@ export const schedulerRepo = {
     projectId: string,
     opts: { roomId?: string; roomName?: string; taskId?: string; active?: boolean; filter?: string; limit: number; offset: number },
   ) => {
-    let base = q
-      .selectFrom("scheduled_tasks")
-      .innerJoin("rooms", "rooms.id", "scheduled_tasks.room_id")
-      .where("scheduled_tasks.project_id", "=", projectId);
+    let base = q.selectFrom("scheduled_tasks").innerJoin("rooms", "rooms.id", "scheduled_tasks.room_id").where("scheduled_tasks.project_id", "=", projectId);
     if (opts.roomId !== undefined) base = base.where("scheduled_tasks.room_id", "=", opts.roomId);
     if (opts.roomName !== undefined) base = base.where("rooms.name", "=", opts.roomName);
     if (opts.taskId !== undefined) base = base.where("scheduled_tasks.id", "=", opts.taskId);
@@ -171,12 +168,7 @@ export const schedulerRepo = {
   },
 
   runExists: async (q: Queryable, taskId: string, scheduledTime: number) =>
-    !!(await q
-      .selectFrom("scheduled_task_runs")
-      .select("id")
-      .where("task_id", "=", taskId)
-      .where("scheduled_time", "=", scheduledTime)
-      .executeTakeFirst()),
+    !!(await q.selectFrom("scheduled_task_runs").select("id").where("task_id", "=", taskId).where("scheduled_time", "=", scheduledTime).executeTakeFirst()),
 
   /** Write the engine's results back: one statement on PostgreSQL (a JSON recordset), one per task on SQLite. */
   /** Write the engine's results back, one statement per call (a JSON recordset joined into an UPDATE … FROM). */

@@ -134,9 +134,7 @@ function cronSchedule(expr: string, timezone: string): Schedule {
   } else {
     const fields = s.split(/\s+/);
     if (fields.length !== 5)
-      throw new ScheduleError(
-        `"${expr}" is neither a 5-field cron expression (minute hour day-of-month month day-of-week) nor an interval like "30 minutes"`,
-      );
+      throw new ScheduleError(`"${expr}" is neither a 5-field cron expression (minute hour day-of-month month day-of-week) nor an interval like "30 minutes"`);
     if (/[?#]/.test(s) || /\dW|(^|[\s,])LW/i.test(s)) throw new ScheduleError(`"${expr}": ?, # and W are not supported in cron expressions`);
   }
   let cron: Cron;

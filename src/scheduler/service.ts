@@ -10,14 +10,7 @@ import { inTx, type Store } from "../store/db.js";
 import { isUniqueViolation } from "../store/errors.js";
 import { schedulerRepo, type RunWithRoom, type TaskRow, type TaskWithRoom } from "./repo.js";
 import { parseSchedule, ScheduleError, type Schedule } from "./schedule.js";
-import {
-  flatLabel,
-  parseSpec,
-  resolveSettings,
-  SETTINGS_ANNOTATIONS,
-  type ScheduledTaskSpec,
-  type SettingsInput,
-} from "./spec.js";
+import { flatLabel, parseSpec, resolveSettings, SETTINGS_ANNOTATIONS, type ScheduledTaskSpec, type SettingsInput } from "./spec.js";
 
 /** The ScheduledTask of wire-contract §7.5: the spec AND the flat mirror fields, plus our extensions at the top level. */
 export function taskJson(r: TaskWithRoom) {
@@ -212,8 +205,7 @@ export class SchedulerService {
       const room = await this.roomFromBody(projectId, body.room_name);
       return this.insert(projectId, room, parseSpec(body.spec), body, (p) => p, body.id);
     }
-    for (const f of ["room_name", "queue_name", "schedule"] as const)
-      if (body[f] === undefined || body[f] === null) throw badRequest(`${f} is required`);
+    for (const f of ["room_name", "queue_name", "schedule"] as const) if (body[f] === undefined || body[f] === null) throw badRequest(`${f} is required`);
     const raw = {
       schedule: body.schedule,
       active: body.active ?? true,
@@ -347,7 +339,9 @@ export class SchedulerService {
     if (has("once")) spec.once = body.once!;
     if (has("annotations")) {
       // A patch keeps our schedule settings unless the new annotations set them.
-      const keep = Object.fromEntries(SETTINGS_ANNOTATIONS.filter((k) => spec.metadata.annotations[k] !== undefined).map((k) => [k, spec.metadata.annotations[k]]));
+      const keep = Object.fromEntries(
+        SETTINGS_ANNOTATIONS.filter((k) => spec.metadata.annotations[k] !== undefined).map((k) => [k, spec.metadata.annotations[k]]),
+      );
       spec.metadata.annotations = { ...keep, ...body.annotations! };
     }
     return parseSpec(spec, flatLabel);

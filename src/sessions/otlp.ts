@@ -1,8 +1,9 @@
 import { createRequire } from "node:module";
 import { gunzip, inflate } from "node:zlib";
 import { promisify } from "node:util";
-import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
+import type { AreaApp } from "../domain.js";
 import { ApiError, badRequest, notFound, unauthorized } from "../core/errors.js";
 import { isObj, type Obj } from "../core/json.js";
 import { callerParticipant } from "../auth/plugin.js";
@@ -103,7 +104,9 @@ const msOf = (ns: bigint) => Number(ns / 1_000_000n);
 async function decode(req: FastifyRequest, signal: Signal): Promise<{ body: Obj; proto: boolean }> {
   let raw = req.body as Buffer;
   if (!Buffer.isBuffer(raw)) raw = Buffer.alloc(0);
-  const enc = String(req.headers["content-encoding"] ?? "").toLowerCase().trim();
+  const enc = String(req.headers["content-encoding"] ?? "")
+    .toLowerCase()
+    .trim();
   try {
     if (enc === "gzip") raw = await gunzipAsync(raw);
     else if (enc === "deflate") raw = await inflateAsync(raw);
@@ -112,7 +115,10 @@ async function decode(req: FastifyRequest, signal: Signal): Promise<{ body: Obj;
     if (e instanceof ApiError) throw e;
     throw badRequest(`the body is not valid ${enc}`);
   }
-  const type = String(req.headers["content-type"] ?? "").split(";")[0].trim().toLowerCase();
+  const type = String(req.headers["content-type"] ?? "")
+    .split(";")[0]
+    .trim()
+    .toLowerCase();
   if (type === "application/x-protobuf" || type === "application/protobuf") {
     const T = SIGNALS[signal].req;
     try {
@@ -242,57 +248,58 @@ function respond(reply: FastifyReply, signal: Signal, proto: boolean, rejected: 
   const partial = rejected > 0 ? { partialSuccess: { [SIGNALS[signal].rejected]: rejected, errorMessage: message } } : {};
   if (proto) {
     const T = SIGNALS[signal].res;
-    return reply.code(200).type("application/x-protobuf").send(Buffer.from(T.encode(T.fromObject(partial)).finish()));
+    return reply
+      .code(200)
+      .type("application/x-protobuf")
+      .send(Buffer.from(T.encode(T.fromObject(partial)).finish()));
   }
   return reply.code(200).type("application/json").send(partial);
 }
 
-export function otlpRoutes(ctx: AppContext) {
-  return async (app: FastifyInstance) => {
-    // Every body arrives as bytes: protobuf, JSON, or either one compressed.
-    app.removeAllContentTypeParsers();
-    app.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: ctx.config.rooms.otlpBodyLimit }, (_req, body, done) => done(null, body));
+export async function otlpRoutes(app: AreaApp, ctx: AppContext) {
+  // Every body arrives as bytes: protobuf, JSON, or either one compressed.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: ctx.config.rooms.otlpBodyLimit }, (_req, body, done) => done(null, body));
 
-    /** The caller's session: a participant JWT with a room grant, the room, its running (else latest) session. */
-    async function sessionFor(req: FastifyRequest) {
-      const p = callerParticipant(req);
-      if (p.room === undefined) throw unauthorized("the token has no room grant");
-      const room = await ctx.rooms.byName(p.projectId, p.room);
-      const session = await ctx.sessions.currentForRoom(room.id);
-      if (!session) throw notFound("session");
-      return { session, who: p.name };
-    }
+  /** The caller's session: a participant JWT with a room grant, the room, its running (else latest) session. */
+  async function sessionFor(req: FastifyRequest) {
+    const p = callerParticipant(req);
+    if (p.room === undefined) throw unauthorized("the token has no room grant");
+    const room = await ctx.rooms.byName(p.projectId, p.room);
+    const session = await ctx.sessions.currentForRoom(room.id);
+    if (!session) throw notFound("session");
+    return { session, who: p.name };
+  }
 
-    const schema = (signal: Signal) => ({
-      tags: ["telemetry"],
-      summary: `otlp_${signal}`,
-      description:
-        `OTLP/HTTP ${signal} export (application/x-protobuf or application/json, optionally gzip). The bearer is a participant JWT; ` +
-        `the data is attached to its room's running session (else the latest) and read back with list_session_${signal === "traces" ? "spans" : signal === "metrics" ? "metrics" : "events"}.`,
-    });
+  const schema = (signal: Signal) => ({
+    tags: ["telemetry"],
+    summary: `otlp_${signal}`,
+    description:
+      `OTLP/HTTP ${signal} export (application/x-protobuf or application/json, optionally gzip). The bearer is a participant JWT; ` +
+      `the data is attached to its room's running session (else the latest) and read back with list_session_${signal === "traces" ? "spans" : signal === "metrics" ? "metrics" : "events"}.`,
+  });
 
-    app.post("/v1/traces", { config: { access: "participant" }, schema: schema("traces") }, async (req, reply) => {
-      const { session, who } = await sessionFor(req);
-      const { body, proto } = await decode(req, "traces");
-      const spans = spansOf(body, proto, session.id, who);
-      await ctx.sessions.addSpans(session.id, spans.slice(0, MAX_ITEMS));
-      return respond(reply, "traces", proto, Math.max(0, spans.length - MAX_ITEMS), `at most ${MAX_ITEMS} spans per request`);
-    });
+  app.post("/v1/traces", { config: { access: "participant" }, schema: schema("traces") }, async (req, reply) => {
+    const { session, who } = await sessionFor(req);
+    const { body, proto } = await decode(req, "traces");
+    const spans = spansOf(body, proto, session.id, who);
+    await ctx.sessions.addSpans(session.id, spans.slice(0, MAX_ITEMS));
+    return respond(reply, "traces", proto, Math.max(0, spans.length - MAX_ITEMS), `at most ${MAX_ITEMS} spans per request`);
+  });
 
-    app.post("/v1/metrics", { config: { access: "participant" }, schema: schema("metrics") }, async (req, reply) => {
-      const { session, who } = await sessionFor(req);
-      const { body, proto } = await decode(req, "metrics");
-      const points = metricsOf(body, session.id, who, ctx.clock.now());
-      await ctx.sessions.addMetrics(session.id, points.slice(0, MAX_ITEMS));
-      return respond(reply, "metrics", proto, Math.max(0, points.length - MAX_ITEMS), `at most ${MAX_ITEMS} data points per request`);
-    });
+  app.post("/v1/metrics", { config: { access: "participant" }, schema: schema("metrics") }, async (req, reply) => {
+    const { session, who } = await sessionFor(req);
+    const { body, proto } = await decode(req, "metrics");
+    const points = metricsOf(body, session.id, who, ctx.clock.now());
+    await ctx.sessions.addMetrics(session.id, points.slice(0, MAX_ITEMS));
+    return respond(reply, "metrics", proto, Math.max(0, points.length - MAX_ITEMS), `at most ${MAX_ITEMS} data points per request`);
+  });
 
-    app.post("/v1/logs", { config: { access: "participant" }, schema: schema("logs") }, async (req, reply) => {
-      const { session, who } = await sessionFor(req);
-      const { body, proto } = await decode(req, "logs");
-      const logs = logsOf(body, proto, who, ctx.clock.now());
-      await ctx.sessions.events(session.id, logs.slice(0, MAX_ITEMS));
-      return respond(reply, "logs", proto, Math.max(0, logs.length - MAX_ITEMS), `at most ${MAX_ITEMS} log records per request`);
-    });
-  };
+  app.post("/v1/logs", { config: { access: "participant" }, schema: schema("logs") }, async (req, reply) => {
+    const { session, who } = await sessionFor(req);
+    const { body, proto } = await decode(req, "logs");
+    const logs = logsOf(body, proto, who, ctx.clock.now());
+    await ctx.sessions.events(session.id, logs.slice(0, MAX_ITEMS));
+    return respond(reply, "logs", proto, Math.max(0, logs.length - MAX_ITEMS), `at most ${MAX_ITEMS} log records per request`);
+  });
 }

@@ -1,11 +1,5 @@
 import type { Queryable } from "../store/db.js";
-import type {
-  RoomSessionsTable,
-  SessionEventsTable,
-  SessionMetricsTable,
-  SessionParticipantsTable,
-  SessionSpansTable,
-} from "../store/schema.js";
+import type { RoomSessionsTable, SessionEventsTable, SessionMetricsTable, SessionParticipantsTable, SessionSpansTable } from "../store/schema.js";
 
 export type SessionRow = RoomSessionsTable;
 export type ParticipantRow = SessionParticipantsTable;
@@ -41,7 +35,14 @@ export const sessionsRepo = {
 
   /** The running session of a room, or else its latest one. */
   currentForRoom: (q: Queryable, roomId: string) =>
-    q.selectFrom("room_sessions").selectAll().where("room_id", "=", roomId).orderBy("is_active", "desc").orderBy("created_at", "desc").limit(1).executeTakeFirst(),
+    q
+      .selectFrom("room_sessions")
+      .selectAll()
+      .where("room_id", "=", roomId)
+      .orderBy("is_active", "desc")
+      .orderBy("created_at", "desc")
+      .limit(1)
+      .executeTakeFirst(),
 
   /** Ends the session if it is still active; true when this call ended it. */
   end: async (q: Queryable, id: string, now: number, reason: string) => {
@@ -65,8 +66,7 @@ export const sessionsRepo = {
   activeOfOthers: (q: Queryable, nodeId: string) =>
     q.selectFrom("room_sessions").selectAll().where("is_active", "=", 1).where("node_id", "!=", nodeId).execute(),
 
-  activeForRoom: (q: Queryable, roomId: string) =>
-    q.selectFrom("room_sessions").selectAll().where("room_id", "=", roomId).where("is_active", "=", 1).execute(),
+  activeForRoom: (q: Queryable, roomId: string) => q.selectFrom("room_sessions").selectAll().where("room_id", "=", roomId).where("is_active", "=", 1).execute(),
 
   // ---- participants ----
   addParticipant: (q: Queryable, row: ParticipantRow) => q.insertInto("session_participants").values(row).execute(),
@@ -79,7 +79,8 @@ export const sessionsRepo = {
   /** Participants still in the session; marks them left at `at`. */
   closeParticipants: async (q: Queryable, sessionId: string, at: number) => {
     const open = await q.selectFrom("session_participants").selectAll().where("session_id", "=", sessionId).where("left_at", "is", null).execute();
-    if (open.length) await q.updateTable("session_participants").set({ left_at: at }).where("session_id", "=", sessionId).where("left_at", "is", null).execute();
+    if (open.length)
+      await q.updateTable("session_participants").set({ left_at: at }).where("session_id", "=", sessionId).where("left_at", "is", null).execute();
     return open;
   },
 
@@ -95,7 +96,8 @@ export const sessionsRepo = {
   },
 
   // ---- events, spans, metrics ----
-  addEvents: (q: Queryable, rows: Omit<SessionEventsTable, "seq">[]) => (rows.length ? q.insertInto("session_events").values(rows).execute() : Promise.resolve([])),
+  addEvents: (q: Queryable, rows: Omit<SessionEventsTable, "seq">[]) =>
+    rows.length ? q.insertInto("session_events").values(rows).execute() : Promise.resolve([]),
 
   events: (q: Queryable, sessionId: string, limit: number) =>
     q.selectFrom("session_events").selectAll().where("session_id", "=", sessionId).orderBy("seq").limit(limit).execute() as Promise<EventRow[]>,

@@ -1,4 +1,5 @@
 import type { Clock } from "../core/clock.js";
+import { KeyedSerial } from "../core/serial.js";
 import { iso, isoOrNull } from "../core/clock.js";
 import { notFound } from "../core/errors.js";
 import type { EventBus } from "../core/events.js";
@@ -51,7 +52,7 @@ function safeJson(v: unknown): string {
  * its `participant.joined`. Every row is written in a transaction together with its bus events.
  */
 export class SessionsService {
-  private chains = new Map<string, Promise<unknown>>();
+  private readonly chains = new KeyedSerial();
 
   constructor(
     private readonly db: DB,
@@ -62,19 +63,12 @@ export class SessionsService {
 
   /** Run `fn` after every earlier write of the same session. */
   private serial<T>(sessionId: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.chains.get(sessionId) ?? Promise.resolve();
-    const next = prev.then(fn, fn);
-    const tail = next.catch(() => {});
-    this.chains.set(sessionId, tail);
-    void tail.then(() => {
-      if (this.chains.get(sessionId) === tail) this.chains.delete(sessionId);
-    });
-    return next;
+    return this.chains.run(sessionId, fn);
   }
 
   /** Wait until every write queued so far is applied (tests, shutdown). */
   async flush(): Promise<void> {
-    await Promise.all([...this.chains.values()]);
+    await this.chains.idle();
   }
 
   async start(room: { id: string; project_id: string; name: string }, nodeId: string): Promise<SessionRow> {
@@ -94,7 +88,9 @@ export class SessionsService {
     const url = roomUrl(this.publicUrl(), room.name);
     const after = await inTx(this.db, async (tx) => {
       await sessionsRepo.insert(tx, row);
-      await sessionsRepo.addEvents(tx, [{ session_id: row.id, type: "room.started", data: safeJson({ room_name: room.name, room_url: url }), created_at: now }]);
+      await sessionsRepo.addEvents(tx, [
+        { session_id: row.id, type: "room.started", data: safeJson({ room_name: room.name, room_url: url }), created_at: now },
+      ]);
       return this.bus.publish(tx, {
         type: "room.started",
         project_id: room.project_id,
@@ -110,7 +106,9 @@ export class SessionsService {
       const now = this.clock.now();
       await inTx(this.db, async (tx) => {
         await sessionsRepo.addParticipant(tx, { id: p.id, session_id: s.id, name: p.name, role: p.role, joined_at: now, left_at: null });
-        await sessionsRepo.addEvents(tx, [{ session_id: s.id, type: "participant.joined", data: safeJson({ participant_id: p.id, name: p.name, role: p.role }), created_at: now }]);
+        await sessionsRepo.addEvents(tx, [
+          { session_id: s.id, type: "participant.joined", data: safeJson({ participant_id: p.id, name: p.name, role: p.role }), created_at: now },
+        ]);
         await sessionsRepo.addMetrics(tx, [this.serverMetric(s.id, "room.participants", "gauge", "{participant}", count, now)]);
       });
     });
@@ -124,7 +122,12 @@ export class SessionsService {
         if (!row || row.left_at !== null || !(await sessionsRepo.leaveParticipant(tx, p.id, now))) return () => {};
         const seconds = Math.max(0, (now - Number(row.joined_at)) / 1000);
         await sessionsRepo.addEvents(tx, [
-          { session_id: s.id, type: "participant.left", data: safeJson({ participant_id: p.id, name: p.name, role: p.role, seconds, ...detail }), created_at: now },
+          {
+            session_id: s.id,
+            type: "participant.left",
+            data: safeJson({ participant_id: p.id, name: p.name, role: p.role, seconds, ...detail }),
+            created_at: now,
+          },
         ]);
         await sessionsRepo.addMetrics(tx, [this.serverMetric(s.id, "room.participants", "gauge", "{participant}", count, now)]);
         return this.usage(tx, s, { ...row, left_at: now });
@@ -209,7 +212,13 @@ export class SessionsService {
       { session_id: s.id, type: "room.ended", data: safeJson({ room_name: s.room_name, reason }), created_at: when },
     ]);
     if (open.length) await sessionsRepo.addMetrics(tx, [this.serverMetric(s.id, "room.participants", "gauge", "{participant}", 0, when)]);
-    after.push(await this.bus.publish(tx, { type: "room.ended", project_id: s.project_id, data: { room_name: s.room_name, room_id: s.room_id, session_id: s.id, reason } }));
+    after.push(
+      await this.bus.publish(tx, {
+        type: "room.ended",
+        project_id: s.project_id,
+        data: { room_name: s.room_name, room_id: s.room_id, session_id: s.id, reason },
+      }),
+    );
     return after;
   }
 

@@ -18,7 +18,11 @@ export const sharesRepo = {
   page: (q: Queryable, projectId: string, limit: number, offset: number) =>
     q.selectFrom("shares").selectAll().where("project_id", "=", projectId).orderBy("created_at").orderBy("id").limit(limit).offset(offset).execute(),
   count: async (q: Queryable, projectId: string) => {
-    const r = await q.selectFrom("shares").where("project_id", "=", projectId).select((eb) => eb.fn.countAll<number>().as("n")).executeTakeFirstOrThrow();
+    const r = await q
+      .selectFrom("shares")
+      .where("project_id", "=", projectId)
+      .select((eb) => eb.fn.countAll<number>().as("n"))
+      .executeTakeFirstOrThrow();
     return Number(r.n);
   },
   /** Count one use, atomically refusing when max_uses is reached (true when the use was counted). */

@@ -38,7 +38,8 @@ export function shareTerms(s: Record<string, unknown>): ShareTerms {
   }
   if (s.api != null) t.api = validateScope(s.api, "settings.api");
   if (s.name != null) {
-    if (typeof s.name !== "string" || !s.name.trim() || s.name.length > 200) throw badRequest("settings.name must be a non-empty string of at most 200 characters");
+    if (typeof s.name !== "string" || !s.name.trim() || s.name.length > 200)
+      throw badRequest("settings.name must be a non-empty string of at most 200 characters");
     t.name = s.name;
   }
   if (s.expires_at != null) {
@@ -59,7 +60,13 @@ export function shareTerms(s: Record<string, unknown>): ShareTerms {
 }
 
 export function shareJson(r: ShareRow) {
-  return { id: r.id, project_id: r.project_id, settings: JSON.parse(r.settings) as Record<string, unknown>, uses: Number(r.uses), created_at: iso(r.created_at) };
+  return {
+    id: r.id,
+    project_id: r.project_id,
+    settings: JSON.parse(r.settings) as Record<string, unknown>,
+    uses: Number(r.uses),
+    created_at: iso(r.created_at),
+  };
 }
 
 /** Shares: links that let anyone holding the id join a room with the share's terms, no account needed. */
@@ -97,7 +104,11 @@ export class SharesService {
         updated_at: now,
       };
       await sharesRepo.insert(tx, row);
-      const after = await this.bus.publish(tx, { type: "share.created", project_id: projectId, data: { id: row.id, room_id: row.room_id, room_name: room?.name ?? null } });
+      const after = await this.bus.publish(tx, {
+        type: "share.created",
+        project_id: projectId,
+        data: { id: row.id, room_id: row.room_id, room_name: room?.name ?? null },
+      });
       return { row, after };
     });
     after();

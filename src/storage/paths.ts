@@ -7,6 +7,7 @@ export const MAX_SEGMENT_BYTES = 255;
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 // C0 controls (NUL included), DEL, C1 controls.
+// eslint-disable-next-line no-control-regex -- paths must not carry control characters
 const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
 // Bidirectional overrides/isolates and line/paragraph separators: they make names display as something else.
 const SPOOFING = /[\u202a-\u202e\u2066-\u2069\u2028\u2029]/;

@@ -43,8 +43,7 @@ export const storageRepo = {
       .where("project_id", "=", projectId)
       .execute(),
 
-  usage: (q: Queryable, projectId: string) =>
-    q.selectFrom("storage_usage").select(["bytes", "files"]).where("project_id", "=", projectId).executeTakeFirst(),
+  usage: (q: Queryable, projectId: string) => q.selectFrom("storage_usage").select(["bytes", "files"]).where("project_id", "=", projectId).executeTakeFirst(),
 
   insertPending: (q: Queryable, row: StoragePendingRow) => q.insertInto("storage_pending").values(row).execute(),
 

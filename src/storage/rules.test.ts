@@ -14,11 +14,7 @@ describe("storage scope rules (ApiScope.storage)", () => {
 
   it("reads by prefix, writes by the first matching grant, shows folders that lead to a grant", () => {
     const p = permissionsFromScope({
-      paths: [
-        { path: "shared/readonly", read_only: true },
-        { path: "shared/", read_only: false },
-        { path: "inbox/" },
-      ],
+      paths: [{ path: "shared/readonly", read_only: true }, { path: "shared/", read_only: false }, { path: "inbox/" }],
     });
     expect(p.canRead("shared/readonly/a.txt")).toBe(true);
     expect(p.canWrite("shared/readonly/a.txt")).toBe(false); // the first grant that matches is read-only

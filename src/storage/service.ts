@@ -322,9 +322,12 @@ export class StorageService {
       started_at: now,
       lease_until: now + this.leaseMs,
     });
-    const timer = setInterval(() => {
-      storageRepo.renewPending(this.db, id, this.clock.now() + this.leaseMs).catch((err) => this.opts.log?.("storage: lease renewal failed", err));
-    }, Math.max(1000, Math.floor(this.leaseMs / 3)));
+    const timer = setInterval(
+      () => {
+        storageRepo.renewPending(this.db, id, this.clock.now() + this.leaseMs).catch((err) => this.opts.log?.("storage: lease renewal failed", err));
+      },
+      Math.max(1000, Math.floor(this.leaseMs / 3)),
+    );
     timer.unref();
     return { id, stop: () => clearInterval(timer) };
   }

@@ -2,7 +2,4 @@ import type { Domain } from "../domain.js";
 import { tokenRoutes } from "./routes.js";
 
 /** The tokens area: participant tokens. */
-export const tokensDomain: Domain = {
-  name: "tokens",
-  routes: tokenRoutes,
-};
+export const tokensDomain: Domain = { name: "tokens", routes: tokenRoutes };

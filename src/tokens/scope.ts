@@ -159,8 +159,7 @@ function compactSection(name: string, s: Record<string, unknown>): Record<string
       break;
     case "sync":
     case "storage":
-      if (Array.isArray(s.paths))
-        out.paths = s.paths.map((p: Record<string, unknown>) => ({ path: p.path, ...compactBools(p, [], ["read_only"]) }));
+      if (Array.isArray(s.paths)) out.paths = s.paths.map((p: Record<string, unknown>) => ({ path: p.path, ...compactBools(p, [], ["read_only"]) }));
       break;
     case "containers":
       if (isObj(s.registry)) {
@@ -191,5 +190,4 @@ export function compactScope(scope: Scope): Scope {
 export const fullScope = (): Scope => Object.fromEntries(SCOPE_SECTIONS.map((s) => [s, {}]));
 
 /** ApiScope.user_default(): every section but llm, admin and tunnels. */
-export const userDefaultScope = (): Scope =>
-  Object.fromEntries(SCOPE_SECTIONS.filter((s) => !["llm", "admin", "tunnels"].includes(s)).map((s) => [s, {}]));
+export const userDefaultScope = (): Scope => Object.fromEntries(SCOPE_SECTIONS.filter((s) => !["llm", "admin", "tunnels"].includes(s)).map((s) => [s, {}]));

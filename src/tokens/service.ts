@@ -192,7 +192,13 @@ export class ParticipantTokens {
       ({ payload: verified } = await jwtVerify(token, key.key, { algorithms: ["HS256"], currentDate: new Date(this.clock.now()) }));
     } catch (e) {
       const code = (e as { code?: string }).code;
-      throw unauthorized(code === "ERR_JWT_EXPIRED" ? "the token has expired" : code === "ERR_JWT_CLAIM_VALIDATION_FAILED" ? `the token is not valid: ${(e as Error).message}` : "the token's signature does not verify");
+      throw unauthorized(
+        code === "ERR_JWT_EXPIRED"
+          ? "the token has expired"
+          : code === "ERR_JWT_CLAIM_VALIDATION_FAILED"
+            ? `the token is not valid: ${(e as Error).message}`
+            : "the token's signature does not verify",
+      );
     }
     if (typeof verified.name !== "string") throw unauthorized("the token has no name");
     if (verified.grants !== undefined && !Array.isArray(verified.grants)) throw unauthorized("the token's grants must be a list");

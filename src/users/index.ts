@@ -2,7 +2,4 @@ import type { Domain } from "../domain.js";
 import { profileRoutes } from "./routes.js";
 
 /** The users area: users and their profiles. */
-export const usersDomain: Domain = {
-  name: "users",
-  routes: profileRoutes,
-};
+export const usersDomain: Domain = { name: "users", tag: "profiles", routes: profileRoutes };

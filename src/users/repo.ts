@@ -5,11 +5,9 @@ export type UserRow = UsersTable;
 
 export const usersRepo = {
   byId: (q: Queryable, id: string) => q.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst(),
-  byEmail: (q: Queryable, email: string) =>
-    q.selectFrom("users").selectAll().where("email_lower", "=", email.toLowerCase()).executeTakeFirst(),
+  byEmail: (q: Queryable, email: string) => q.selectFrom("users").selectAll().where("email_lower", "=", email.toLowerCase()).executeTakeFirst(),
   insert: (q: Queryable, row: UserRow) => q.insertInto("users").values(row).execute(),
-  update: (q: Queryable, id: string, patch: Partial<UserRow>) =>
-    q.updateTable("users").set(patch).where("id", "=", id).execute(),
+  update: (q: Queryable, id: string, patch: Partial<UserRow>) => q.updateTable("users").set(patch).where("id", "=", id).execute(),
   /** Whether two users share at least one project (profiles are visible to project co-members). */
   shareAProject: async (q: Queryable, a: string, b: string) => {
     const row = await q
@@ -22,9 +20,7 @@ export const usersRepo = {
       .executeTakeFirst();
     return !!row;
   },
-  tokenByHash: (q: Queryable, hash: string) =>
-    q.selectFrom("user_tokens").selectAll().where("token_hash", "=", hash).executeTakeFirst(),
-  insertToken: (q: Queryable, row: import("../store/schema.js").UserTokensTable) =>
-    q.insertInto("user_tokens").values(row).execute(),
+  tokenByHash: (q: Queryable, hash: string) => q.selectFrom("user_tokens").selectAll().where("token_hash", "=", hash).executeTakeFirst(),
+  insertToken: (q: Queryable, row: import("../store/schema.js").UserTokensTable) => q.insertInto("user_tokens").values(row).execute(),
   deleteToken: (q: Queryable, id: string) => q.deleteFrom("user_tokens").where("id", "=", id).execute(),
 };

@@ -19,7 +19,14 @@ export class EventCatalog {
       if (this.names.has(e.event)) throw new Error(`event ${e.event} is declared by two domains`);
       this.names.add(e.event);
     }
-    this.prefixes = new Set(entries.flatMap((e) => e.event.split(".").slice(0, -1).map((_, i, parts) => parts.slice(0, i + 1).join("."))));
+    this.prefixes = new Set(
+      entries.flatMap((e) =>
+        e.event
+          .split(".")
+          .slice(0, -1)
+          .map((_, i, parts) => parts.slice(0, i + 1).join(".")),
+      ),
+    );
   }
 
   /** Why a subscription entry is invalid, or null when it is fine. */

@@ -173,7 +173,7 @@ export class WebhookDispatcher {
         await this.sleep(this.config.pollMs);
         continue;
       }
-      let rows: ClaimedRow[] = [];
+      let rows: ClaimedRow[];
       try {
         const leaseNow = this.leaseClock.now();
         rows = await webhooksRepo.claim(this.store.db, this.store.dialect, {
@@ -229,7 +229,17 @@ export class WebhookDispatcher {
     const troubledUntil = this.troubled.get(row.webhook_id) ?? 0;
     if (troubledUntil > this.leaseClock.now() && (this.perHook.get(row.webhook_id) ?? 0) >= 1) {
       const now = this.clock.now();
-      const attempt = { id: "", delivery_id: row.id, attempt: row.attempts, started_at: now, latency_ms: 0, status_code: null, error: null, response_excerpt: null, worker: this.worker };
+      const attempt = {
+        id: "",
+        delivery_id: row.id,
+        attempt: row.attempts,
+        started_at: now,
+        latency_ms: 0,
+        status_code: null,
+        error: null,
+        response_excerpt: null,
+        worker: this.worker,
+      };
       this.push({ delivery: row, attempt, now, outcome: "defer", nextAt: now + TROUBLED_DEFER_MS });
       return;
     }
@@ -254,7 +264,24 @@ export class WebhookDispatcher {
     const startedAt = this.clock.now();
     const t0 = performance.now();
     // Its webhook was deleted after the claim (the row is about to go with it): put it aside, never spin on it.
-    if (!hook) return { delivery: row, attempt: { id: "", delivery_id: row.id, attempt: attemptNo, started_at: startedAt, latency_ms: 0, status_code: null, error: null, response_excerpt: null, worker: this.worker }, now: startedAt, outcome: "defer", nextAt: startedAt + TROUBLED_DEFER_MS };
+    if (!hook)
+      return {
+        delivery: row,
+        attempt: {
+          id: "",
+          delivery_id: row.id,
+          attempt: attemptNo,
+          started_at: startedAt,
+          latency_ms: 0,
+          status_code: null,
+          error: null,
+          response_excerpt: null,
+          worker: this.worker,
+        },
+        now: startedAt,
+        outcome: "defer",
+        nextAt: startedAt + TROUBLED_DEFER_MS,
+      };
     const out = await this.send(hook, row, attemptNo, signal);
     const now = this.clock.now();
     const attempt = {

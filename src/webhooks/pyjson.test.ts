@@ -6,7 +6,9 @@ import { pyJsonDumps, pyNumber } from "./pyjson.js";
 /** Python's own `json.dumps(json.loads(line))` for each line: the reference the receiver's verifier uses. */
 function python(lines: string[]): string[] {
   const script = "import json,sys\nfor l in sys.stdin.read().split('\\n'):\n    print(json.dumps(json.loads(l)))";
-  return execFileSync("python3", ["-c", script], { input: lines.join("\n"), encoding: "utf8" }).trimEnd().split("\n");
+  return execFileSync("python3", ["-c", script], { input: lines.join("\n"), encoding: "utf8" })
+    .trimEnd()
+    .split("\n");
 }
 
 describe("pyJsonDumps (Python json.dumps formatting)", () => {
@@ -14,8 +16,10 @@ describe("pyJsonDumps (Python json.dumps formatting)", () => {
     expect(pyJsonDumps({ event: "room.started", data: { room_name: "x", room_url: "wss://h/rooms/x" } })).toBe(
       '{"event": "room.started", "data": {"room_name": "x", "room_url": "wss://h/rooms/x"}}',
     );
-    expect(pyJsonDumps({ a: [1, 2, { b: null }], c: true, d: false, e: {}, f: [] })).toBe('{"a": [1, 2, {"b": null}], "c": true, "d": false, "e": {}, "f": []}');
-    expect(pyJsonDumps("é€😀\u0000\u001f\u007f\"\\\n\r\t\b\f/")).toBe('"\\u00e9\\u20ac\\ud83d\\ude00\\u0000\\u001f\\u007f\\"\\\\\\n\\r\\t\\b\\f/"');
+    expect(pyJsonDumps({ a: [1, 2, { b: null }], c: true, d: false, e: {}, f: [] })).toBe(
+      '{"a": [1, 2, {"b": null}], "c": true, "d": false, "e": {}, "f": []}',
+    );
+    expect(pyJsonDumps('é€😀\u0000\u001f\u007f"\\\n\r\t\b\f/')).toBe('"\\u00e9\\u20ac\\ud83d\\ude00\\u0000\\u001f\\u007f\\"\\\\\\n\\r\\t\\b\\f/"');
     expect(pyJsonDumps({ u: undefined, k: 1 })).toBe('{"k": 1}');
     expect(pyJsonDumps([undefined, NaN, Infinity])).toBe("[null, null, null]");
   });

@@ -70,8 +70,7 @@ export function pyNumber(n: number): string {
 }
 
 function write(v: unknown, out: string[], key: string): void {
-  if (v !== null && typeof v === "object" && typeof (v as { toJSON?: unknown }).toJSON === "function")
-    v = (v as { toJSON(k: string): unknown }).toJSON(key);
+  if (v !== null && typeof v === "object" && typeof (v as { toJSON?: unknown }).toJSON === "function") v = (v as { toJSON(k: string): unknown }).toJSON(key);
   switch (typeof v) {
     case "string":
       out.push(pyString(v));

@@ -67,7 +67,11 @@ export const webhooksRepo = {
     q.selectFrom("webhooks").select(["id", "url", "secret_sealed", "enabled", "updated_at"]).where("id", "in", ids).execute(),
 
   insertDeliveries: async (q: Queryable, rows: DeliveryRow[]) => {
-    for (let i = 0; i < rows.length; i += 200) await q.insertInto("webhook_deliveries").values(rows.slice(i, i + 200)).execute();
+    for (let i = 0; i < rows.length; i += 200)
+      await q
+        .insertInto("webhook_deliveries")
+        .values(rows.slice(i, i + 200))
+        .execute();
   },
   /** Hold a disabled webhook's pending rows (kept, not attempted) or put them back when it is enabled again. */
   setHeld: (q: Queryable, webhookId: string, held: boolean, now: number) =>
@@ -86,7 +90,10 @@ export const webhooksRepo = {
     return s.orderBy("created_at", "desc").orderBy("id", "desc").limit(opts.limit).offset(opts.offset).execute();
   },
   countDeliveries: async (q: Queryable, webhookId: string, status?: string) => {
-    let s = q.selectFrom("webhook_deliveries").select((e) => e.fn.countAll<number>().as("n")).where("webhook_id", "=", webhookId);
+    let s = q
+      .selectFrom("webhook_deliveries")
+      .select((e) => e.fn.countAll<number>().as("n"))
+      .where("webhook_id", "=", webhookId);
     if (status) s = s.where("status", "=", status as DeliveryRow["status"]);
     return Number((await s.executeTakeFirstOrThrow()).n);
   },
@@ -107,7 +114,11 @@ export const webhooksRepo = {
    * Claim up to `limit` due rows for `worker` until `leaseUntil`. On PostgreSQL the rows are picked with
    * FOR UPDATE SKIP LOCKED, so concurrent processes never claim the same row; on SQLite one process dispatches.
    */
-  claim: async (q: Queryable, dialect: Dialect, opts: { now: number; leaseNow: number; leaseUntil: number; worker: string; limit: number }): Promise<ClaimedRow[]> => {
+  claim: async (
+    q: Queryable,
+    dialect: Dialect,
+    opts: { now: number; leaseNow: number; leaseUntil: number; worker: string; limit: number },
+  ): Promise<ClaimedRow[]> => {
     let due = q
       .selectFrom("webhook_deliveries")
       .select("id")
@@ -133,13 +144,24 @@ export const webhooksRepo = {
   record: async (q: Queryable, dialect: Dialect, worker: string, results: AttemptResult[]) => {
     // A delivery can vanish while in flight (its webhook was deleted): skip those, or the batch would fail. On
     // PostgreSQL the survivors are locked (KEY SHARE) so a concurrent delete waits for this transaction.
-    let sel = q.selectFrom("webhook_deliveries").select("id").where("id", "in", results.map((r) => r.delivery.id));
+    let sel = q
+      .selectFrom("webhook_deliveries")
+      .select("id")
+      .where(
+        "id",
+        "in",
+        results.map((r) => r.delivery.id),
+      );
     if (dialect === "postgres") sel = sel.forKeyShare();
     const live = new Set((await sel.execute()).map((r) => r.id));
     results = results.filter((r) => live.has(r.delivery.id));
     if (!results.length) return;
     const attempts = results.filter((r) => r.outcome !== "release" && r.outcome !== "defer").map((r) => r.attempt);
-    for (let i = 0; i < attempts.length; i += 200) await q.insertInto("webhook_attempts").values(attempts.slice(i, i + 200)).execute();
+    for (let i = 0; i < attempts.length; i += 200)
+      await q
+        .insertInto("webhook_attempts")
+        .values(attempts.slice(i, i + 200))
+        .execute();
     // Successes are the bulk: one statement per status code. (attempts + 1 is the attempt number: only the lease
     // holder changes a claimed row.)
     const delivered = new Map<number, string[]>();
@@ -185,7 +207,8 @@ export const webhooksRepo = {
       };
       if (r.outcome === "failed") await base.set({ ...common, status: "failed" }).execute();
       // A retry of a webhook that was disabled meanwhile stays held.
-      else await base.set({ ...common, next_attempt_at: r.nextAt!, status: sql<"pending">`CASE WHEN status = 'held' THEN 'held' ELSE 'pending' END` }).execute();
+      else
+        await base.set({ ...common, next_attempt_at: r.nextAt!, status: sql<"pending">`CASE WHEN status = 'held' THEN 'held' ELSE 'pending' END` }).execute();
     }
     for (const id of new Set(results.map((r) => r.disableWebhook).filter(Boolean) as string[])) {
       await q.updateTable("webhooks").set({ enabled: 0, disabled_reason: "the endpoint answered 410 Gone", updated_at: now }).where("id", "=", id).execute();

@@ -1,6 +1,6 @@
 import { Type } from "@sinclair/typebox";
-import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { AppContext } from "../context.js";
+import type { AreaApp } from "../domain.js";
 import { errors, Nullable, Ok, OrNull, ProjectParams, QueryInt, Uuid } from "../core/http.js";
 
 const Webhook = Type.Object(
@@ -55,7 +55,7 @@ const Delivery = Type.Object(
 const Fields = {
   description: Nullable(Type.String({ maxLength: 2000 })),
   action: Nullable(Type.String({ maxLength: 100 })),
-  payload: Type.Optional(Type.Unknown({ description: "a JSON object merged into every delivery body; \"\" or null for none" })),
+  payload: Type.Optional(Type.Unknown({ description: 'a JSON object merged into every delivery body; "" or null for none' })),
   secret: Nullable(Type.String({ minLength: 1, maxLength: 500 })),
   enabled: Nullable(Type.Boolean()),
 };
@@ -65,139 +65,148 @@ const DeliveryParams = Type.Object({ project_id: Uuid, webhook_id: Type.String()
 
 export const webhookSchemas = [Webhook, Delivery];
 
-export const webhookRoutes =
-  (ctx: AppContext): FastifyPluginAsyncTypebox =>
-  async (app) => {
-    const { webhooks } = ctx;
-    const tags = ["webhooks"];
+export async function webhookRoutes(app: AreaApp, ctx: AppContext) {
+  const { webhooks } = ctx;
 
-    app.get(
-      "/webhooks/events",
-      { config: { access: "public" }, schema: { tags, summary: "the event catalog", response: { 200: Type.Object({ events: Type.Array(Type.Object({ event: Type.String(), description: Type.String(), data: Type.Record(Type.String(), Type.String()) })) }) } } },
-      async () => ({ events: webhooks.catalog.entries }),
-    );
-
-    app.post(
-      "/accounts/projects/:project_id/webhooks",
-      {
-        config: { access: "admin" },
-        schema: {
-          tags,
-          summary: "create_webhook",
-          description: "The secret is generated (whsec_…) when absent and returned here and on GET.",
-          params: ProjectParams,
-          body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 200 }), url: Type.String({ minLength: 1, maxLength: 2000 }), events: EventList, ...Fields }),
-          response: { 201: Type.Ref("Webhook"), ...errors(400, 413) },
-        },
-      },
-      async (req, reply) => {
-        reply.code(201);
-        return webhooks.create(req.params.project_id, req.body);
-      },
-    );
-
-    app.get(
-      "/accounts/projects/:project_id/webhooks",
-      { config: { access: "admin" }, schema: { tags, summary: "list_webhooks", params: ProjectParams, response: { 200: Type.Object({ webhooks: Type.Array(Type.Ref("Webhook")) }) } } },
-      async (req) => {
-        return { webhooks: await webhooks.list(req.params.project_id) };
-      },
-    );
-
-    app.get(
-      "/accounts/projects/:project_id/webhooks/:webhook_id",
-      { config: { access: "admin" }, schema: { tags, summary: "get a webhook", params: HookParams, response: { 200: Type.Ref("Webhook") } } },
-      async (req) => {
-        return webhooks.get(req.params.project_id, req.params.webhook_id);
-      },
-    );
-
-    app.put(
-      "/accounts/projects/:project_id/webhooks/:webhook_id",
-      {
-        config: { access: "admin" },
-        schema: {
-          tags,
-          summary: "update_webhook",
-          description: "Keys that are null or absent keep their value. `enabled: true` re-enables a webhook disabled by a 410; its held deliveries resume.",
-          params: HookParams,
-          body: Type.Object({ name: Nullable(Type.String({ minLength: 1, maxLength: 200 })), url: Nullable(Type.String({ minLength: 1, maxLength: 2000 })), events: Nullable(EventList), ...Fields }),
-          response: { 200: Type.Ref("Webhook"), ...errors(400, 413) },
-        },
-      },
-      async (req) => {
-        return webhooks.update(req.params.project_id, req.params.webhook_id, req.body);
-      },
-    );
-
-    app.delete(
-      "/accounts/projects/:project_id/webhooks/:webhook_id",
-      { config: { access: "admin" }, schema: { tags, summary: "delete_webhook", description: "Deletes the webhook with its deliveries.", params: HookParams, response: { 200: Ok } } },
-      async (req) => {
-        await webhooks.delete(req.params.project_id, req.params.webhook_id);
-        return { ok: true };
-      },
-    );
-
-    app.get(
-      "/accounts/projects/:project_id/webhooks/:webhook_id/deliveries",
-      {
-        config: { access: "admin" },
-        schema: {
-          tags,
-          summary: "list a webhook's deliveries (newest first) with every attempt",
-          params: HookParams,
-          querystring: Type.Object({
-            limit: QueryInt({ maximum: 1000 }),
-            offset: QueryInt(),
-            status: Type.Optional(Type.Union([Type.Literal("pending"), Type.Literal("delivered"), Type.Literal("failed"), Type.Literal("held")])),
+  app.get(
+    "/webhooks/events",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "the event catalog",
+        response: {
+          200: Type.Object({
+            events: Type.Array(Type.Object({ event: Type.String(), description: Type.String(), data: Type.Record(Type.String(), Type.String()) })),
           }),
-          response: { 200: Type.Object({ deliveries: Type.Array(Type.Ref("WebhookDelivery")), total: Type.Integer() }), ...errors(400) },
         },
       },
-      async (req) => {
-        return webhooks.deliveries(req.params.project_id, req.params.webhook_id, req.query);
-      },
-    );
+    },
+    async () => ({ events: webhooks.catalog.entries }),
+  );
 
-    app.get(
-      "/accounts/projects/:project_id/webhooks/:webhook_id/deliveries/:delivery_id",
-      { config: { access: "admin" }, schema: { tags, summary: "one delivery with every attempt", params: DeliveryParams, response: { 200: Type.Ref("WebhookDelivery") } } },
-      async (req) => {
-        return webhooks.delivery(req.params.project_id, req.params.webhook_id, req.params.delivery_id);
+  app.post(
+    "/accounts/projects/:project_id/webhooks",
+    {
+      config: { access: "admin" },
+      schema: {
+        summary: "create_webhook",
+        description: "The secret is generated (whsec_…) when absent and returned here and on GET.",
+        params: ProjectParams,
+        body: Type.Object({
+          name: Type.String({ minLength: 1, maxLength: 200 }),
+          url: Type.String({ minLength: 1, maxLength: 2000 }),
+          events: EventList,
+          ...Fields,
+        }),
+        response: { 201: Type.Ref("Webhook"), ...errors(400, 413) },
       },
-    );
+    },
+    async (req, reply) => {
+      reply.code(201);
+      return webhooks.create(req.params.project_id, req.body);
+    },
+  );
 
-    app.post(
-      "/accounts/projects/:project_id/webhooks/:webhook_id/deliveries/:delivery_id/retry",
-      {
-        config: { access: "admin" },
-        schema: {
-          tags,
-          summary: "send a delivery again now (same id and body)",
-          params: DeliveryParams,
-          response: { 200: Type.Ref("WebhookDelivery"), ...errors(409) },
-        },
-      },
-      async (req) => {
-        return webhooks.retry(req.params.project_id, req.params.webhook_id, req.params.delivery_id);
-      },
-    );
+  app.get(
+    "/accounts/projects/:project_id/webhooks",
+    {
+      config: { access: "admin" },
+      schema: { summary: "list_webhooks", params: ProjectParams, response: { 200: Type.Object({ webhooks: Type.Array(Type.Ref("Webhook")) }) } },
+    },
+    async (req) => ({ webhooks: await webhooks.list(req.params.project_id) }),
+  );
 
-    app.post(
-      "/accounts/projects/:project_id/webhooks/:webhook_id/test",
-      {
-        config: { access: "admin" },
-        schema: {
-          tags,
-          summary: "send a webhook.test ping to this webhook",
-          params: HookParams,
-          response: { 201: Type.Ref("WebhookDelivery") },
-        },
+  app.get(
+    "/accounts/projects/:project_id/webhooks/:webhook_id",
+    { config: { access: "admin" }, schema: { summary: "get a webhook", params: HookParams, response: { 200: Type.Ref("Webhook") } } },
+    async (req) => webhooks.get(req.params.project_id, req.params.webhook_id),
+  );
+
+  app.put(
+    "/accounts/projects/:project_id/webhooks/:webhook_id",
+    {
+      config: { access: "admin" },
+      schema: {
+        summary: "update_webhook",
+        description: "Keys that are null or absent keep their value. `enabled: true` re-enables a webhook disabled by a 410; its held deliveries resume.",
+        params: HookParams,
+        body: Type.Object({
+          name: Nullable(Type.String({ minLength: 1, maxLength: 200 })),
+          url: Nullable(Type.String({ minLength: 1, maxLength: 2000 })),
+          events: Nullable(EventList),
+          ...Fields,
+        }),
+        response: { 200: Type.Ref("Webhook"), ...errors(400, 413) },
       },
-      async (req, reply) => {
-        reply.code(201);
-        return webhooks.test(req.params.project_id, req.params.webhook_id);
+    },
+    async (req) => webhooks.update(req.params.project_id, req.params.webhook_id, req.body),
+  );
+
+  app.delete(
+    "/accounts/projects/:project_id/webhooks/:webhook_id",
+    {
+      config: { access: "admin" },
+      schema: { summary: "delete_webhook", description: "Deletes the webhook with its deliveries.", params: HookParams, response: { 200: Ok } },
+    },
+    async (req) => {
+      await webhooks.delete(req.params.project_id, req.params.webhook_id);
+      return { ok: true };
+    },
+  );
+
+  app.get(
+    "/accounts/projects/:project_id/webhooks/:webhook_id/deliveries",
+    {
+      config: { access: "admin" },
+      schema: {
+        summary: "list a webhook's deliveries (newest first) with every attempt",
+        params: HookParams,
+        querystring: Type.Object({
+          limit: QueryInt({ maximum: 1000 }),
+          offset: QueryInt(),
+          status: Type.Optional(Type.Union([Type.Literal("pending"), Type.Literal("delivered"), Type.Literal("failed"), Type.Literal("held")])),
+        }),
+        response: { 200: Type.Object({ deliveries: Type.Array(Type.Ref("WebhookDelivery")), total: Type.Integer() }), ...errors(400) },
       },
-    );
-  };
+    },
+    async (req) => webhooks.deliveries(req.params.project_id, req.params.webhook_id, req.query),
+  );
+
+  app.get(
+    "/accounts/projects/:project_id/webhooks/:webhook_id/deliveries/:delivery_id",
+    {
+      config: { access: "admin" },
+      schema: { summary: "one delivery with every attempt", params: DeliveryParams, response: { 200: Type.Ref("WebhookDelivery") } },
+    },
+    async (req) => webhooks.delivery(req.params.project_id, req.params.webhook_id, req.params.delivery_id),
+  );
+
+  app.post(
+    "/accounts/projects/:project_id/webhooks/:webhook_id/deliveries/:delivery_id/retry",
+    {
+      config: { access: "admin" },
+      schema: {
+        summary: "send a delivery again now (same id and body)",
+        params: DeliveryParams,
+        response: { 200: Type.Ref("WebhookDelivery"), ...errors(409) },
+      },
+    },
+    async (req) => webhooks.retry(req.params.project_id, req.params.webhook_id, req.params.delivery_id),
+  );
+
+  app.post(
+    "/accounts/projects/:project_id/webhooks/:webhook_id/test",
+    {
+      config: { access: "admin" },
+      schema: {
+        summary: "send a webhook.test ping to this webhook",
+        params: HookParams,
+        response: { 201: Type.Ref("WebhookDelivery") },
+      },
+    },
+    async (req, reply) => {
+      reply.code(201);
+      return webhooks.test(req.params.project_id, req.params.webhook_id);
+    },
+  );
+}

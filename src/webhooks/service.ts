@@ -50,7 +50,7 @@ function webhookJson(w: WebhookRow, secret: string) {
 type DeliveryView = Omit<DeliveryRow, "project_id">;
 
 function deliveryJson(d: DeliveryView, attempts: AttemptRow[]) {
-  let payload: unknown = null;
+  let payload: unknown;
   try {
     payload = d.body ? JSON.parse(d.body) : null;
   } catch {
@@ -136,7 +136,16 @@ export class WebhooksService {
     this.wrote.add(ev);
   }
 
-  private deliveryRow(webhookId: string, projectId: string, eventId: string, event: string, data: Record<string, unknown>, action: string | null, payload: Record<string, unknown> | null, now: number): DeliveryRow {
+  private deliveryRow(
+    webhookId: string,
+    projectId: string,
+    eventId: string,
+    event: string,
+    data: Record<string, unknown>,
+    action: string | null,
+    payload: Record<string, unknown> | null,
+    now: number,
+  ): DeliveryRow {
     let body = buildBody(event, data, action, payload);
     let status: DeliveryRow["status"] = "pending";
     let error: string | null = null;
@@ -178,7 +187,7 @@ export class WebhooksService {
   }
 
   private checkEvents(events: string[]): string[] {
-    if (!events.length) throw badRequest("events must list at least one event (or \"*\")");
+    if (!events.length) throw badRequest('events must list at least one event (or "*")');
     for (const e of events) {
       const why = this.catalog.invalidSubscription(e);
       if (why) throw badRequest(`events: ${why}`);
@@ -284,7 +293,10 @@ export class WebhooksService {
       webhooksRepo.deliveries(this.db, id, { limit, offset, status }),
       webhooksRepo.countDeliveries(this.db, id, status),
     ]);
-    const attempts = await webhooksRepo.attemptsOf(this.db, rows.map((r) => r.id));
+    const attempts = await webhooksRepo.attemptsOf(
+      this.db,
+      rows.map((r) => r.id),
+    );
     const by = new Map<string, AttemptRow[]>();
     for (const a of attempts) by.set(a.delivery_id, [...(by.get(a.delivery_id) ?? []), a]);
     return { deliveries: rows.map((r) => deliveryJson(r, by.get(r.id) ?? [])), total };
@@ -300,7 +312,7 @@ export class WebhooksService {
   /** Replay a delivery: due now, with the same id and body (receivers dedupe by webhook-id). */
   async retry(projectId: string, id: string, deliveryId: string) {
     const w = await this.row(projectId, id);
-    if (!w.enabled) throw conflict("the webhook is disabled; enable it (PUT with \"enabled\": true) before retrying");
+    if (!w.enabled) throw conflict('the webhook is disabled; enable it (PUT with "enabled": true) before retrying');
     const d = isUuid(deliveryId) ? await webhooksRepo.delivery(this.db, id, deliveryId) : undefined;
     if (!d) throw notFound("delivery");
     if (!d.body) throw new ApiError(409, "conflict", `this delivery cannot be sent: ${d.last_error ?? "it has no body"}`);

@@ -32,10 +32,26 @@ describe("retry schedule", () => {
 
 describe("private address ranges", () => {
   it.each([
-    ["127.0.0.1", true], ["10.0.0.1", true], ["172.16.5.4", true], ["172.32.0.1", false], ["192.168.0.1", true],
-    ["169.254.169.254", true], ["100.64.0.1", true], ["0.0.0.0", true], ["224.0.0.1", true], ["255.255.255.255", true],
-    ["8.8.8.8", false], ["1.1.1.1", false], ["::1", true], ["::", true], ["fe80::1", true], ["fd00::1", true],
-    ["::ffff:127.0.0.1", true], ["::ffff:8.8.8.8", false], ["2606:4700:4700::1111", false], ["not-an-ip", true],
+    ["127.0.0.1", true],
+    ["10.0.0.1", true],
+    ["172.16.5.4", true],
+    ["172.32.0.1", false],
+    ["192.168.0.1", true],
+    ["169.254.169.254", true],
+    ["100.64.0.1", true],
+    ["0.0.0.0", true],
+    ["224.0.0.1", true],
+    ["255.255.255.255", true],
+    ["8.8.8.8", false],
+    ["1.1.1.1", false],
+    ["::1", true],
+    ["::", true],
+    ["fe80::1", true],
+    ["fd00::1", true],
+    ["::ffff:127.0.0.1", true],
+    ["::ffff:8.8.8.8", false],
+    ["2606:4700:4700::1111", false],
+    ["not-an-ip", true],
   ])("%s → %s", (addr, priv) => expect(isPrivateAddress(addr)).toBe(priv));
 });
 

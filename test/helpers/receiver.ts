@@ -73,7 +73,11 @@ export class Receiver {
 }
 
 /** Poll until fn returns a truthy value (for state that settles asynchronously: rows written after a delivery). */
-export async function until<T>(fn: () => Promise<T | false | null | undefined> | T | false | null | undefined, what = "condition", timeoutMs = 20_000): Promise<T> {
+export async function until<T>(
+  fn: () => Promise<T | false | null | undefined> | T | false | null | undefined,
+  what = "condition",
+  timeoutMs = 20_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await fn();

@@ -12,7 +12,10 @@ const CONTAINER_KEYS = ["image", "command", "working_dir", "environment", "secre
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 const keysWithin = (o: object, allowed: string[], what: string) =>
-  expect(Object.keys(o).filter((k) => !allowed.includes(k)), `unknown keys in ${what}`).toEqual([]);
+  expect(
+    Object.keys(o).filter((k) => !allowed.includes(k)),
+    `unknown keys in ${what}`,
+  ).toEqual([]);
 
 export function expectStrictSpec(spec: any) {
   expect(typeof spec).toBe("object");
@@ -82,7 +85,9 @@ export function expectPythonRun(r: any) {
 }
 
 /** The body of client_test.py's create_scheduled_task (wire-contract §6.7), with overrides. */
-export function pySpec(over: { schedule?: string; queue?: Record<string, unknown>; annotations?: Record<string, string>; active?: boolean; once?: boolean; name?: string } = {}) {
+export function pySpec(
+  over: { schedule?: string; queue?: Record<string, unknown>; annotations?: Record<string, string>; active?: boolean; once?: boolean; name?: string } = {},
+) {
   return {
     version: "v1",
     kind: "ScheduledTask",

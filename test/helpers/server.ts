@@ -70,9 +70,16 @@ export interface TestServer {
   /** The official client with the given bearer (default: the admin's API key). */
   client(token?: string): InstanceType<typeof Meshagent>;
   /** Raw HTTP against the server. */
-  http(method: string, path: string, opts?: { token?: string | null; json?: unknown; body?: string | Buffer; headers?: Record<string, string> }): Promise<{ status: number; headers: Headers; text: string; json: any }>;
+  http(
+    method: string,
+    path: string,
+    opts?: { token?: string | null; json?: unknown; body?: string | Buffer; headers?: Record<string, string> },
+  ): Promise<{ status: number; headers: Headers; text: string; json: any }>;
   /** A new user with a token, added to the project with the given flags (or to no project when flags is null). */
-  user(flags?: { is_admin?: boolean; is_developer?: boolean; can_create_rooms?: boolean } | null, projectId?: string): Promise<{ userId: string; email: string; token: string }>;
+  user(
+    flags?: { is_admin?: boolean; is_developer?: boolean; can_create_rooms?: boolean } | null,
+    projectId?: string,
+  ): Promise<{ userId: string; email: string; token: string }>;
   /** Another project with its own admin user and API key. */
   otherProject(): Promise<{ projectId: string; apiKey: string; userToken: string; userId: string }>;
   close(): Promise<void>;

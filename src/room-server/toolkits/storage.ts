@@ -54,7 +54,8 @@ export function storageToolkit(storage: RoomStorage, hooks: StorageHooks): Toolk
         const path = normalizePath(call.args.path ?? "");
         call.conn.scope.storageRead(path);
         const st = path ? await storage.stat(roomRef(call), path) : null;
-        if (path && (!st || !st.is_folder)) throw new ToolError(st ? `"${path}" is a file, not a folder` : `folder not found: ${path}`, ErrorCode.STORAGE_NOT_FOUND);
+        if (path && (!st || !st.is_folder))
+          throw new ToolError(st ? `"${path}" is a file, not a folder` : `folder not found: ${path}`, ErrorCode.STORAGE_NOT_FOUND);
         return json({ files: (await storage.list(roomRef(call), path)).map(entryJson) });
       },
       async stat(call) {
@@ -127,9 +128,11 @@ function uploadStream(call: ToolCall, out: (c: Content) => void, storage: RoomSt
           path = normalizePath(c.headers.path, "path", false);
           call.conn.scope.storageWrite(path);
           const s = c.headers.size;
-          if (s !== undefined && s !== null && (typeof s !== "number" || !Number.isInteger(s) || s < 0)) throw invalid("size must be a non-negative integer or null");
+          if (s !== undefined && s !== null && (typeof s !== "number" || !Number.isInteger(s) || s < 0))
+            throw invalid("size must be a non-negative integer or null");
           size = typeof s === "number" ? s : null;
-          if (size !== null && size > hooks.maxUploadBytes) throw new ToolError(`uploads are limited to ${hooks.maxUploadBytes} bytes`, ErrorCode.INVALID_REQUEST);
+          if (size !== null && size > hooks.maxUploadBytes)
+            throw new ToolError(`uploads are limited to ${hooks.maxUploadBytes} bytes`, ErrorCode.INVALID_REQUEST);
           const name = typeof c.headers.name === "string" && c.headers.name ? c.headers.name : path.slice(path.lastIndexOf("/") + 1);
           const mimeType = typeof c.headers.mime_type === "string" && c.headers.mime_type ? c.headers.mime_type : "application/octet-stream";
           writer = await storage.createWriter(roomRef(call), path, { overwrite: c.headers.overwrite === true, name, mimeType });
@@ -143,7 +146,10 @@ function uploadStream(call: ToolCall, out: (c: Content) => void, storage: RoomSt
         }
         if (c.type !== "binary" || c.headers.kind !== "data") throw invalid("upload data comes as binary chunks of kind data");
         if (writer.written + c.data.length > (size ?? hooks.maxUploadBytes))
-          throw new ToolError(size !== null ? `the upload sent more than the ${size} bytes it announced` : `uploads are limited to ${hooks.maxUploadBytes} bytes`, ErrorCode.INVALID_REQUEST);
+          throw new ToolError(
+            size !== null ? `the upload sent more than the ${size} bytes it announced` : `uploads are limited to ${hooks.maxUploadBytes} bytes`,
+            ErrorCode.INVALID_REQUEST,
+          );
         await writer.write(c.data);
         if (size !== null && writer.written === size) return await finish();
         pull();

@@ -1,63 +1,54 @@
-import type { Kysely, Migration } from "kysely";
+import type { Migration } from "kysely";
+import { tablesMigration } from "./ddl.js";
 
-export const m0001_identity: Migration = {
-  async up(db: Kysely<any>) {
-    await db.schema
-      .createTable("users")
-      .addColumn("id", "text", (c) => c.primaryKey())
-      .addColumn("email", "text", (c) => c.notNull())
-      .addColumn("email_lower", "text", (c) => c.notNull().unique())
-      .addColumn("first_name", "text")
-      .addColumn("last_name", "text")
-      .addColumn("password_hash", "text")
-      .addColumn("invited", "integer", (c) => c.notNull().defaultTo(0))
-      .addColumn("created_at", "bigint", (c) => c.notNull())
-      .execute();
-    await db.schema
-      .createTable("projects")
-      .addColumn("id", "text", (c) => c.primaryKey())
-      .addColumn("name", "text", (c) => c.notNull())
-      .addColumn("settings", "text", (c) => c.notNull())
-      .addColumn("enabled", "integer", (c) => c.notNull().defaultTo(1))
-      .addColumn("owner_user_id", "text")
-      .addColumn("created_at", "bigint", (c) => c.notNull())
-      .execute();
-    await db.schema
-      .createTable("memberships")
-      .addColumn("project_id", "text", (c) => c.notNull().references("projects.id").onDelete("cascade"))
-      .addColumn("user_id", "text", (c) => c.notNull().references("users.id").onDelete("cascade"))
-      .addColumn("is_admin", "integer", (c) => c.notNull().defaultTo(0))
-      .addColumn("is_developer", "integer", (c) => c.notNull().defaultTo(0))
-      .addColumn("can_create_rooms", "integer", (c) => c.notNull().defaultTo(0))
-      .addColumn("can_use_llm_proxy", "integer", (c) => c.notNull().defaultTo(0))
-      .addColumn("created_at", "bigint", (c) => c.notNull())
-      .addPrimaryKeyConstraint("memberships_pk", ["project_id", "user_id"])
-      .execute();
-    await db.schema.createIndex("memberships_user").on("memberships").columns(["user_id"]).execute();
-    await db.schema
-      .createTable("api_keys")
-      .addColumn("id", "text", (c) => c.primaryKey())
-      .addColumn("project_id", "text", (c) => c.notNull().references("projects.id").onDelete("cascade"))
-      .addColumn("name", "text", (c) => c.notNull())
-      .addColumn("description", "text", (c) => c.notNull())
-      .addColumn("secret_sealed", "text", (c) => c.notNull())
-      .addColumn("secret_hash", "text", (c) => c.notNull())
-      .addColumn("created_by", "text")
-      .addColumn("created_at", "bigint", (c) => c.notNull())
-      .execute();
-    await db.schema.createIndex("api_keys_project").on("api_keys").columns(["project_id", "created_at"]).execute();
-    await db.schema
-      .createTable("user_tokens")
-      .addColumn("id", "text", (c) => c.primaryKey())
-      .addColumn("user_id", "text", (c) => c.notNull().references("users.id").onDelete("cascade"))
-      .addColumn("token_hash", "text", (c) => c.notNull().unique())
-      .addColumn("kind", "text", (c) => c.notNull())
-      .addColumn("name", "text", (c) => c.notNull())
-      .addColumn("created_at", "bigint", (c) => c.notNull())
-      .addColumn("expires_at", "bigint")
-      .execute();
+export const m0001_identity: Migration = tablesMigration({
+  users: {
+    id: "text primary key",
+    email: "text not null",
+    email_lower: "text not null unique",
+    first_name: "text",
+    last_name: "text",
+    password_hash: "text",
+    invited: "integer not null default 0",
+    created_at: "bigint not null",
   },
-  async down(db: Kysely<any>) {
-    for (const t of ["user_tokens", "api_keys", "memberships", "projects", "users"]) await db.schema.dropTable(t).execute();
+  projects: {
+    id: "text primary key",
+    name: "text not null",
+    settings: "text not null",
+    enabled: "integer not null default 1",
+    owner_user_id: "text",
+    created_at: "bigint not null",
   },
-};
+  memberships: {
+    project_id: "text not null references projects.id on delete cascade",
+    user_id: "text not null references users.id on delete cascade",
+    is_admin: "integer not null default 0",
+    is_developer: "integer not null default 0",
+    can_create_rooms: "integer not null default 0",
+    can_use_llm_proxy: "integer not null default 0",
+    created_at: "bigint not null",
+    "constraint memberships_pk": "primary key (project_id, user_id)",
+    "index memberships_user": "(user_id)",
+  },
+  api_keys: {
+    id: "text primary key",
+    project_id: "text not null references projects.id on delete cascade",
+    name: "text not null",
+    description: "text not null",
+    secret_sealed: "text not null",
+    secret_hash: "text not null",
+    created_by: "text",
+    created_at: "bigint not null",
+    "index api_keys_project": "(project_id, created_at)",
+  },
+  user_tokens: {
+    id: "text primary key",
+    user_id: "text not null references users.id on delete cascade",
+    token_hash: "text not null unique",
+    kind: "text not null",
+    name: "text not null",
+    created_at: "bigint not null",
+    expires_at: "bigint",
+  },
+});

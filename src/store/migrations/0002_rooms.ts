@@ -1,21 +1,16 @@
-import type { Kysely, Migration } from "kysely";
+import type { Migration } from "kysely";
+import { tablesMigration } from "./ddl.js";
 
-export const m0002_rooms: Migration = {
-  async up(db: Kysely<any>) {
-    await db.schema
-      .createTable("rooms")
-      .addColumn("id", "text", (c) => c.primaryKey())
-      .addColumn("project_id", "text", (c) => c.notNull().references("projects.id").onDelete("cascade"))
-      .addColumn("name", "text", (c) => c.notNull())
-      .addColumn("metadata", "text", (c) => c.notNull())
-      .addColumn("annotations", "text", (c) => c.notNull())
-      .addColumn("created_at", "bigint", (c) => c.notNull())
-      .addColumn("updated_at", "bigint", (c) => c.notNull())
-      .addUniqueConstraint("rooms_project_name", ["project_id", "name"])
-      .execute();
-    await db.schema.createIndex("rooms_project_created").on("rooms").columns(["project_id", "created_at", "id"]).execute();
+export const m0002_rooms: Migration = tablesMigration({
+  rooms: {
+    id: "text primary key",
+    project_id: "text not null references projects.id on delete cascade",
+    name: "text not null",
+    metadata: "text not null",
+    annotations: "text not null",
+    created_at: "bigint not null",
+    updated_at: "bigint not null",
+    "constraint rooms_project_name": "unique (project_id, name)",
+    "index rooms_project_created": "(project_id, created_at, id)",
   },
-  async down(db: Kysely<any>) {
-    await db.schema.dropTable("rooms").execute();
-  },
-};
+});

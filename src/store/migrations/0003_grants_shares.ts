@@ -1,4 +1,42 @@
 import { PostgresAdapter, sql, type Kysely, type Migration } from "kysely";
+import { createTables, dropTables, type Tables } from "./ddl.js";
+
+const tables: Tables = {
+  room_grants: {
+    project_id: "text not null references projects.id on delete cascade",
+    room_id: "text not null references rooms.id on delete cascade",
+    user_id: "text not null references users.id on delete cascade",
+    permissions: "text not null",
+    created_at: "bigint not null",
+    updated_at: "bigint not null",
+    "constraint room_grants_pk": "primary key (room_id, user_id)",
+    "index room_grants_project_user": "(project_id, user_id, room_id)",
+    "index room_grants_user": "(user_id)",
+  },
+  shares: {
+    id: "text primary key",
+    project_id: "text not null references projects.id on delete cascade",
+    room_id: "text references rooms.id on delete cascade",
+    settings: "text not null",
+    max_uses: "bigint",
+    uses: "bigint not null default 0",
+    expires_at: "bigint",
+    created_at: "bigint not null",
+    updated_at: "bigint not null",
+    "index shares_project": "(project_id, created_at, id)",
+    "index shares_room": "(room_id)",
+  },
+  project_signing_keys: {
+    id: "text primary key",
+    project_id: "text not null unique references projects.id on delete cascade",
+    secret_sealed: "text not null",
+    created_at: "bigint not null",
+  },
+  room_counts: {
+    project_id: "text primary key references projects.id on delete cascade",
+    count: "bigint not null",
+  },
+};
 
 /**
  * Rooms area, part 2: room grants, shares, per-project signing keys for server-minted participant tokens, and a
@@ -13,51 +51,11 @@ export const m0003_grants_shares: Migration = {
     // Covering index for list_rooms by name: a deep offset walks index entries only (see roomsRepo.page).
     await db.schema.createIndex("rooms_project_name_id").on("rooms").columns(["project_id", "name", "id"]).execute();
 
-    await db.schema
-      .createTable("room_grants")
-      .addColumn("project_id", "text", (c) => c.notNull().references("projects.id").onDelete("cascade"))
-      .addColumn("room_id", "text", (c) => c.notNull().references("rooms.id").onDelete("cascade"))
-      .addColumn("user_id", "text", (c) => c.notNull().references("users.id").onDelete("cascade"))
-      .addColumn("permissions", "text", (c) => c.notNull())
-      .addColumn("created_at", "bigint", (c) => c.notNull())
-      .addColumn("updated_at", "bigint", (c) => c.notNull())
-      .addPrimaryKeyConstraint("room_grants_pk", ["room_id", "user_id"])
-      .execute();
-    await db.schema.createIndex("room_grants_project_user").on("room_grants").columns(["project_id", "user_id", "room_id"]).execute();
-    await db.schema.createIndex("room_grants_user").on("room_grants").columns(["user_id"]).execute();
-
-    await db.schema
-      .createTable("shares")
-      .addColumn("id", "text", (c) => c.primaryKey())
-      .addColumn("project_id", "text", (c) => c.notNull().references("projects.id").onDelete("cascade"))
-      .addColumn("room_id", "text", (c) => c.references("rooms.id").onDelete("cascade"))
-      .addColumn("settings", "text", (c) => c.notNull())
-      .addColumn("max_uses", "bigint")
-      .addColumn("uses", "bigint", (c) => c.notNull().defaultTo(0))
-      .addColumn("expires_at", "bigint")
-      .addColumn("created_at", "bigint", (c) => c.notNull())
-      .addColumn("updated_at", "bigint", (c) => c.notNull())
-      .execute();
-    await db.schema.createIndex("shares_project").on("shares").columns(["project_id", "created_at", "id"]).execute();
-    await db.schema.createIndex("shares_room").on("shares").columns(["room_id"]).execute();
-
-    await db.schema
-      .createTable("project_signing_keys")
-      .addColumn("id", "text", (c) => c.primaryKey())
-      .addColumn("project_id", "text", (c) => c.notNull().unique().references("projects.id").onDelete("cascade"))
-      .addColumn("secret_sealed", "text", (c) => c.notNull())
-      .addColumn("created_at", "bigint", (c) => c.notNull())
-      .execute();
-
-    await db.schema
-      .createTable("room_counts")
-      .addColumn("project_id", "text", (c) => c.primaryKey().references("projects.id").onDelete("cascade"))
-      .addColumn("count", "bigint", (c) => c.notNull())
-      .execute();
+    await createTables(db, tables);
     await sql`INSERT INTO room_counts (project_id, count) SELECT project_id, count(*) FROM rooms GROUP BY project_id`.execute(db);
   },
   async down(db: Kysely<any>) {
-    for (const t of ["room_counts", "project_signing_keys", "shares", "room_grants"]) await db.schema.dropTable(t).execute();
+    await dropTables(db, tables);
     await db.schema.dropIndex("rooms_project_name_id").execute();
   },
 };

@@ -1,0 +1,17 @@
+/** The rooms part of the config (read from MESHAGENT_ROOM_* and MESHAGENT_OTLP_BODY_LIMIT by config.ts). */
+export interface RoomsConfig {
+  /** MESHAGENT_ROOM_EMPTY_TIMEOUT (seconds, default 30): an empty room's session ends after this long. */
+  emptyTimeoutMs: number;
+  /** MESHAGENT_ROOM_LEASE (seconds, default 15): room ownership lease; renewed every third of it. */
+  leaseMs: number;
+  /** MESHAGENT_ROOM_SERVER_URL: how other server processes reach this one (default http://<host>:<port>). */
+  serverUrl?: string;
+  /** MESHAGENT_ROOM_PROXY (default true): proxy connections for rooms another process serves, or refuse them (1013). */
+  proxy: boolean;
+  /** MESHAGENT_ROOM_MAX_MESSAGE (bytes, default 64 MiB): largest protocol message a participant may send. */
+  maxMessageBytes: number;
+  /** MESHAGENT_ROOM_MAX_UPLOAD (bytes, default 1 GiB): largest file a storage.upload may write. */
+  maxUploadBytes: number;
+  /** MESHAGENT_OTLP_BODY_LIMIT (bytes, default 16 MiB): largest OTLP/HTTP request body. */
+  otlpBodyLimit: number;
+}
