@@ -117,7 +117,13 @@ async function main(dialect: "sqlite" | "postgres") {
       await d.end();
     };
   }
-  const env = { MESHAGENT_DATA_DIR: dataDir, MESHAGENT_DATABASE_URL: dbUrl, MESHAGENT_LOG_LEVEL: "warn" };
+  // Rate limits off unless MESHAGENT_RATE_LIMIT is set: the benchmark measures throughput, not the limiter.
+  const env = {
+    MESHAGENT_DATA_DIR: dataDir,
+    MESHAGENT_DATABASE_URL: dbUrl,
+    MESHAGENT_LOG_LEVEL: "warn",
+    MESHAGENT_RATE_LIMIT: process.env.MESHAGENT_RATE_LIMIT ?? "0",
+  };
   const children: { kill(): Promise<unknown> | void }[] = [];
   try {
     // Project, room, a plain member with a grant on it.

@@ -109,7 +109,13 @@ async function setup(dialect: "sqlite" | "postgres", rooms: number): Promise<Set
       await c.end();
     };
   }
-  const env = { MESHAGENT_DATA_DIR: dataDir, MESHAGENT_DATABASE_URL: url, MESHAGENT_LOG_LEVEL: "warn" };
+  // Rate limits off unless MESHAGENT_RATE_LIMIT is set: the benchmark measures throughput, not the limiter.
+  const env = {
+    MESHAGENT_DATA_DIR: dataDir,
+    MESHAGENT_DATABASE_URL: url,
+    MESHAGENT_LOG_LEVEL: "warn",
+    MESHAGENT_RATE_LIMIT: process.env.MESHAGENT_RATE_LIMIT ?? "0",
+  };
   const cleanup = async () => {
     await dropDb();
     rmSync(dataDir, { recursive: true, force: true });

@@ -111,6 +111,8 @@ async function main() {
     MESHAGENT_PORT: String(port),
     MESHAGENT_HOST: "127.0.0.1",
     MESHAGENT_LOG_LEVEL: "warn",
+    // Rate limits off unless MESHAGENT_RATE_LIMIT is set: the benchmark measures throughput, not the limiter.
+    MESHAGENT_RATE_LIMIT: process.env.MESHAGENT_RATE_LIMIT ?? "0",
   };
 
   writeSource();

@@ -7,8 +7,15 @@ import { randomUUID } from "node:crypto";
 import type { AppContext } from "./context.js";
 import { ApiError, errorBody } from "./core/errors.js";
 import { ErrorResponse } from "./core/http.js";
+import { MAX_JSON_DEPTH, jsonHasNul, jsonTooDeep } from "./core/json.js";
+import { isDataException } from "./store/errors.js";
+import { requestSerializer } from "./core/redact.js";
+import { MAX_PARAM_LENGTH, clientErrorHandler, frameworkErrors, refuseNulInUrl } from "./core/client-errors.js";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { installAccessGate } from "./auth/plugin.js";
+import { installIdempotency } from "./idempotency/index.js";
+import { installAuditLog } from "./audit/hook.js";
+import { installRateLimits } from "./auth/rate-limit.js";
 import { domains } from "./domains.js";
 
 function makeAjv(coerce: boolean) {
@@ -18,14 +25,22 @@ function makeAjv(coerce: boolean) {
 }
 
 /** Builds the HTTP app from a context, without listening: `main.ts` listens, tests use it the same way. */
-export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {}): Promise<FastifyInstance> {
+export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStream?: { write(line: string): void } } = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    // pino's default request serializer logs method, url and ids, never headers: bearer tokens stay out of logs.
-    logger: opts.logger === false ? false : { level: ctx.config.logLevel },
+    // The request serializer logs method, url and ids, never headers (bearer tokens stay out of logs), and redacts the
+    // query string's secrets (signature, token, code, *key*, *secret*: src/core/redact.ts). `logStream`: tests read the log.
+    logger:
+      opts.logger === false
+        ? false
+        : { level: ctx.config.logLevel, serializers: { req: requestSerializer }, ...(opts.logStream ? { stream: opts.logStream } : {}) },
     bodyLimit: ctx.config.bodyLimitBytes,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
+    // Errors raised before a route runs (bad percent-encoding, over-long parameters, what Node's HTTP parser refuses:
+    // oversized headers → 431) are answered in the API's error shape too (src/core/client-errors.ts).
+    frameworkErrors,
+    clientErrorHandler,
     forceCloseConnections: true,
     // A client that stops sending (a stalled upload) or reading does not hold its connection forever. WebSocket
     // connections are not affected: `ws` turns the timeout off on the sockets it takes over.
@@ -41,13 +56,23 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
     reply.header("x-request-id", req.id);
     done();
   });
+  app.addHook("onRequest", refuseNulInUrl);
 
   // The Python client sends `Content-Type: application/json` on body-less calls too (terminate, some POSTs):
   // an empty JSON body is "no body", not an error. Everything else goes to Fastify's own (prototype-safe) parser.
   const parseJson = app.getDefaultJsonParser("error", "ignore");
   app.removeContentTypeParser("application/json");
+  // Bodies nest at most MAX_JSON_DEPTH deep (checked on the text, before parsing): no handler walks a deeper value.
+  // No route takes a compressed JSON body: a Content-Encoding other than identity is a 415.
   app.addContentTypeParser("application/json", { parseAs: "string" }, (req, body, done) => {
+    const enc = String(req.headers["content-encoding"] ?? "identity")
+      .trim()
+      .toLowerCase();
+    if (enc !== "identity" && enc !== "")
+      return done(new ApiError(415, "unsupported_media_type", "JSON bodies are accepted without Content-Encoding only"), undefined);
     if (body === "" || (typeof body === "string" && body.trim() === "")) return done(null, undefined);
+    if (jsonTooDeep(body as string)) return done(new ApiError(400, "invalid_request", `the JSON body nests deeper than ${MAX_JSON_DEPTH} levels`), undefined);
+    if (jsonHasNul(body as string)) return done(new ApiError(400, "invalid_request", "JSON strings must not contain NUL characters (\\u0000)"), undefined);
     parseJson(req, body as string, done);
   });
 
@@ -60,11 +85,18 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
       const missing = v?.keyword === "required" ? `/${(v.params as { missingProperty?: string }).missingProperty}` : "";
       return reply.code(400).send(errorBody("invalid_request", `${where}${missing} ${v?.message ?? "is invalid"}`.trim()));
     }
-    if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE")
-      return reply.code(413).send(errorBody("payload_too_large", `request body is larger than ${ctx.config.bodyLimitBytes} bytes`));
+    if (fe.code === "FST_ERR_CTP_BODY_TOO_LARGE") {
+      const limit = req.url.startsWith("/v1/") ? ctx.config.rooms.otlpBodyLimit : ctx.config.bodyLimitBytes;
+      return reply.code(413).send(errorBody("payload_too_large", `request body is larger than ${limit} bytes`));
+    }
     if (fe.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return reply.code(415).send(errorBody("unsupported_media_type", fe.message));
     if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500)
       return reply.code(fe.statusCode).send(errorBody(fe.code ? fe.code.toLowerCase().replace(/^fst_err_/, "") : "bad_request", fe.message));
+    // A value the store cannot hold (PostgreSQL data exceptions, integers too large to bind) is the input's fault.
+    if (isDataException(err)) {
+      req.log.warn({ err }, "a request value could not be stored");
+      return reply.code(400).send(errorBody("invalid_request", "a value of the request cannot be stored (out of range or not representable)"));
+    }
     req.log.error({ err }, "unhandled error");
     return reply.code(500).send(errorBody("internal", "internal server error"));
   });
@@ -93,8 +125,15 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean } = {})
   app.get("/healthz", { schema: { hide: true } }, async () => ({ ok: true }));
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
+  // Rate limits on every route registered from here on (the health check and the docs above are not limited).
+  await installRateLimits(app, ctx.auth, ctx.config.rateLimit);
+  // Idempotency-Key on every POST from here on. Installed before the gate, whose check then runs first (it puts it in
+  // front of a route's preHandlers): the key is claimed once the caller is known.
+  installIdempotency(app, ctx.idempotency, ctx.auth);
   // Every route from here on declares its access (config.access); one preHandler enforces it.
   installAccessGate(app, ctx.auth);
+  // Every mutating call on those routes is recorded in the audit log before its answer goes out.
+  installAuditLog(app, ctx.audit, ctx.auth);
   for (const d of domains) {
     const routes = d.routes;
     if (!routes) continue;

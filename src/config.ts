@@ -6,6 +6,8 @@ import { KindGuard, Type, type Static, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import type { WebhookConfig } from "./webhooks/config.js";
 import type { RoomsConfig } from "./room-server/config.js";
+import type { IdempotencyConfig } from "./idempotency/service.js";
+import type { RateLimitConfig } from "./auth/rate-limit.js";
 
 export type { RoomsConfig };
 
@@ -22,6 +24,10 @@ export interface Config {
   tokenTtlSeconds: number;
   bodyLimitBytes: number;
   httpIdleTimeoutMs: number;
+  /** Idempotency-Key on POST: how long keys are kept, how long a concurrent request waits (MESHAGENT_IDEMPOTENCY_*). */
+  idempotency: IdempotencyConfig;
+  /** Request budgets per caller (MESHAGENT_RATE_LIMIT*), optionally shared through Redis. */
+  rateLimit: RateLimitConfig;
   pricingFile?: string;
   logLevel: string;
   webhooks: WebhookConfig;
@@ -29,6 +35,8 @@ export interface Config {
   storageUrl: string;
   /** Largest accepted upload in bytes (413 above it). */
   maxUploadBytes: number;
+  /** MESHAGENT_MAX_CONCURRENT_UPLOADS: uploads one project may have in progress in this process (429 above it). */
+  maxConcurrentUploads: number;
   /** S3 connection settings, read from the standard AWS variables (used when storageUrl is s3://). */
   s3: S3Settings;
   /** Inbound SMTP (mailboxes). Off unless MESHAGENT_SMTP_PORT is set. */
@@ -37,6 +45,8 @@ export interface Config {
   rooms: RoomsConfig;
   /** Scheduled tasks. */
   scheduler: SchedulerConfig;
+  /** Audit-log entries older than this many days are deleted (0 = keep forever). */
+  auditRetentionDays: number;
 }
 
 export interface SchedulerConfig {
@@ -139,6 +149,46 @@ export const ConfigSchema = Type.Object({
     description:
       "how long an HTTP connection may stay silent (a stalled upload, a client that stopped reading) before it is closed; `0` = never. Room WebSockets are not affected",
   }),
+  MESHAGENT_IDEMPOTENCY_TTL: Type.Integer({
+    minimum: 1,
+    default: 24 * 3600,
+    unit: "s",
+    description: "how long an `Idempotency-Key` and the response it stored are kept, from the key's first request",
+  }),
+  MESHAGENT_IDEMPOTENCY_WAIT: Type.Number({
+    minimum: 0,
+    default: 30,
+    unit: "s",
+    description:
+      "how long a POST waits for a concurrent one with the same `Idempotency-Key` to finish before it gets 409 `idempotency_key_in_use` (decimals allowed)",
+  }),
+  MESHAGENT_RATE_LIMIT: Type.Integer({
+    minimum: 0,
+    default: 6000,
+    description:
+      "requests per window per caller on the API (per API key, user, or participant token; per IP without valid credentials); `0` turns every rate limit off",
+  }),
+  MESHAGENT_RATE_LIMIT_AUTH: Type.Integer({
+    minimum: 0,
+    default: 600,
+    description: "requests per window per IP on the public routes (token validation, share links, pricing, event catalog); `0`: unlimited",
+  }),
+  MESHAGENT_RATE_LIMIT_STORAGE: Type.Integer({
+    minimum: 0,
+    default: 3000,
+    description: "requests per window per caller on storage transfers (upload, download, signed room-storage downloads); `0`: unlimited",
+  }),
+  MESHAGENT_RATE_LIMIT_WINDOW: Type.Integer({ minimum: 1, default: 60, unit: "s", description: "the rate-limit window" }),
+  MESHAGENT_REDIS_URL: Type.Optional(
+    Type.String({
+      pattern: "^rediss?://",
+      expected: "a redis:// or rediss:// URL",
+      secret: true,
+      defaultText: "unset: budgets in memory, per process",
+      description: "Redis that holds the rate-limit budgets, shared by every server process (must be reachable at start)",
+    }),
+  ),
+  MESHAGENT_REDIS_PREFIX: Type.String({ default: "meshagent:", description: "prefix of every Redis key the server writes" }),
   MESHAGENT_PRICING_FILE: Type.Optional(Type.String({ defaultText: "built-in table", description: "JSON price list served at `GET /pricing` (shape below)" })),
   MESHAGENT_LOG_LEVEL: Type.Union(
     LOG_LEVELS.map((l) => Type.Literal(l)),
@@ -176,11 +226,39 @@ export const ConfigSchema = Type.Object({
     description: "largest room-protocol message a participant may send",
   }),
   MESHAGENT_ROOM_MAX_UPLOAD: Type.Integer({ minimum: 0, default: 1024 * MiB, unit: "bytes", description: "largest file one `storage.upload` may write" }),
+  MESHAGENT_ROOM_MAX_MESSAGES_PER_SECOND: Type.Integer({
+    minimum: 1,
+    default: 1000,
+    description:
+      "messages one participant (connection) may send per second, on average; above it a request gets an error response, and a connection that keeps sending over 10 times as many is closed with 1008",
+  }),
+  MESHAGENT_ROOM_MESSAGE_BURST: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      defaultText: "2 × `MESHAGENT_ROOM_MAX_MESSAGES_PER_SECOND`",
+      description: "messages one participant may send at once before the per-second rate applies",
+    }),
+  ),
+  MESHAGENT_ROOM_MAX_TOOL_CALLS: Type.Integer({
+    minimum: 1,
+    default: 64,
+    description: "tool calls one participant may have in flight (waiting `queues.receive` included); the next gets an error response",
+  }),
+  MESHAGENT_ROOM_MAX_STREAMS: Type.Integer({
+    minimum: 1,
+    default: 16,
+    description: "streaming tool calls (`storage.upload`, `storage.download`) one participant may have open; the next gets an error response",
+  }),
   MESHAGENT_OTLP_BODY_LIMIT: Type.Integer({
     minimum: 0,
     default: 16 * MiB,
     unit: "bytes",
     description: "largest OTLP/HTTP request body (`/v1/traces`, `/v1/metrics`, `/v1/logs`)",
+  }),
+  MESHAGENT_OTLP_MAX_ROWS_PER_SESSION: Type.Integer({
+    minimum: 0,
+    default: 100_000,
+    description: "spans, metric points and log records OTLP/HTTP may add to one session; the rest is rejected as an OTLP partial success (`0`: no limit)",
   }),
   MESHAGENT_SMTP_PORT: Type.Optional(
     Type.Integer({
@@ -206,6 +284,12 @@ export const ConfigSchema = Type.Object({
     default: 5 * 1024 * MiB,
     unit: "bytes",
     description: "largest upload (413 above it); not limited by `MESHAGENT_BODY_LIMIT`",
+  }),
+  MESHAGENT_MAX_CONCURRENT_UPLOADS: Type.Integer({
+    minimum: 1,
+    default: 8,
+    description:
+      "uploads (project storage and room `storage.upload`) one project may have in progress in one server process; the next is refused (429 `too_many_uploads`)",
   }),
   MESHAGENT_S3_PATH_STYLE: Type.Boolean({
     default: false,
@@ -262,6 +346,12 @@ export const ConfigSchema = Type.Object({
     default: 90,
     unit: "days",
     description: "scheduled-task runs older than this are deleted (`0` keeps them forever)",
+  }),
+  MESHAGENT_AUDIT_RETENTION_DAYS: Type.Integer({
+    minimum: 0,
+    default: 90,
+    unit: "days",
+    description: "audit-log entries older than this are deleted by an hourly sweep (`0` keeps them forever)",
   }),
 });
 
@@ -395,6 +485,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tokenTtlSeconds: v.MESHAGENT_TOKEN_TTL,
     bodyLimitBytes: v.MESHAGENT_BODY_LIMIT,
     httpIdleTimeoutMs: ms(v.MESHAGENT_HTTP_IDLE_TIMEOUT),
+    idempotency: { ttlMs: ms(v.MESHAGENT_IDEMPOTENCY_TTL), waitMs: ms(v.MESHAGENT_IDEMPOTENCY_WAIT) },
+    rateLimit: {
+      api: v.MESHAGENT_RATE_LIMIT,
+      public: v.MESHAGENT_RATE_LIMIT_AUTH,
+      storage: v.MESHAGENT_RATE_LIMIT_STORAGE,
+      windowMs: ms(v.MESHAGENT_RATE_LIMIT_WINDOW),
+      redisUrl: v.MESHAGENT_REDIS_URL,
+      redisPrefix: v.MESHAGENT_REDIS_PREFIX,
+    },
     pricingFile: v.MESHAGENT_PRICING_FILE,
     logLevel: v.MESHAGENT_LOG_LEVEL,
     webhooks: {
@@ -407,6 +506,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     storageUrl: v.MESHAGENT_STORAGE_URL ?? join(dataDir, "storage"),
     maxUploadBytes: v.MESHAGENT_MAX_UPLOAD_BYTES,
+    maxConcurrentUploads: v.MESHAGENT_MAX_CONCURRENT_UPLOADS,
     s3: {
       endpoint: v.AWS_ENDPOINT_URL_S3 ?? v.AWS_ENDPOINT_URL,
       region: v.AWS_REGION ?? v.AWS_DEFAULT_REGION ?? "us-east-1",
@@ -430,7 +530,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       proxy: v.MESHAGENT_ROOM_PROXY,
       maxMessageBytes: v.MESHAGENT_ROOM_MAX_MESSAGE,
       maxUploadBytes: v.MESHAGENT_ROOM_MAX_UPLOAD,
+      maxMessagesPerSecond: v.MESHAGENT_ROOM_MAX_MESSAGES_PER_SECOND,
+      messageBurst: v.MESHAGENT_ROOM_MESSAGE_BURST ?? 2 * v.MESHAGENT_ROOM_MAX_MESSAGES_PER_SECOND,
+      maxToolCalls: v.MESHAGENT_ROOM_MAX_TOOL_CALLS,
+      maxStreams: v.MESHAGENT_ROOM_MAX_STREAMS,
       otlpBodyLimit: v.MESHAGENT_OTLP_BODY_LIMIT,
+      otlpMaxRowsPerSession: v.MESHAGENT_OTLP_MAX_ROWS_PER_SESSION,
     },
     scheduler: {
       enabled: v.MESHAGENT_SCHEDULER_ENABLED,
@@ -438,5 +543,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       misfireGraceSeconds: v.MESHAGENT_SCHEDULE_MISFIRE_GRACE,
       runRetentionDays: v.MESHAGENT_SCHEDULE_RUN_RETENTION_DAYS,
     },
+    auditRetentionDays: v.MESHAGENT_AUDIT_RETENTION_DAYS,
   };
 }

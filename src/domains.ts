@@ -13,6 +13,7 @@ import { roomServerDomain } from "./room-server/index.js";
 import { webhooksDomain } from "./webhooks/index.js";
 import { storageDomain } from "./storage/index.js";
 import { schedulerDomain } from "./scheduler/index.js";
+import { auditDomain } from "./audit/index.js";
 
 /** Every area of the app, in registration order. A new area adds its `index.ts` here (and its migration). */
 export const domains: Domain[] = [
@@ -30,4 +31,5 @@ export const domains: Domain[] = [
   webhooksDomain,
   storageDomain,
   schedulerDomain,
+  auditDomain,
 ];

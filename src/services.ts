@@ -30,6 +30,8 @@ import { SchedulerService } from "./scheduler/service.js";
 import { SchedulerEngine } from "./scheduler/engine.js";
 import { EventCatalog } from "./webhooks/catalog.js";
 import { domains } from "./domains.js";
+import { AuditService } from "./audit/service.js";
+import { IdempotencyService } from "./idempotency/index.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}) {
@@ -61,6 +63,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const blobs = await openBlobStore(config);
   const storage = new StorageService(store.db, store.dialect, blobs, clock, bus, projects, {
     maxUploadBytes: config.maxUploadBytes,
+    maxConcurrentUploads: config.maxConcurrentUploads,
     log: (msg, err) => process.stderr.write(JSON.stringify({ level: 40, time: Date.now(), msg, err: String((err as Error)?.message ?? err) }) + "\n"),
   });
   // Servers recover interrupted writes and sweep dead uploads' leftovers; one-shot CLI commands don't.
@@ -75,6 +78,14 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const schedulerEngine = new SchedulerEngine(store, clock, queues, bus, new DetachedAttachmentSink(storage), config.scheduler);
   scheduler.onChange(() => schedulerEngine.wake());
   const sessions = new SessionsService(store.db, clock, bus, () => config.publicUrl);
+  // Idempotency-Key on POST (the hook app.ts installs); the app sweeps expired keys while it runs.
+  const idempotency = new IdempotencyService(store.db, clock, sealer, config.idempotency);
+  // The audit log (written by the hook app.ts installs); servers sweep entries past their retention, CLI commands don't.
+  const audit = new AuditService(store.db, clock, {
+    retentionDays: config.auditRetentionDays,
+    log: (msg, err) => process.stderr.write(JSON.stringify({ level: 40, time: Date.now(), msg, err: String((err as Error)?.message ?? err) }) + "\n"),
+  });
+  if (opts.listen !== false) audit.start();
   // Room storage: rooms/<room id>/… in the BlobStore, through the storage service (usage, events), where mail
   // attachments and scheduler files go too.
   const roomStorage = new BlobRoomStorage(storage);
@@ -116,6 +127,10 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     schedulerEngine,
     /** Room sessions: participants, events, spans, metrics (REST §6.6 and the OTLP receiver). */
     sessions,
+    /** The audit log of mutating calls; its retention sweep runs in servers and is stopped by close(). */
+    audit,
+    /** Idempotency keys of POST requests and their stored responses. */
+    idempotency,
     /** Room-scoped storage behind the room server's storage toolkit. */
     roomStorage,
     /** The WebSocket room server; app.ts attaches it to the HTTP server. */
@@ -127,6 +142,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
       await mail.stop();
       await queues.shutdown();
       await storage.stop();
+      await audit.stop();
       await blobs.close();
       await invalidator.close();
       await store.close();

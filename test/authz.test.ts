@@ -1,9 +1,9 @@
-import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ACCESS_ERRORS, ACCESS_LEVELS, type Access } from "../src/auth/plugin.js";
 import { createRoom } from "./helpers/rooms.js";
 import { startServer, type TestServer } from "./helpers/server.js";
 import { AUTHZ_EXCEPTIONS } from "./authz-exceptions.js";
+import { operations, sample, type Operation as OpenApiOperation, type Schema } from "./helpers/openapi.js";
 
 /**
  * The authorization matrix, generated from /openapi.json: every operation is called as every kind of caller, and
@@ -35,47 +35,7 @@ export const EXPECTED: Record<Access, Record<Who, Outcome>> = {
 /** What the gate itself answers when it refuses; an admitted caller must never see one of these. */
 const GATE_REFUSAL = /^(this call needs the \w+ role in the project|this call needs a user token|project not found$|a participant token is required$)/;
 
-type Schema = Record<string, any>;
-
-/** A small valid value for a JSON schema (enough to get past request validation, so the gate decides). */
-function sample(schema: Schema | undefined, doc: Schema, depth = 0): unknown {
-  if (!schema || depth > 8) return undefined;
-  if (schema.$ref) return sample(doc.components.schemas[String(schema.$ref).split("/").pop()!], doc, depth + 1);
-  if (schema.const !== undefined) return schema.const;
-  if (schema.enum) return schema.enum[0];
-  if (schema.default !== undefined) return schema.default;
-  for (const k of ["anyOf", "oneOf"]) if (schema[k]) return sample(schema[k].find((s: Schema) => s.type !== "null") ?? schema[k][0], doc, depth + 1);
-  if (schema.allOf) return Object.assign({}, ...schema.allOf.map((s: Schema) => sample(s, doc, depth + 1)));
-  const type = Array.isArray(schema.type) ? schema.type.find((t: string) => t !== "null") : schema.type;
-  switch (type) {
-    case "object": {
-      const out: Record<string, unknown> = {};
-      for (const k of schema.required ?? []) out[k] = sample(schema.properties?.[k], doc, depth + 1);
-      return out;
-    }
-    case "array":
-      return Array.from({ length: schema.minItems ?? 0 }, () => sample(schema.items, doc, depth + 1));
-    case "integer":
-    case "number":
-      return schema.minimum ?? 1;
-    case "boolean":
-      return false;
-    case "string":
-      if (schema.format === "uuid") return randomUUID();
-      if (schema.format === "email") return "matrix@example.com";
-      return "x".repeat(Math.max(1, schema.minLength ?? 1));
-    default:
-      // untyped (any JSON): an object will do
-      return schema.properties ? sample({ ...schema, type: "object" }, doc, depth) : {};
-  }
-}
-
-interface Operation {
-  method: string;
-  path: string;
-  access: Access;
-  op: Schema;
-}
+type Operation = OpenApiOperation<Access>;
 
 describe("authorization matrix (generated from /openapi.json)", () => {
   let s: TestServer;
@@ -106,9 +66,7 @@ describe("authorization matrix (generated from /openapi.json)", () => {
       participant: participant.json.jwt,
     });
     doc = (await s.http("GET", "/openapi.json")).json;
-    ops = Object.entries<Schema>(doc.paths).flatMap(([path, methods]) =>
-      Object.entries<Schema>(methods).map(([method, op]) => ({ method: method.toUpperCase(), path, access: op["x-access"], op })),
-    );
+    ops = operations<Access>(doc);
   });
   afterAll(() => s?.close());
 

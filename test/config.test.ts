@@ -68,6 +68,7 @@ describe("loadConfig defaults (as before the schema)", () => {
     expect(c.logLevel).toBe("info");
     expect(c.storageUrl).toBe(join(dir, "storage"));
     expect(c.maxUploadBytes).toBe(5 * 1024 ** 3);
+    expect(c.maxConcurrentUploads).toBe(8);
     expect(c.webhooks).toEqual({ allowPrivate: false, timeoutMs: 15_000, leaseMs: 30_000, pollMs: 1000, concurrency: 64, dispatcher: true });
     expect(c.s3).toEqual({ region: "us-east-1", forcePathStyle: false });
     expect(c.smtp).toEqual({ port: null, host: "127.0.0.1", hostname: hostname(), maxBytes: 25 * 1024 * 1024 });
@@ -77,7 +78,12 @@ describe("loadConfig defaults (as before the schema)", () => {
       proxy: true,
       maxMessageBytes: 64 * 1024 * 1024,
       maxUploadBytes: 1024 ** 3,
+      maxMessagesPerSecond: 1000,
+      messageBurst: 2000,
+      maxToolCalls: 64,
+      maxStreams: 16,
       otlpBodyLimit: 16 * 1024 * 1024,
+      otlpMaxRowsPerSession: 100_000,
     });
     expect(c.rooms.serverUrl).toBeUndefined();
     expect(c.scheduler).toEqual({ enabled: true, minIntervalSeconds: 900, misfireGraceSeconds: 60, runRetentionDays: 90 });

@@ -20,8 +20,16 @@ export const Ok = Type.Object({ ok: Type.Boolean() });
 /** Any JSON object, returned as given (settings, metadata). */
 export const AnyObject = Type.Object({}, { additionalProperties: true });
 
-/** Query integers arrive as strings; the query validator coerces them. */
-export const QueryInt = (opts: { minimum?: number; maximum?: number } = {}) => Type.Optional(Type.Integer({ minimum: 0, ...opts }));
+/**
+ * The bound of every integer query parameter (paging included) unless a route declares a smaller one: 2^31-1, so a
+ * huge value (`99999999999999999999`, `1e309`) is a 400 naming the parameter instead of reaching SQL. The fuzz suite
+ * checks that every integer query parameter of /openapi.json has a maximum.
+ */
+export const INT_MAX = 2 ** 31 - 1;
+
+/** Query integers arrive as strings; the query validator coerces them. At most {@link INT_MAX} unless `maximum` says less. */
+export const QueryInt = (opts: { minimum?: number; maximum?: number } = {}) =>
+  Type.Optional(Type.Integer({ minimum: 0, ...opts, maximum: Math.min(opts.maximum ?? INT_MAX, INT_MAX) }));
 
 /** Standard error responses for the OpenAPI document. */
 export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, Type.Ref("Error")])) as Record<number, TSchema>;

@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.js";
-import { badRequest, conflict, notFound } from "../core/errors.js";
+import { badRequest, conflict, notFound, quote } from "../core/errors.js";
 import type { EventBus } from "../core/events.js";
 import { isUuid } from "../core/ids.js";
 import { isObj } from "../core/json.js";
@@ -22,7 +22,7 @@ export function grantJson(r: RoomCols & { user_id: string; permissions: string }
 
 function order(v: string | null | undefined): GrantOrder {
   const o = v ?? "room_name";
-  if (o !== "room_name" && o !== "created_at") throw badRequest(`order_by must be room_name or created_at, not ${JSON.stringify(v)}`);
+  if (o !== "room_name" && o !== "created_at") throw badRequest(`order_by must be room_name or created_at, not ${quote(v)}`);
   return o;
 }
 
@@ -102,7 +102,7 @@ export class GrantsService {
   /** The user a grant is for: by id (must exist), or by email (an unknown email becomes an invited user). */
   private async grantee(tx: Tx, input: { user_id?: string | null; email?: string | null }): Promise<string> {
     if (input.user_id) {
-      if (!isUuid(input.user_id)) throw badRequest(`user_id must be a user id (a UUID), got ${JSON.stringify(input.user_id)}`);
+      if (!isUuid(input.user_id)) throw badRequest(`user_id must be a user id (a UUID), got ${quote(input.user_id)}`);
       if (!(await this.users.get(input.user_id, tx))) throw notFound("user");
       return input.user_id;
     }
@@ -119,7 +119,7 @@ export class GrantsService {
     if (!isObj(permissions)) throw badRequest("permissions must be an object of user id → ApiScope");
     const out: Record<string, Scope> = {};
     for (const [userId, scope] of Object.entries(permissions)) {
-      if (!isUuid(userId)) throw badRequest(`permissions keys must be user ids (UUIDs), got ${JSON.stringify(userId)}`);
+      if (!isUuid(userId)) throw badRequest(`permissions keys must be user ids (UUIDs), got ${quote(userId)}`);
       out[userId] = validateScope(scope, `permissions.${userId}`);
     }
     return out;

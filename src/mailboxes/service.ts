@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.js";
-import { ApiError, badRequest, conflict, notFound } from "../core/errors.js";
+import { ApiError, badRequest, conflict, notFound, quote } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { isObj } from "../core/json.js";
 import { pageOffset, pageSize } from "../core/paging.js";
@@ -48,12 +48,12 @@ export function checkAddress(address: unknown): string {
   const a = address.trim();
   if (a.length > MAX_ADDRESS) throw badRequest(`address must be at most ${MAX_ADDRESS} characters`);
   const at = a.lastIndexOf("@");
-  if (at <= 0 || at === a.length - 1) throw badRequest(`address "${a}" is not an email address (local@domain)`);
+  if (at <= 0 || at === a.length - 1) throw badRequest(`address ${quote(a)} is not an email address (local@domain)`);
   const local = a.slice(0, at);
   const domain = a.slice(at + 1);
   if (local.length > 64 || !LOCAL_RE.test(local))
-    throw badRequest(`address "${a}": the part before @ may use letters, digits, _ + = - and single dots, at most 64 characters`);
-  if (!domain.split(".").every((l) => LABEL_RE.test(l))) throw badRequest(`address "${a}": "${domain}" is not a valid domain name`);
+    throw badRequest(`address ${quote(a)}: the part before @ may use letters, digits, _ + = - and single dots, at most 64 characters`);
+  if (!domain.split(".").every((l) => LABEL_RE.test(l))) throw badRequest(`address ${quote(a)}: ${quote(domain)} is not a valid domain name`);
   return a;
 }
 
@@ -89,7 +89,7 @@ export class MailboxesService {
     try {
       return await this.rooms.byName(projectId, name);
     } catch (err) {
-      if (err instanceof ApiError && err.status === 404) throw badRequest(`room "${name}" does not exist in this project`, "room_not_found");
+      if (err instanceof ApiError && err.status === 404) throw badRequest(`room ${quote(name)} does not exist in this project`, "room_not_found");
       throw err;
     }
   }

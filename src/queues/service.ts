@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.js";
-import { ApiError, badRequest, notFound } from "../core/errors.js";
+import { ApiError, badRequest, notFound, quote } from "../core/errors.js";
 import { newId, newTimeId } from "../core/ids.js";
 import type { Invalidator } from "../core/invalidation.js";
 import type { Queryable, Store } from "../store/db.js";
@@ -65,7 +65,7 @@ interface Ahead {
 export const MAX_QUEUE_NAME = 256;
 const TOPIC = "queue";
 
-export const queueNotFound = (name: string) => new ApiError(404, "queue_not_found", `queue "${name}" not found`);
+export const queueNotFound = (name: string) => new ApiError(404, "queue_not_found", `queue ${quote(name)} not found`);
 
 /** Queue names: 1–256 characters, no control characters, no surrounding whitespace. The same rule for every caller. */
 export function checkQueueName(name: unknown, field = "name"): string {

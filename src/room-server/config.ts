@@ -1,4 +1,4 @@
-/** The rooms part of the config (read from MESHAGENT_ROOM_* and MESHAGENT_OTLP_BODY_LIMIT by config.ts). */
+/** The rooms part of the config (read from MESHAGENT_ROOM_* and MESHAGENT_OTLP_* by config.ts). */
 export interface RoomsConfig {
   /** MESHAGENT_ROOM_EMPTY_TIMEOUT (seconds, default 30): an empty room's session ends after this long. */
   emptyTimeoutMs: number;
@@ -12,6 +12,16 @@ export interface RoomsConfig {
   maxMessageBytes: number;
   /** MESHAGENT_ROOM_MAX_UPLOAD (bytes, default 1 GiB): largest file a storage.upload may write. */
   maxUploadBytes: number;
+  /** MESHAGENT_ROOM_MAX_MESSAGES_PER_SECOND (default 1000): a participant's average message rate (token bucket). */
+  maxMessagesPerSecond: number;
+  /** MESHAGENT_ROOM_MESSAGE_BURST (default 2 × the rate): the token bucket's size. */
+  messageBurst: number;
+  /** MESHAGENT_ROOM_MAX_TOOL_CALLS (default 64): tool calls one participant may have in flight. */
+  maxToolCalls: number;
+  /** MESHAGENT_ROOM_MAX_STREAMS (default 16): streaming tool calls one participant may have open. */
+  maxStreams: number;
   /** MESHAGENT_OTLP_BODY_LIMIT (bytes, default 16 MiB): largest OTLP/HTTP request body. */
   otlpBodyLimit: number;
+  /** MESHAGENT_OTLP_MAX_ROWS_PER_SESSION (default 100000, 0 = no limit): OTLP rows one session may take. */
+  otlpMaxRowsPerSession: number;
 }

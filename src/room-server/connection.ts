@@ -47,6 +47,27 @@ export interface Toolkit {
 /** Slow readers: a socket that has this much unsent output is closed instead of buffering without bound. */
 const MAX_BUFFERED = 64 * 1024 * 1024;
 
+/** What one participant (one connection) may do at once (config.ts documents each variable). */
+export interface ConnectionLimits {
+  /** Largest protocol message, in bytes. */
+  maxMessageBytes: number;
+  /** The token bucket of incoming messages: refilled at this rate, holding at most `messageBurst`. */
+  maxMessagesPerSecond: number;
+  messageBurst: number;
+  /** Non-streaming tool calls in flight. */
+  maxToolCalls: number;
+  /** Streaming tool calls open. */
+  maxStreams: number;
+}
+
+/**
+ * Flooding: messages refused by the token bucket fill a second bucket that drains at FLOOD_FACTOR × the rate; once it
+ * holds more than FLOOD_SECONDS of that, i.e. the participant kept sending well over FLOOD_FACTOR × the rate, the
+ * connection is closed with 1008 (policy violation).
+ */
+export const FLOOD_FACTOR = 10;
+export const FLOOD_SECONDS = 2;
+
 export interface ConnectionInfo {
   id: string;
   name: string;
@@ -71,12 +92,21 @@ export class Connection implements RoomMember {
   readonly abort = new AbortController();
   private readonly streams = new Map<string, { stream: ToolStream; tail: Promise<void> }>();
   private readonly reasm: Reassembler;
+  /** Token bucket (monotonic ms; the rate limit is about real time, not the app's clock). */
+  private tokens: number;
+  private refilledAt = performance.now();
+  private flood = 0;
+  private floodAt = 0;
+  /** Closed for flooding: the rest of what it sent is ignored. */
+  private ending = false;
+  /** Non-streaming tool calls in flight. */
+  private calls = 0;
 
   constructor(
     readonly ws: WebSocket,
     readonly room: ActiveRoom<Connection>,
     info: ConnectionInfo,
-    maxMessageBytes: number,
+    private readonly limits: ConnectionLimits,
     private readonly toolkits: Record<string, Toolkit>,
     private readonly onError: (conn: Connection, what: string, detail: Record<string, unknown>) => void,
   ) {
@@ -85,7 +115,8 @@ export class Connection implements RoomMember {
     this.role = info.role;
     this.scope = info.scope;
     this.attributes = info.attributes;
-    this.reasm = new Reassembler(maxMessageBytes);
+    this.reasm = new Reassembler(limits.maxMessageBytes);
+    this.tokens = limits.messageBurst;
   }
 
   private corked = false;
@@ -150,16 +181,50 @@ export class Connection implements RoomMember {
 
   /** One WebSocket message (= one protocol packet). Never throws. */
   onFrame(frame: Buffer) {
-    if (this.closed) return;
+    if (this.closed || this.ending) return;
     this.room.stats.bytesIn += frame.length;
     let msg: RawMessage | null;
     try {
-      msg = this.reasm.push(frame, (e) => this.malformed(e));
+      // Each malformed packet costs a message of the rate too (it may cost an error response).
+      msg = this.reasm.push(frame, (e) => this.admit() && this.malformed(e));
     } catch (e) {
-      this.malformed(new ProtocolError(String((e as Error)?.message ?? e)));
+      if (this.admit()) this.malformed(new ProtocolError(String((e as Error)?.message ?? e)));
       return;
     }
-    if (msg) this.dispatch(msg);
+    if (!msg) return;
+    if (this.admit()) this.dispatch(msg);
+    else if (!this.ending && msg.type !== "__response__" && msg.type !== "set_attributes")
+      this.respond(
+        msg.id,
+        errorContent(
+          `rate limit: at most ${this.limits.maxMessagesPerSecond} messages per second (bursts of ${this.limits.messageBurst}) per participant; slow down`,
+          ErrorCode.INVALID_STATE,
+        ),
+      );
+  }
+
+  /**
+   * The token bucket: whether one more message may be handled now. A refused one goes to the flood meter, which
+   * closes the connection (1008) when the participant keeps sending far over the rate.
+   */
+  private admit(): boolean {
+    const now = performance.now();
+    const { maxMessagesPerSecond: rate, messageBurst: burst } = this.limits;
+    if (this.tokens < burst) this.tokens = Math.min(burst, this.tokens + ((now - this.refilledAt) * rate) / 1000);
+    this.refilledAt = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return true;
+    }
+    const drain = FLOOD_FACTOR * rate;
+    this.flood = Math.max(0, this.flood - ((now - this.floodAt) * drain) / 1000) + 1;
+    this.floodAt = now;
+    if (this.flood > drain * FLOOD_SECONDS && !this.ending) {
+      this.ending = true;
+      this.onError(this, "rate_limited", { message: `kept sending over ${drain} messages per second`, limit: rate });
+      this.close(1008, `rate limit: kept sending over ${drain} messages per second (at most ${rate} allowed)`);
+    }
+    return false;
   }
 
   /** A frame or message that cannot be understood: an error response when it has an id, else a developer.log. */
@@ -229,6 +294,16 @@ export class Connection implements RoomMember {
         this.respond(msg.id, errorContent(`tool call ${toolCallId} is already open`, ErrorCode.INVALID_REQUEST));
         return;
       }
+      if (this.streams.size >= this.limits.maxStreams) {
+        this.respond(
+          msg.id,
+          errorContent(
+            `limit: at most ${this.limits.maxStreams} streaming tool calls (uploads, downloads) may be open per participant; finish one first`,
+            ErrorCode.INVALID_STATE,
+          ),
+        );
+        return;
+      }
       const out = (c: Content) => {
         const { header: h, tail: t } = contentParts(c);
         this.send("room.tool_call_response_chunk", pack({ tool_call_id: toolCallId, chunk: h }, t));
@@ -251,6 +326,14 @@ export class Connection implements RoomMember {
       this.respond(msg.id, errorContent(`unknown tool ${toolkitName}.${toolName}`, ErrorCode.NOT_FOUND));
       return;
     }
+    if (this.calls >= this.limits.maxToolCalls) {
+      this.respond(
+        msg.id,
+        errorContent(`limit: at most ${this.limits.maxToolCalls} tool calls may be in flight per participant; wait for one to finish`, ErrorCode.INVALID_STATE),
+      );
+      return;
+    }
+    this.calls++;
     let result: Promise<Content>;
     try {
       result = tool(call);
@@ -258,8 +341,14 @@ export class Connection implements RoomMember {
       result = Promise.reject(e);
     }
     result.then(
-      (c) => this.respond(msg.id, c),
-      (e) => this.respond(msg.id, this.errorFor(e, `${toolkitName}.${toolName}`)),
+      (c) => {
+        this.calls--;
+        this.respond(msg.id, c);
+      },
+      (e) => {
+        this.calls--;
+        this.respond(msg.id, this.errorFor(e, `${toolkitName}.${toolName}`));
+      },
     );
   }
 
@@ -279,7 +368,9 @@ export class Connection implements RoomMember {
               ? ErrorCode.PERMISSION_DENIED
               : e.status === 409
                 ? ErrorCode.CONFLICT
-                : ErrorCode.INVALID_REQUEST;
+                : e.status === 429
+                  ? ErrorCode.INVALID_STATE
+                  : ErrorCode.INVALID_REQUEST;
       return errorContent(e.message, code);
     }
     this.onError(this, "tool_failed", { tool: what, message: String((e as Error)?.message ?? e) });

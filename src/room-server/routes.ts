@@ -4,6 +4,7 @@ import type { AppContext } from "../context.js";
 import type { AreaApp } from "../domain.js";
 import { badRequest, forbidden, notFound } from "../core/errors.js";
 import { errors } from "../core/http.js";
+import { MAX_TIME_MS } from "../core/clock.js";
 import { normalizePath } from "./scope.js";
 
 /** The HTTP side of the room server: the signed URLs that `storage.download_url` hands out. */
@@ -16,7 +17,7 @@ export async function roomServerRoutes(app: AreaApp, ctx: AppContext) {
         summary: "room_storage_download",
         description: "Downloads a room file through a URL from storage.download_url (signed, valid for one hour; no bearer).",
         params: Type.Object({ room_id: Type.String(), "*": Type.String() }),
-        querystring: Type.Object({ expires: Type.Integer(), signature: Type.String() }),
+        querystring: Type.Object({ expires: Type.Integer({ minimum: 0, maximum: MAX_TIME_MS }), signature: Type.String({ maxLength: 128 }) }),
         response: { 200: Type.Unknown(), ...errors(400, 403, 404) },
       },
     },

@@ -26,7 +26,7 @@ import type { RoomsConfig } from "./config.js";
 import { storageToolkit } from "./toolkits/storage.js";
 
 /** The room server's settings: the rooms part of the config (config.ts documents each variable) and two of its own. */
-export type RoomServerConfig = Omit<RoomsConfig, "otlpBodyLimit"> & {
+export type RoomServerConfig = Omit<RoomsConfig, "otlpBodyLimit" | "otlpMaxRowsPerSession"> & {
   publicUrl: () => string;
   masterKey: Buffer;
 };
@@ -440,7 +440,7 @@ export class RoomServer {
         scope: new RoomScope(isObj(api) ? api : undefined),
         attributes: { name: claims.name },
       },
-      this.config.maxMessageBytes,
+      this.config,
       this.toolkits,
       (c, type, detail) => this.recordError(c, type, detail),
     );

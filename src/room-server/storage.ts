@@ -49,6 +49,11 @@ export interface RoomStorage {
   stat(room: RoomRef, path: string): Promise<StorageEntry | null>;
   delete(room: RoomRef, path: string, recursive: boolean): Promise<void>;
   move(room: RoomRef, from: string, to: string, overwrite: boolean): Promise<void>;
+  /**
+   * Take one of the project's upload slots (shared with project-storage uploads, MESHAGENT_MAX_CONCURRENT_UPLOADS);
+   * throws when they are all taken. The returned function gives it back (idempotent).
+   */
+  uploadSlot(room: RoomRef): () => void;
   /** Start an upload; STORAGE_ALREADY_EXISTS when the path exists and `overwrite` is false. */
   createWriter(room: RoomRef, path: string, opts: { overwrite: boolean; name: string; mimeType: string }): Promise<StorageWriter>;
   /** Open a file for reading; STORAGE_NOT_FOUND when it is missing or a folder. */
@@ -278,6 +283,15 @@ export class BlobRoomStorage implements RoomStorage {
     const found = await Promise.all(parents.map((p) => this.blobs.stat(blobKey(scope, p))));
     const i = found.findIndex((f) => f !== null);
     if (i >= 0) throw new ToolError(`a parent of "${path}" is a file: ${parents[i]}`, ErrorCode.STORAGE_INVALID_PATH);
+  }
+
+  uploadSlot(room: RoomRef): () => void {
+    try {
+      return this.storage.uploadSlot(room.projectId);
+    } catch (e) {
+      if (e instanceof ApiError) throw new ToolError(e.message, ErrorCode.INVALID_STATE);
+      throw e;
+    }
   }
 
   /**

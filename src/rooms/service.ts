@@ -1,6 +1,6 @@
 import type { Clock } from "../core/clock.js";
 import { iso } from "../core/clock.js";
-import { badRequest, conflict, notFound } from "../core/errors.js";
+import { badRequest, conflict, notFound, quote } from "../core/errors.js";
 import type { EventBus } from "../core/events.js";
 import { isUuid, newId } from "../core/ids.js";
 import { isObj } from "../core/json.js";
@@ -36,7 +36,7 @@ export const ROOM_NAME_RE = /^(?=.{1,63}$)[a-z0-9](?:[-a-z0-9]*[a-z0-9])?$/;
 
 export function checkRoomName(name: unknown, field = "name"): string {
   if (typeof name !== "string" || !ROOM_NAME_RE.test(name))
-    throw badRequest(`${field} must be 1-63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit; got ${JSON.stringify(name)}`);
+    throw badRequest(`${field} must be 1-63 characters of a-z, 0-9 and "-", starting and ending with a letter or digit; got ${quote(name)}`);
   return name;
 }
 
@@ -162,7 +162,7 @@ export class RoomsService {
     opts: { limit?: number; offset?: number; order_by?: string | null; filter?: string | null; grantedTo?: string; onlyName?: string },
   ) {
     const order = (opts.order_by ?? "room_name") as RoomOrder;
-    if (order !== "room_name" && order !== "created_at") throw badRequest(`order_by must be room_name or created_at, not ${JSON.stringify(opts.order_by)}`);
+    if (order !== "room_name" && order !== "created_at") throw badRequest(`order_by must be room_name or created_at, not ${quote(opts.order_by)}`);
     const q: RoomListQuery = {
       limit: pageSize(opts.limit, 100),
       offset: pageOffset(opts.offset),

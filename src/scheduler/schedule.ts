@@ -1,4 +1,5 @@
 import { Cron } from "croner";
+import { quote } from "../core/errors.js";
 
 /**
  * Schedules of wire-contract §7.5: a 5-field cron expression (evaluated in an IANA time zone) or an interval
@@ -130,21 +131,23 @@ class CronSchedule implements Schedule {
 function cronSchedule(expr: string, timezone: string): Schedule {
   const s = expr.trim();
   if (s.startsWith("@")) {
-    if (!NICKNAMES.has(s.toLowerCase())) throw new ScheduleError(`"${expr}" is not a cron expression (known nicknames: ${[...NICKNAMES].join(", ")})`);
+    if (!NICKNAMES.has(s.toLowerCase())) throw new ScheduleError(`${quote(expr)} is not a cron expression (known nicknames: ${[...NICKNAMES].join(", ")})`);
   } else {
     const fields = s.split(/\s+/);
     if (fields.length !== 5)
-      throw new ScheduleError(`"${expr}" is neither a 5-field cron expression (minute hour day-of-month month day-of-week) nor an interval like "30 minutes"`);
-    if (/[?#]/.test(s) || /\dW|(^|[\s,])LW/i.test(s)) throw new ScheduleError(`"${expr}": ?, # and W are not supported in cron expressions`);
+      throw new ScheduleError(
+        `${quote(expr)} is neither a 5-field cron expression (minute hour day-of-month month day-of-week) nor an interval like "30 minutes"`,
+      );
+    if (/[?#]/.test(s) || /\dW|(^|[\s,])LW/i.test(s)) throw new ScheduleError(`${quote(expr)}: ?, # and W are not supported in cron expressions`);
   }
   let cron: Cron;
   try {
     cron = new Cron(s.startsWith("@") ? s.toLowerCase() : s, { mode: "5-part", timezone, paused: true });
   } catch (err) {
-    throw new ScheduleError(`"${expr}" is not a valid cron expression: ${(err as Error).message.replace(/^CronPattern: /, "")}`);
+    throw new ScheduleError(`${quote(expr)} is not a valid cron expression: ${(err as Error).message.replace(/^CronPattern: /, "")}`);
   }
   const sched = new CronSchedule(cron);
-  if (sched.nextAfter(SPACING_BASE) === null) throw new ScheduleError(`"${expr}" never matches a date`);
+  if (sched.nextAfter(SPACING_BASE) === null) throw new ScheduleError(`${quote(expr)} never matches a date`);
   return sched;
 }
 
@@ -158,8 +161,8 @@ export function parseSchedule(expr: string, opts: { timezone: string; anchor: nu
     const n = Number(m[1]);
     const unit = m[2].toLowerCase().replace(/s$/, "");
     const seconds = n * UNIT_SECONDS[unit];
-    if (!Number.isSafeInteger(seconds) || seconds <= 0) throw new ScheduleError(`"${expr}": the interval must be positive`);
-    if (seconds > 366 * 86400 * 100) throw new ScheduleError(`"${expr}": the interval is too long`);
+    if (!Number.isSafeInteger(seconds) || seconds <= 0) throw new ScheduleError(`${quote(expr)}: the interval must be positive`);
+    if (seconds > 366 * 86400 * 100) throw new ScheduleError(`${quote(expr)}: the interval is too long`);
     return new IntervalSchedule(opts.anchor, seconds * 1000);
   }
   const key = `${opts.timezone}\u0000${expr}`;

@@ -1,6 +1,6 @@
 import type { Clock } from "../core/clock.js";
 import { iso, isoOrNull } from "../core/clock.js";
-import { ApiError, badRequest, conflict, notFound } from "../core/errors.js";
+import { ApiError, badRequest, conflict, notFound, quote } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import type { Invalidator } from "../core/invalidation.js";
 import { pageOffset, pageSize } from "../core/paging.js";
@@ -186,7 +186,7 @@ export class SchedulerService {
     try {
       return await this.rooms.byName(projectId, name);
     } catch (err) {
-      if (err instanceof ApiError && err.status === 404) throw badRequest(`room_name: room "${name}" does not exist in this project`, "room_not_found");
+      if (err instanceof ApiError && err.status === 404) throw badRequest(`room_name: room ${quote(name)} does not exist in this project`, "room_not_found");
       throw err;
     }
   }
@@ -237,7 +237,7 @@ export class SchedulerService {
     const anchor = Math.floor(now / 1000) * 1000;
     const schedule = this.schedule(spec.schedule, settings.timezone, anchor, label("spec.schedule"));
     const next = spec.active ? schedule.nextAfter(now) : null;
-    if (spec.active && next === null) throw badRequest(`${label("spec.schedule")}: "${spec.schedule}" never fires again`, "invalid_schedule");
+    if (spec.active && next === null) throw badRequest(`${label("spec.schedule")}: ${quote(spec.schedule)} never fires again`, "invalid_schedule");
     const row: TaskRow = {
       id: id ?? newId(),
       project_id: projectId,
@@ -251,7 +251,7 @@ export class SchedulerService {
       created_at: now,
       updated_at: now,
     };
-    if (id && (await schedulerRepo.exists(this.db, id))) throw conflict(`a scheduled task with id "${id}" already exists`);
+    if (id && (await schedulerRepo.exists(this.db, id))) throw conflict(`a scheduled task with id ${quote(id)} already exists`);
     try {
       await schedulerRepo.insert(this.db, row);
     } catch (err) {
@@ -299,7 +299,7 @@ export class SchedulerService {
         if (!spec.active) next = null;
         else if (scheduleChanged || resumed || next === null) {
           next = schedule.nextAfter(now);
-          if (next === null) throw badRequest(`${label("spec.schedule")}: "${spec.schedule}" never fires again`, "invalid_schedule");
+          if (next === null) throw badRequest(`${label("spec.schedule")}: ${quote(spec.schedule)} never fires again`, "invalid_schedule");
         }
         const patch: Partial<TaskRow> = {
           room_id: room?.id ?? cur.room_id,

@@ -1,11 +1,10 @@
 import { createRequire } from "node:module";
-import { gunzip, inflate } from "node:zlib";
-import { promisify } from "node:util";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { AppContext } from "../context.js";
 import type { AreaApp } from "../domain.js";
-import { ApiError, badRequest, notFound, unauthorized } from "../core/errors.js";
-import { isObj, type Obj } from "../core/json.js";
+import { badRequest, notFound, unauthorized } from "../core/errors.js";
+import { MAX_JSON_DEPTH, isObj, jsonTooDeep, type Obj } from "../core/json.js";
+import { inflatingBodies } from "../core/inflate.js";
 import { callerParticipant } from "../auth/plugin.js";
 import type { NewMetric, NewSpan } from "./repo.js";
 
@@ -40,9 +39,6 @@ type Signal = keyof typeof SIGNALS;
 /** Most items one request may store; the rest is reported back as rejected (partial success). */
 const MAX_ITEMS = 10_000;
 
-const gunzipAsync = promisify(gunzip);
-const inflateAsync = promisify(inflate);
-
 const list = (v: unknown): Obj[] => (Array.isArray(v) ? v.filter(isObj) : []);
 
 /** OTLP/JSON allows snake_case field names too; object keys only (attribute keys live in values). */
@@ -54,20 +50,37 @@ function camelize(v: unknown): unknown {
   return out;
 }
 
+/** A finite number (JSON's 1e309 is Infinity, protobuf doubles may be NaN: neither is stored). */
 function num(v: unknown): number | null {
-  if (typeof v === "number") return v;
+  if (typeof v === "number") return Number.isFinite(v) ? v : null;
   if (typeof v === "string" && v.trim() !== "" && Number.isFinite(Number(v))) return Number(v);
   return null;
 }
 
+/** Text for a text column: NUL, which PostgreSQL's text cannot hold, becomes U+FFFD (JSON columns escape it). */
+const text = (v: unknown, fallback = "") => (typeof v === "string" ? v.replaceAll("\u0000", "\ufffd") : fallback);
+
+/** An enum or status code for an integer column: a 32-bit integer, else 0. */
+const int32 = (v: unknown) => {
+  const n = num(v);
+  return n !== null && Number.isInteger(n) && Math.abs(n) <= 2 ** 31 - 1 ? n : 0;
+};
+
+/** OTLP times are fixed64 nanoseconds: a larger value (only OTLP/JSON can send one) is clamped to the largest fixed64. */
+const MAX_NANOS = 2n ** 64n - 1n;
+/** A span's duration, in ns, fits an int64 column and a JS number exactly. */
+const MAX_DURATION_NS = BigInt(Number.MAX_SAFE_INTEGER);
+
+/** OTLP time in ns, clamped to [0, 2^64-1]: its ms value is always a representable date (the store's range, core/clock.ts). */
 function nanos(v: unknown): bigint {
+  let n = 0n;
   try {
-    if (typeof v === "string" && /^\d+$/.test(v)) return BigInt(v);
-    if (typeof v === "number" && Number.isFinite(v) && v >= 0) return BigInt(Math.floor(v));
+    if (typeof v === "string" && /^\d{1,400}$/.test(v)) n = BigInt(v);
+    else if (typeof v === "number" && Number.isFinite(v) && v >= 0) n = BigInt(Math.floor(v));
   } catch {
     // fall through
   }
-  return 0n;
+  return n > MAX_NANOS ? MAX_NANOS : n;
 }
 
 /** Ids: hex in OTLP/JSON, base64 after protobuf's toObject. Empty → null. */
@@ -78,8 +91,9 @@ function hexId(v: unknown, proto: boolean): string | null {
   return hex && !/^0+$/.test(hex) ? hex : null;
 }
 
-function anyValue(v: unknown): unknown {
-  if (!isObj(v)) return null;
+/** An AnyValue as JSON; nesting beyond MAX_JSON_DEPTH (a protobuf body can nest deeper than JSON may) becomes null. */
+function anyValue(v: unknown, depth = 0): unknown {
+  if (!isObj(v) || depth > MAX_JSON_DEPTH) return null;
   if ("stringValue" in v) return v.stringValue;
   if ("boolValue" in v) return v.boolValue;
   if ("intValue" in v) {
@@ -87,34 +101,24 @@ function anyValue(v: unknown): unknown {
     return n !== null && Number.isSafeInteger(n) ? n : String(v.intValue);
   }
   if ("doubleValue" in v) return num(v.doubleValue);
-  if ("arrayValue" in v) return list(isObj(v.arrayValue) ? v.arrayValue.values : []).map(anyValue);
-  if ("kvlistValue" in v) return attributes(isObj(v.kvlistValue) ? v.kvlistValue.values : []);
+  if ("arrayValue" in v) return list(isObj(v.arrayValue) ? v.arrayValue.values : []).map((x) => anyValue(x, depth + 1));
+  if ("kvlistValue" in v) return attributes(isObj(v.kvlistValue) ? v.kvlistValue.values : [], depth + 1);
   if ("bytesValue" in v) return v.bytesValue;
   return null;
 }
 
-function attributes(kvs: unknown): Obj {
+function attributes(kvs: unknown, depth = 0): Obj {
   const out: Obj = {};
-  for (const kv of list(kvs)) if (typeof kv.key === "string") out[kv.key] = anyValue(kv.value);
+  for (const kv of list(kvs)) if (typeof kv.key === "string") out[kv.key] = anyValue(kv.value, depth);
   return out;
 }
 
 const msOf = (ns: bigint) => Number(ns / 1_000_000n);
 
 async function decode(req: FastifyRequest, signal: Signal): Promise<{ body: Obj; proto: boolean }> {
+  // A compressed body arrives inflated already (the preParsing hook, under the body limit).
   let raw = req.body as Buffer;
   if (!Buffer.isBuffer(raw)) raw = Buffer.alloc(0);
-  const enc = String(req.headers["content-encoding"] ?? "")
-    .toLowerCase()
-    .trim();
-  try {
-    if (enc === "gzip") raw = await gunzipAsync(raw);
-    else if (enc === "deflate") raw = await inflateAsync(raw);
-    else if (enc && enc !== "identity") throw badRequest(`unsupported Content-Encoding ${enc}`);
-  } catch (e) {
-    if (e instanceof ApiError) throw e;
-    throw badRequest(`the body is not valid ${enc}`);
-  }
   const type = String(req.headers["content-type"] ?? "")
     .split(";")[0]
     .trim()
@@ -129,8 +133,10 @@ async function decode(req: FastifyRequest, signal: Signal): Promise<{ body: Obj;
     }
   }
   let parsed: unknown;
+  const text = raw.toString("utf8");
+  if (jsonTooDeep(text)) throw badRequest(`the JSON body nests deeper than ${MAX_JSON_DEPTH} levels`);
   try {
-    parsed = raw.length ? JSON.parse(raw.toString("utf8")) : {};
+    parsed = raw.length ? JSON.parse(text) : {};
   } catch {
     throw badRequest("the body is not valid JSON");
   }
@@ -152,15 +158,15 @@ function spansOf(body: Obj, proto: boolean, sessionId: string, who: string): New
           trace_id: hexId(sp.traceId, proto) ?? "",
           span_id: hexId(sp.spanId, proto) ?? "",
           parent_span_id: hexId(sp.parentSpanId, proto),
-          name: typeof sp.name === "string" ? sp.name : "",
-          kind: num(sp.kind) ?? 0,
+          name: text(sp.name),
+          kind: int32(sp.kind),
           start_ms: msOf(start),
-          duration_ns: end > start ? Number(end - start) : 0,
-          status_code: num(status.code) ?? 0,
-          status_message: typeof status.message === "string" && status.message ? status.message : null,
+          duration_ns: end > start ? Number(end - start > MAX_DURATION_NS ? MAX_DURATION_NS : end - start) : 0,
+          status_code: int32(status.code),
+          status_message: text(status.message) || null,
           attributes: JSON.stringify(attributes(sp.attributes)),
           resource_attributes: JSON.stringify(resource),
-          participant_name: who,
+          participant_name: text(who),
         });
       }
     }
@@ -174,8 +180,8 @@ function metricsOf(body: Obj, sessionId: string, who: string, now: number): NewM
     const resource = attributes(isObj(rm.resource) ? rm.resource.attributes : []);
     for (const sm of list(rm.scopeMetrics ?? rm.instrumentationLibraryMetrics)) {
       for (const m of list(sm.metrics)) {
-        const name = typeof m.name === "string" ? m.name : "";
-        const unit = typeof m.unit === "string" ? m.unit : "";
+        const name = text(m.name);
+        const unit = text(m.unit);
         const kinds: [string, unknown][] = [
           ["gauge", m.gauge],
           ["sum", m.sum],
@@ -207,7 +213,7 @@ function metricsOf(body: Obj, sessionId: string, who: string, now: number): NewM
               attributes: JSON.stringify(attributes(dp.attributes)),
               time: t > 0n ? msOf(t) : now,
               source: "otlp",
-              participant_name: who,
+              participant_name: text(who),
             });
           }
         }
@@ -257,7 +263,9 @@ function respond(reply: FastifyReply, signal: Signal, proto: boolean, rejected: 
 }
 
 export async function otlpRoutes(app: AreaApp, ctx: AppContext) {
-  // Every body arrives as bytes: protobuf, JSON, or either one compressed.
+  // Every body arrives as bytes: protobuf, JSON, or either one compressed (inflated as it streams in, the body limit
+  // enforced on the inflated bytes: src/core/inflate.ts).
+  app.addHook("preParsing", inflatingBodies(ctx.config.rooms.otlpBodyLimit));
   app.removeAllContentTypeParsers();
   app.addContentTypeParser("*", { parseAs: "buffer", bodyLimit: ctx.config.rooms.otlpBodyLimit }, (_req, body, done) => done(null, body));
 
@@ -271,6 +279,22 @@ export async function otlpRoutes(app: AreaApp, ctx: AppContext) {
     return { session, who: p.name };
   }
 
+  /**
+   * How many of an export's `n` items to store: at most MAX_ITEMS per request, and no more than the session's OTLP cap
+   * (MESHAGENT_OTLP_MAX_ROWS_PER_SESSION) leaves. The rest is answered as rejected (partial success), which exporters
+   * log and do not retry; a 429 would make them retry something that can never fit.
+   */
+  async function admit(sessionId: string, n: number, what: string) {
+    const cap = ctx.config.rooms.otlpMaxRowsPerSession;
+    const wanted = Math.min(n, MAX_ITEMS);
+    const keep = await ctx.sessions.otlpAllowance(sessionId, wanted, cap);
+    const message =
+      keep < wanted
+        ? `the session has reached its limit of ${cap} OTLP rows (spans, metric data points and log records; MESHAGENT_OTLP_MAX_ROWS_PER_SESSION)`
+        : `at most ${MAX_ITEMS} ${what} per request`;
+    return { keep, rejected: n - keep, message };
+  }
+
   const schema = (signal: Signal) => ({
     tags: ["telemetry"],
     summary: `otlp_${signal}`,
@@ -279,27 +303,30 @@ export async function otlpRoutes(app: AreaApp, ctx: AppContext) {
       `the data is attached to its room's running session (else the latest) and read back with list_session_${signal === "traces" ? "spans" : signal === "metrics" ? "metrics" : "events"}.`,
   });
 
-  app.post("/v1/traces", { config: { access: "participant" }, schema: schema("traces") }, async (req, reply) => {
+  app.post("/v1/traces", { config: { access: "participant", audit: false }, schema: schema("traces") }, async (req, reply) => {
     const { session, who } = await sessionFor(req);
     const { body, proto } = await decode(req, "traces");
     const spans = spansOf(body, proto, session.id, who);
-    await ctx.sessions.addSpans(session.id, spans.slice(0, MAX_ITEMS));
-    return respond(reply, "traces", proto, Math.max(0, spans.length - MAX_ITEMS), `at most ${MAX_ITEMS} spans per request`);
+    const a = await admit(session.id, spans.length, "spans");
+    await ctx.sessions.addSpans(session.id, spans.slice(0, a.keep));
+    return respond(reply, "traces", proto, a.rejected, a.message);
   });
 
-  app.post("/v1/metrics", { config: { access: "participant" }, schema: schema("metrics") }, async (req, reply) => {
+  app.post("/v1/metrics", { config: { access: "participant", audit: false }, schema: schema("metrics") }, async (req, reply) => {
     const { session, who } = await sessionFor(req);
     const { body, proto } = await decode(req, "metrics");
     const points = metricsOf(body, session.id, who, ctx.clock.now());
-    await ctx.sessions.addMetrics(session.id, points.slice(0, MAX_ITEMS));
-    return respond(reply, "metrics", proto, Math.max(0, points.length - MAX_ITEMS), `at most ${MAX_ITEMS} data points per request`);
+    const a = await admit(session.id, points.length, "data points");
+    await ctx.sessions.addMetrics(session.id, points.slice(0, a.keep));
+    return respond(reply, "metrics", proto, a.rejected, a.message);
   });
 
-  app.post("/v1/logs", { config: { access: "participant" }, schema: schema("logs") }, async (req, reply) => {
+  app.post("/v1/logs", { config: { access: "participant", audit: false }, schema: schema("logs") }, async (req, reply) => {
     const { session, who } = await sessionFor(req);
     const { body, proto } = await decode(req, "logs");
     const logs = logsOf(body, proto, who, ctx.clock.now());
-    await ctx.sessions.events(session.id, logs.slice(0, MAX_ITEMS));
-    return respond(reply, "logs", proto, Math.max(0, logs.length - MAX_ITEMS), `at most ${MAX_ITEMS} log records per request`);
+    const a = await admit(session.id, logs.length, "log records");
+    await ctx.sessions.events(session.id, logs.slice(0, a.keep));
+    return respond(reply, "logs", proto, a.rejected, a.message);
   });
 }

@@ -111,4 +111,28 @@ export const sessionsRepo = {
 
   metrics: (q: Queryable, sessionId: string, limit: number) =>
     q.selectFrom("session_metrics").selectAll().where("session_id", "=", sessionId).orderBy("seq").limit(limit).execute() as Promise<MetricRow[]>,
+
+  /** Rows OTLP/HTTP added to a session: every span, the metric points of source otlp, the events of type log. */
+  otlpRows: async (q: Queryable, sessionId: string) => {
+    const counts = await Promise.all([
+      q
+        .selectFrom("session_spans")
+        .select((eb) => eb.fn.countAll<number>().as("n"))
+        .where("session_id", "=", sessionId)
+        .executeTakeFirst(),
+      q
+        .selectFrom("session_metrics")
+        .select((eb) => eb.fn.countAll<number>().as("n"))
+        .where("session_id", "=", sessionId)
+        .where("source", "=", "otlp")
+        .executeTakeFirst(),
+      q
+        .selectFrom("session_events")
+        .select((eb) => eb.fn.countAll<number>().as("n"))
+        .where("session_id", "=", sessionId)
+        .where("type", "=", "log")
+        .executeTakeFirst(),
+    ]);
+    return counts.reduce((sum, r) => sum + Number(r?.n ?? 0), 0);
+  },
 };

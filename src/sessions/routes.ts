@@ -2,7 +2,7 @@ import { Type } from "@sinclair/typebox";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import type { AppContext } from "../context.js";
 import type { AreaApp } from "../domain.js";
-import { AnyObject, errors, OrNull, ProjectParams, Uuid } from "../core/http.js";
+import { AnyObject, errors, OrNull, ProjectParams, QueryInt, Uuid } from "../core/http.js";
 import { isUuid } from "../core/ids.js";
 
 const RoomSession = Type.Object(
@@ -51,7 +51,7 @@ export async function sessionRoutes(app: AreaApp, ctx: AppContext) {
         summary: "list_recent_sessions",
         description: "The latest sessions, newest first. `limit` defaults to 25 (at most 1000); `room_id` (an id, or a room name) narrows to one room.",
         params: ProjectParams,
-        querystring: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1 })), room_id: Type.Optional(Type.String()) }),
+        querystring: Type.Object({ limit: QueryInt({ minimum: 1 }), room_id: Type.Optional(Type.String()) }),
         response: { 200: Sessions, ...errors(400) },
       },
     },

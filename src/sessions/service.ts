@@ -20,6 +20,8 @@ export interface SessionParticipant {
 export const USAGE_EVENT = "usage.recorded";
 
 const MAX_ROWS = 10_000;
+/** Sessions whose OTLP row count is kept in memory; an evicted one is counted again from the database. */
+const OTLP_COUNTS_KEPT = 10_000;
 const BATCH = 200;
 
 /** RoomSession (wire-contract §7.2) plus `ended_at`. */
@@ -53,6 +55,8 @@ function safeJson(v: unknown): string {
  */
 export class SessionsService {
   private readonly chains = new KeyedSerial();
+  /** OTLP rows per session, as counted by otlpAllowance (the most recently first-seen OTLP_COUNTS_KEPT sessions). */
+  private readonly otlpRows = new Map<string, number>();
 
   constructor(
     private readonly db: DB,
@@ -162,6 +166,27 @@ export class SessionsService {
   addMetrics(sessionId: string, rows: NewMetric[]): Promise<void> {
     return this.serial(sessionId, async () => {
       for (let i = 0; i < rows.length; i += BATCH) await sessionsRepo.addMetrics(this.db, rows.slice(i, i + BATCH));
+    });
+  }
+
+  /**
+   * How many of `wanted` OTLP rows (spans, metric points, log records) the session may still take under `cap`
+   * (MESHAGENT_OTLP_MAX_ROWS_PER_SESSION; 0 = no cap); they are counted as taken. The count starts from what the
+   * session holds when this process first sees it and runs in the session's write chain, so two concurrent exports
+   * never both get the last rows. Other processes count for themselves: with several, a session may end up a little
+   * over the cap (by what they accept at the same moment), never far.
+   */
+  otlpAllowance(sessionId: string, wanted: number, cap: number): Promise<number> {
+    if (cap <= 0 || wanted <= 0) return Promise.resolve(Math.max(0, wanted));
+    return this.serial(sessionId, async () => {
+      let held = this.otlpRows.get(sessionId);
+      if (held === undefined) {
+        held = await sessionsRepo.otlpRows(this.db, sessionId);
+        if (this.otlpRows.size >= OTLP_COUNTS_KEPT) this.otlpRows.delete(this.otlpRows.keys().next().value as string);
+      }
+      const allowed = Math.min(wanted, Math.max(0, cap - held));
+      this.otlpRows.set(sessionId, held + allowed);
+      return allowed;
     });
   }
 

@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.js";
-import { iso } from "../core/clock.js";
+import { iso, isTimeMs } from "../core/clock.js";
 import { badRequest, gone, notFound } from "../core/errors.js";
 import { isObj } from "../core/json.js";
 import type { EventBus } from "../core/events.js";
@@ -45,7 +45,7 @@ export function shareTerms(s: Record<string, unknown>): ShareTerms {
   if (s.expires_at != null) {
     const v = s.expires_at;
     const ms = typeof v === "number" && Number.isFinite(v) ? v * 1000 : typeof v === "string" ? Date.parse(v) : NaN;
-    if (!Number.isFinite(ms)) throw badRequest("settings.expires_at must be an ISO 8601 date-time or epoch seconds");
+    if (!isTimeMs(ms)) throw badRequest("settings.expires_at must be an ISO 8601 date-time or epoch seconds (a representable date)");
     t.expiresAt = Math.floor(ms);
   }
   if (s.max_uses != null) {

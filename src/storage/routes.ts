@@ -67,22 +67,31 @@ export async function storageRoutes(app: AreaApp, ctx: AppContext) {
   app.post(
     "/projects/:project_id/storage/upload",
     {
-      config: { access: "member" },
+      // The body streams into storage, unhashed: Idempotency-Key does not apply (README "Idempotency").
+      config: { access: "member", idempotency: false },
       schema: {
         summary: "upload",
         description:
           "Streams the raw request body (any Content-Type; the official clients send application/octet-stream) into the file at `path`, " +
-          "replacing it atomically once the body is complete. 413 above MESHAGENT_MAX_UPLOAD_BYTES or the project's storage quota.",
+          "replacing it atomically once the body is complete. 413 above MESHAGENT_MAX_UPLOAD_BYTES or the project's storage quota; " +
+          "429 `too_many_uploads` while the project already has MESHAGENT_MAX_CONCURRENT_UPLOADS uploads in progress.",
         params: ProjectParams,
         querystring: PathQuery,
-        response: { 200: UploadResult, ...errors(400, 403, 409, 413) },
+        response: { 200: UploadResult, ...errors(400, 403, 409, 413, 429) },
       },
     },
     async (req) => {
       const { access: a, scope, perms } = await access(req);
       const path = storage.filePath(scope, rawQueryParam(req.url, "path"));
       if (!perms.canWrite(path)) throw forbidden("you may not write this path in the project's storage");
-      return storage.upload(scope, path, req.raw, { participantId: participantIdOf(a), contentLength: declaredLength(req) });
+      const contentLength = declaredLength(req);
+      // Held until the upload ends in any way: stored, refused, failed, or the client went away (the body errors).
+      const release = storage.uploadSlot(a.projectId);
+      try {
+        return await storage.upload(scope, path, req.raw, { participantId: participantIdOf(a), contentLength });
+      } finally {
+        release();
+      }
     },
   );
 

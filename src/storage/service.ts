@@ -2,7 +2,7 @@ import { Readable } from "node:stream";
 import { contentType as mimeContentType } from "mime-types";
 import type { Clock } from "../core/clock.js";
 import { iso } from "../core/clock.js";
-import { ApiError, badRequest, conflict, notFound } from "../core/errors.js";
+import { ApiError, badRequest, conflict, notFound, quote } from "../core/errors.js";
 import type { EventBus } from "../core/events.js";
 import { newId } from "../core/ids.js";
 import { inTx, type DB, type Dialect, type Queryable } from "../store/db.js";
@@ -35,6 +35,8 @@ export const QUOTA_SETTING = "storage_quota_bytes";
 
 export interface StorageOptions {
   maxUploadBytes: number;
+  /** Uploads one project may have in progress in this process (MESHAGENT_MAX_CONCURRENT_UPLOADS; unset: no limit). */
+  maxConcurrentUploads?: number;
   /** How long a pending write may go without renewal before recovery reconciles its path. */
   leaseMs?: number;
   log?: (msg: string, err?: unknown) => void;
@@ -95,6 +97,38 @@ export class StorageService {
 
   get maxUploadBytes() {
     return this.opts.maxUploadBytes;
+  }
+
+  /** Uploads in progress per project (this process). */
+  private readonly uploading = new Map<string, number>();
+
+  /**
+   * Take one of the project's upload slots (MESHAGENT_MAX_CONCURRENT_UPLOADS), or throw 429 `too_many_uploads`. The
+   * returned function gives the slot back; call it however the upload ends (it is idempotent).
+   */
+  uploadSlot(projectId: string): () => void {
+    const max = this.opts.maxConcurrentUploads ?? Infinity;
+    const n = this.uploading.get(projectId) ?? 0;
+    if (n >= max)
+      throw new ApiError(
+        429,
+        "too_many_uploads",
+        `the project already has ${n} uploads in progress; at most ${max} may run at once (MESHAGENT_MAX_CONCURRENT_UPLOADS): retry when one has finished`,
+      );
+    this.uploading.set(projectId, n + 1);
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      const left = (this.uploading.get(projectId) ?? 1) - 1;
+      if (left > 0) this.uploading.set(projectId, left);
+      else this.uploading.delete(projectId);
+    };
+  }
+
+  /** Uploads the project has in progress in this process. */
+  uploadsInProgress(projectId: string): number {
+    return this.uploading.get(projectId) ?? 0;
   }
 
   /** A file path, normalized, that fits the backend. */
@@ -305,7 +339,7 @@ export class StorageService {
     const parents = parentsOf(path);
     const found = await Promise.all(parents.map((p) => this.blobs.stat(blobKey(scope, p))));
     const i = found.findIndex((f) => f !== null);
-    if (i >= 0) throw conflict(`"${parents[i]}" is a file, so it cannot contain other files`);
+    if (i >= 0) throw conflict(`${quote(parents[i])} is a file, so it cannot contain other files`);
     if (await this.blobs.hasChildren(folderPrefix(scope, path))) throw conflict("path is a folder");
   }
 

@@ -325,6 +325,20 @@ export interface SessionSpansTable {
   participant_name: string | null;
 }
 
+export interface AuditLogTable {
+  id: Generated<number>;
+  project_id: string | null;
+  actor: string | null;
+  operation: string;
+  method: string;
+  route: string;
+  target_id: string | null;
+  request_id: string;
+  ip: string | null;
+  status: number;
+  created_at: number;
+}
+
 export interface SessionMetricsTable {
   seq: Generated<number>;
   session_id: string;
@@ -337,6 +351,20 @@ export interface SessionMetricsTable {
   time: number;
   source: string;
   participant_name: string | null;
+}
+
+/** Idempotency-Key claims and stored responses (src/idempotency): `status` null while the first request runs. */
+export interface IdempotencyKeysTable {
+  scope: string;
+  key_hash: string;
+  fingerprint: string;
+  owner: string;
+  status: number | null;
+  content_type: string | null;
+  /** The response body, sealed with the master key (it may carry a secret, e.g. a new API key). */
+  body: string | null;
+  created_at: number;
+  heartbeat_at: number;
 }
 
 export interface Database {
@@ -368,4 +396,6 @@ export interface Database {
   session_events: SessionEventsTable;
   session_spans: SessionSpansTable;
   session_metrics: SessionMetricsTable;
+  audit_log: AuditLogTable;
+  idempotency_keys: IdempotencyKeysTable;
 }

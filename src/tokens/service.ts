@@ -2,7 +2,7 @@ import { createHmac, webcrypto } from "node:crypto";
 import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
 import type { Clock } from "../core/clock.js";
 import { randomSecret, type Sealer } from "../core/crypto.js";
-import { unauthorized } from "../core/errors.js";
+import { quote, unauthorized } from "../core/errors.js";
 import { isUuid, newId } from "../core/ids.js";
 import type { Invalidator } from "../core/invalidation.js";
 import type { ApiKeysService } from "../api-keys/service.js";
@@ -181,7 +181,7 @@ export class ParticipantTokens {
     } catch {
       throw unauthorized("the token is not a JWT");
     }
-    if (header.alg !== "HS256") throw unauthorized(`participant tokens must be HS256, not ${String(header.alg)}`);
+    if (header.alg !== "HS256") throw unauthorized(`participant tokens must be HS256, not ${quote(header.alg)}`);
     const kid = typeof claims.kid === "string" ? claims.kid : typeof header.kid === "string" ? header.kid : undefined;
     if (!kid) throw unauthorized("the token has no kid");
     const key = await this.keyFor(kid);

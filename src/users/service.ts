@@ -1,5 +1,5 @@
 import type { Clock } from "../core/clock.js";
-import { badRequest, conflict, forbidden, notFound } from "../core/errors.js";
+import { badRequest, conflict, forbidden, notFound, quote } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { hashPassword, randomSecret, sha256Hex } from "../core/crypto.js";
 import type { DB, Queryable } from "../store/db.js";
@@ -50,8 +50,8 @@ export class UsersService {
     q: Queryable = this.db,
   ): Promise<UserRow> {
     const email = input.email.trim();
-    if (!EMAIL_RE.test(email)) throw badRequest(`email "${email}" is not a valid address`);
-    if (await usersRepo.byEmail(q, email)) throw conflict(`a user with email ${email} already exists`);
+    if (!EMAIL_RE.test(email)) throw badRequest(`email ${quote(email)} is not a valid address`);
+    if (await usersRepo.byEmail(q, email)) throw conflict(`a user with email ${quote(email)} already exists`);
     const row: UserRow = {
       id: newId(),
       email,

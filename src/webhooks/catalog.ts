@@ -5,6 +5,7 @@
  * A webhook's `events` may name an event, "*" (everything), or a prefix wildcard such as "room.*" or "storage.*".
  */
 import type { EventSpec } from "../core/events.js";
+import { quote } from "../core/errors.js";
 
 /** Sent by POST …/webhooks/{id}/test to that one webhook, whatever it subscribes to. */
 export const PING_EVENT = "webhook.test";
@@ -33,7 +34,7 @@ export class EventCatalog {
   invalidSubscription(entry: string): string | null {
     if (entry === "*" || this.names.has(entry)) return null;
     if (entry.endsWith(".*") && this.prefixes.has(entry.slice(0, -2))) return null;
-    return `unknown event "${entry}" (see the catalog: e.g. room.started, storage.file.updated, api_key.created, room.*, *)`;
+    return `unknown event ${quote(entry)} (see the catalog: e.g. room.started, storage.file.updated, api_key.created, room.*, *)`;
   }
 }
 

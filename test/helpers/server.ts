@@ -91,7 +91,15 @@ export interface TestServer {
  * on close) and `databaseUrl` (reuse an existing database instead of a fresh one: a restart on the same data).
  */
 export async function startServer(
-  opts: { env?: Record<string, string>; clock?: Clock; keepData?: string; keepDatabase?: boolean; databaseUrl?: string } = {},
+  opts: {
+    env?: Record<string, string>;
+    clock?: Clock;
+    keepData?: string;
+    keepDatabase?: boolean;
+    databaseUrl?: string;
+    /** The server logs (at MESHAGENT_LOG_LEVEL) to this stream instead of not at all. */
+    logStream?: { write(line: string): void };
+  } = {},
 ): Promise<TestServer> {
   const dataDir = opts.keepData ?? mkdtempSync(join(tmpdir(), "meshagent-test-"));
   const db: TestDatabase = opts.databaseUrl ? existingDatabase(opts.databaseUrl) : await freshDatabase(dataDir);
@@ -103,7 +111,7 @@ export async function startServer(
     ...opts.env,
   });
   const ctx = await createContext(config, { clock: opts.clock });
-  const app = await buildApp(ctx, { logger: false });
+  const app = await buildApp(ctx, opts.logStream ? { logStream: opts.logStream } : { logger: false });
   await app.listen({ port: 0, host: "127.0.0.1" });
   await ctx.webhookDispatcher.start();
   await ctx.mail.start();

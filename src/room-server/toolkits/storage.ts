@@ -101,6 +101,9 @@ export function storageToolkit(storage: RoomStorage, hooks: StorageHooks): Toolk
 }
 
 function uploadStream(call: ToolCall, out: (c: Content) => void, storage: RoomStorage, hooks: StorageHooks): ToolStream {
+  // One of the project's upload slots: taken when the call opens (a refusal answers the invoke itself), given back
+  // however the upload ends (committed, failed, closed early, or the socket went away).
+  const release = storage.uploadSlot(roomRef(call));
   let writer: StorageWriter | null = null;
   let path = "";
   let size: number | null = null;
@@ -109,7 +112,11 @@ function uploadStream(call: ToolCall, out: (c: Content) => void, storage: RoomSt
     done = true;
     const w = writer!;
     writer = null;
-    await w.commit();
+    try {
+      await w.commit();
+    } finally {
+      release();
+    }
     hooks.changed(call.room, "storage.file.updated", { path, participant_id: call.conn.id });
     out(control("close", 1000));
   };
@@ -121,6 +128,7 @@ function uploadStream(call: ToolCall, out: (c: Content) => void, storage: RoomSt
         if (!writer) {
           if (c.type === "control") {
             done = true;
+            release();
             if (c.method === "close") out(control("close", 1000));
             return;
           }
@@ -157,13 +165,18 @@ function uploadStream(call: ToolCall, out: (c: Content) => void, storage: RoomSt
         done = true;
         await writer?.abort().catch(() => {});
         writer = null;
+        release();
         fail(out, e, call.conn, "storage.upload");
       }
     },
     async abort() {
       done = true;
-      await writer?.abort();
-      writer = null;
+      try {
+        await writer?.abort();
+      } finally {
+        writer = null;
+        release();
+      }
     },
   };
 }

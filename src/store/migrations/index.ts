@@ -7,6 +7,8 @@ import { m0008_sessions } from "./0008_sessions.js";
 import { m0004_storage } from "./0004_storage.js";
 import { m0005_webhooks } from "./0005_webhooks.js";
 import { m0007_scheduler } from "./0007_scheduler.js";
+import { m0009_idempotency } from "./0009_idempotency.js";
+import { m0010_audit } from "./0010_audit.js";
 
 /**
  * The one migration set, for SQLite and PostgreSQL alike. Names sort in order of application;
@@ -21,6 +23,8 @@ export const migrations: Record<string, Migration> = {
   "0006_queues_mailboxes": m0006_queues_mailboxes,
   "0007_scheduler": m0007_scheduler,
   "0008_sessions": m0008_sessions,
+  "0009_idempotency": m0009_idempotency,
+  "0010_audit": m0010_audit,
 };
 
 export const migrationProvider: MigrationProvider = {
