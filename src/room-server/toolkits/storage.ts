@@ -170,13 +170,12 @@ function uploadStream(call: ToolCall, out: (c: Content) => void, storage: RoomSt
       }
     },
     async abort() {
+      // The slot goes back at once: the participant is gone, whatever the writer's cleanup still waits for.
       done = true;
-      try {
-        await writer?.abort();
-      } finally {
-        writer = null;
-        release();
-      }
+      release();
+      const w = writer;
+      writer = null;
+      await w?.abort();
     },
   };
 }
