@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import Database from "better-sqlite3";
-import { dialectName, freshDatabase, type TestDatabase } from "./helpers/server.js";
-import { freePort, spawnServer, type ServerProcess } from "./helpers/process.js";
+import { dialectName, type TestDatabase } from "./helpers/server.js";
+import { restartableData, spawnServer, type ServerProcess } from "./helpers/process.js";
 import { ApiScope, Meshagent } from "./helpers/official.js";
 import { joinRoom, within, type OfficialRoom } from "./helpers/room-client.js";
 import { loadConfig } from "../src/config.js";
@@ -131,22 +129,13 @@ describe(`crash safety: kill -9 during a mixed write workload (${dialectName})`,
       if (typeof a[0] === "string" && a[0].startsWith("room connection lost")) return;
       warn(...a);
     };
-    dataDir = mkdtempSync(join(tmpdir(), "meshagent-crash-"));
-    db = await freshDatabase(dataDir);
-    if (db.url.startsWith("sqlite://")) sqliteFile = db.url.slice("sqlite://".length);
-    const port = await freePort();
-    baseUrl = `http://127.0.0.1:${port}`;
-    env = {
-      MESHAGENT_DATA_DIR: dataDir,
-      MESHAGENT_DATABASE_URL: db.url,
-      MESHAGENT_PORT: String(port),
-      MESHAGENT_PUBLIC_URL: baseUrl,
-      MESHAGENT_STORAGE_URL: join(dataDir, "storage"),
+    ({ dataDir, db, baseUrl, env } = await restartableData("meshagent-crash-", {
       // Webhook URLs on loopback (never called: they listen to an event the workload does not cause).
       MESHAGENT_WEBHOOK_ALLOW_PRIVATE: "1",
       // The workload is about crashes, not budgets: no rate limit may refuse one of its writes.
       MESHAGENT_RATE_LIMIT: "0",
-    };
+    }));
+    if (db.url.startsWith("sqlite://")) sqliteFile = db.url.slice("sqlite://".length);
     // The project, its API key, the users grants go to and the room queue messages go to, made once in-process.
     const ctx = await createContext(loadConfig({ ...env, MESHAGENT_LOG_LEVEL: "warn" }), { listen: false });
     try {

@@ -1,13 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { ListObjectsV2Command } from "@aws-sdk/client-s3";
 import { Meshagent } from "./helpers/official.js";
-import { freshDatabase, type TestDatabase } from "./helpers/server.js";
-import { freePort, ROOT, spawnServer, TSX_LOADER, type ServerProcess } from "./helpers/process.js";
+import type { TestDatabase } from "./helpers/server.js";
+import { restartableData, ROOT, spawnServer, TSX_LOADER, type ServerProcess } from "./helpers/process.js";
 import { BACKENDS, backendEnv, q, rawUpload, until, type Backend } from "./helpers/storage.js";
 import type { TestS3 } from "./helpers/s3.js";
 import { openStore, type Store } from "../src/store/db.js";
@@ -33,18 +32,7 @@ describe.each(BACKENDS)("storage survives kill -9 (%s backend)", (backend: Backe
   beforeAll(async () => {
     const b = await backendEnv(backend, "kill");
     s3 = b.s3;
-    dataDir = mkdtempSync(join(tmpdir(), "meshagent-kill-"));
-    db = await freshDatabase(dataDir);
-    const port = await freePort();
-    baseUrl = `http://127.0.0.1:${port}`;
-    env = {
-      MESHAGENT_DATA_DIR: dataDir,
-      MESHAGENT_DATABASE_URL: db.url,
-      MESHAGENT_PORT: String(port),
-      MESHAGENT_PUBLIC_URL: baseUrl,
-      MESHAGENT_STORAGE_URL: join(dataDir, "storage"),
-      ...b.env,
-    };
+    ({ dataDir, db, baseUrl, env } = await restartableData("meshagent-kill-", b.env));
     const out = execFileSync(
       process.execPath,
       ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), "bootstrap", "--json", "--email", "kill@example.com", "--project", "kill"],

@@ -8,7 +8,7 @@ import { InvalidatedCache, type Invalidator } from "../core/invalidation.js";
 import type { ApiKeysService } from "../api-keys/service.js";
 import { USER_TOKEN_PREFIX, type UsersService } from "../users/service.js";
 import { MEMBERSHIP_TOPIC, membershipKey, type ProjectsService } from "../projects/service.js";
-import { atLeast, type ParticipantPrincipal, type Principal, type ProjectAccess, type Role } from "./principal.js";
+import { requireRole, type ParticipantPrincipal, type Principal, type ProjectAccess, type Role } from "./principal.js";
 import { grantOf, type ParticipantTokens } from "../tokens/service.js";
 
 const JWT_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
@@ -126,7 +126,7 @@ export class AuthService {
     const principal = await this.principal(req);
     const access = await this.accessFor(principal, projectId);
     if (!access) throw notFound("project");
-    if (!atLeast(access.role, min)) throw forbidden(`this call needs the ${min} role in the project; you are ${access.role}`);
+    requireRole(access, min);
     return access;
   }
 

@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { freshDatabase } from "./server.js";
 
 export const ROOT = join(import.meta.dirname, "..", "..");
 /** tsx's loader by absolute URL, so `node --import` finds it whatever the child's working directory. */
@@ -30,6 +33,26 @@ export interface ServerProcess {
   child: ChildProcess;
   output(): string;
   kill(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/**
+ * The data a server killed and restarted keeps between its runs: a new data directory, a fresh database, a fixed
+ * port (so URLs handed out stay valid across restarts) and the env that points `spawnServer` at them.
+ */
+export async function restartableData(prefix: string, extra: Record<string, string> = {}) {
+  const dataDir = mkdtempSync(join(tmpdir(), prefix));
+  const db = await freshDatabase(dataDir);
+  const port = await freePort();
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const env: Record<string, string> = {
+    MESHAGENT_DATA_DIR: dataDir,
+    MESHAGENT_DATABASE_URL: db.url,
+    MESHAGENT_PORT: String(port),
+    MESHAGENT_PUBLIC_URL: baseUrl,
+    MESHAGENT_STORAGE_URL: join(dataDir, "storage"),
+    ...extra,
+  };
+  return { dataDir, db, baseUrl, env };
 }
 
 /**
