@@ -18,7 +18,7 @@ import pg from "pg";
 import { sql } from "kysely";
 import nodemailer from "nodemailer";
 import { loadConfig } from "../src/config.js";
-import { createContext } from "../src/services.js";
+import { createContext } from "../src/wiring.js";
 import { bootstrap } from "../src/bootstrap.js";
 
 const PG = /^postgres(ql)?:/.test(process.env.MESHAGENT_DATABASE_URL ?? "") ? process.env.MESHAGENT_DATABASE_URL : undefined;

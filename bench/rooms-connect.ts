@@ -22,7 +22,7 @@ import { createHmac, randomBytes, webcrypto } from "node:crypto";
 import { SignJWT } from "jose";
 import pg from "pg";
 import { loadConfig } from "../src/config.js";
-import { createContext } from "../src/services.js";
+import { createContext } from "../src/wiring.js";
 import { bootstrap } from "../src/bootstrap.js";
 import { freePort, spawnServer } from "../test/helpers/process.js";
 

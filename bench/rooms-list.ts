@@ -18,7 +18,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import { sql } from "kysely";
 import { loadConfig } from "../src/config.js";
-import { createContext } from "../src/services.js";
+import { createContext } from "../src/wiring.js";
 import { bootstrap } from "../src/bootstrap.js";
 import { migrate, openStore } from "../src/store/db.js";
 import { spawnServer } from "../test/helpers/process.js";

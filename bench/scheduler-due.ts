@@ -15,7 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes, randomUUID } from "node:crypto";
 import { loadConfig } from "../src/config.js";
-import { createContext } from "../src/services.js";
+import { createContext } from "../src/wiring.js";
 import { bootstrap } from "../src/bootstrap.js";
 
 const arg = (name: string, fallback: string) => {

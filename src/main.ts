@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { resolve } from "node:path";
 import { loadConfig } from "./config.js";
-import { createContext } from "./services.js";
+import { createContext } from "./wiring.js";
 import { buildApp } from "./app.js";
 import { bootstrap, updateEnvFile } from "./bootstrap.js";
 import { migrate, openStore } from "./store/db.js";

@@ -7,7 +7,7 @@ import { restartableData, spawnServer, type ServerProcess } from "./helpers/proc
 import { ApiScope, Meshagent } from "./helpers/official.js";
 import { joinRoom, within, type OfficialRoom } from "./helpers/room-client.js";
 import { loadConfig } from "../src/config.js";
-import { createContext } from "../src/services.js";
+import { createContext } from "../src/wiring.js";
 import { bootstrap } from "../src/bootstrap.js";
 
 /**

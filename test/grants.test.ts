@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createContext } from "../src/services.js";
+import { createContext } from "../src/wiring.js";
 import { PG_URL, startServer, type TestServer } from "./helpers/server.js";
 import { ApiScope, ParticipantToken } from "./helpers/official.js";
 import type { DomainEvent } from "../src/core/events.js";

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { startServer, type TestServer } from "./helpers/server.js";
 import { createRoom, deleteRoom } from "./helpers/rooms.js";
 import { ManualClock } from "../src/core/clock.js";
-import { createContext } from "../src/services.js";
+import { createContext } from "../src/wiring.js";
 import { QueueWriter } from "../src/queues/writer.js";
 import { ApiError } from "../src/core/errors.js";
 import type { QueuesService } from "../src/queues/service.js";

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { Redis } from "ioredis";
 import { startServer, type TestServer } from "./helpers/server.js";
 import { loadConfig } from "../src/config.js";
-import { createContext } from "../src/services.js";
+import { createContext } from "../src/wiring.js";
 import { buildApp } from "../src/app.js";
 
 /** Any call of the API group that every kind of caller may make. */

@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { dialectName, startServer, type TestServer } from "./helpers/server.js";
 import { createRoom } from "./helpers/rooms.js";
 import { ManualClock } from "../src/core/clock.js";
-import { createContext } from "../src/services.js";
+import { createContext } from "../src/wiring.js";
 import { SchedulerEngine } from "../src/scheduler/engine.js";
 import { DetachedAttachmentSink } from "../src/mail/attachments.js";
 import type { AppContext } from "../src/context.js";

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SignJWT, generateKeyPair, decodeProtectedHeader } from "jose";
 import { randomUUID } from "node:crypto";
 import { PG_URL, startServer, type TestServer } from "./helpers/server.js";
-import { createContext } from "../src/services.js";
+import { createContext } from "../src/wiring.js";
 import { ApiScope, ParticipantToken } from "./helpers/official.js";
 import { ManualClock } from "../src/core/clock.js";
 import { parseApiKey } from "../src/api-keys/format.js";

@@ -7,7 +7,7 @@ import { freePort, spawnServer, type ServerProcess } from "./helpers/process.js"
 import { Receiver, until } from "./helpers/receiver.js";
 import { Meshagent } from "./helpers/official.js";
 import { loadConfig } from "../src/config.js";
-import { createContext } from "../src/services.js";
+import { createContext } from "../src/wiring.js";
 import { bootstrap } from "../src/bootstrap.js";
 import { inTx } from "../src/store/db.js";
 

@@ -3,26 +3,55 @@ import { promisify } from "node:util";
 
 const scryptAsync = promisify(scrypt) as (pw: string, salt: Buffer, len: number, opts: object) => Promise<Buffer>;
 
-/** AES-256-GCM sealing of secrets at rest. Format: "v1:" + base64(iv | tag | ciphertext). */
+/** The id a master key is known by in sealed values: 16 hex characters of a hash of the key (never the key itself). */
+export const masterKeyId = (key: Buffer) => createHash("sha256").update("meshagent master key id\0").update(key).digest("hex").slice(0, 16);
+
+/**
+ * AES-256-GCM sealing of values at rest under the master key.
+ *
+ * Format: `v2:<key id>:` + base64(iv | tag | ciphertext), with optional additional authenticated data (AAD), e.g.
+ * the id of the row the value lives in, so a sealed value copied into another row does not open there. Values
+ * written before key ids existed are `v1:` + base64(iv | tag | ciphertext) without AAD; they still open.
+ */
 export class Sealer {
-  constructor(private readonly key: Buffer) {
+  private readonly key: Buffer;
+  private readonly kid: string;
+  constructor(key: Buffer) {
     if (key.length !== 32) throw new Error("master key must be 32 bytes");
+    this.key = key;
+    this.kid = masterKeyId(key);
   }
-  seal(plaintext: string | Buffer): string {
+  /** The id of the key new values are sealed with. */
+  get keyId(): string {
+    return this.kid;
+  }
+  seal(plaintext: string | Buffer, aad?: string): string {
     const iv = randomBytes(12);
     const c = createCipheriv("aes-256-gcm", this.key, iv);
+    if (aad !== undefined) c.setAAD(Buffer.from(aad, "utf8"));
     const body = Buffer.concat([c.update(plaintext), c.final()]);
-    return "v1:" + Buffer.concat([iv, c.getAuthTag(), body]).toString("base64");
+    return `v2:${this.kid}:` + Buffer.concat([iv, c.getAuthTag(), body]).toString("base64");
   }
-  openBuffer(sealed: string): Buffer {
-    if (!sealed.startsWith("v1:")) throw new Error("unknown sealed format");
-    const raw = Buffer.from(sealed.slice(3), "base64");
-    const d = createDecipheriv("aes-256-gcm", this.key, raw.subarray(0, 12));
+  openBuffer(sealed: string, aad?: string): Buffer {
+    let key: Buffer;
+    let raw: Buffer;
+    if (sealed.startsWith("v2:")) {
+      const kid = sealed.slice(3, 19);
+      if (kid !== this.kid || sealed[19] !== ":") throw new Error("sealed with an unknown master key");
+      key = this.key;
+      raw = Buffer.from(sealed.slice(20), "base64");
+    } else if (sealed.startsWith("v1:")) {
+      key = this.key;
+      raw = Buffer.from(sealed.slice(3), "base64");
+      aad = undefined;
+    } else throw new Error("unknown sealed format");
+    const d = createDecipheriv("aes-256-gcm", key, raw.subarray(0, 12));
+    if (aad !== undefined) d.setAAD(Buffer.from(aad, "utf8"));
     d.setAuthTag(raw.subarray(12, 28));
     return Buffer.concat([d.update(raw.subarray(28)), d.final()]);
   }
-  open(sealed: string): string {
-    return this.openBuffer(sealed).toString("utf8");
+  open(sealed: string, aad?: string): string {
+    return this.openBuffer(sealed, aad).toString("utf8");
   }
 }
 

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import type { FastifyInstance } from "fastify";
 import { Meshagent } from "./official.js";
 import { loadConfig, type Config } from "../../src/config.js";
-import { createContext } from "../../src/services.js";
+import { createContext } from "../../src/wiring.js";
 import { buildApp } from "../../src/app.js";
 import { bootstrap } from "../../src/bootstrap.js";
 import type { AppContext } from "../../src/context.js";
