@@ -20,7 +20,7 @@ describe("connect_room tokens and the participant-token verifier", () => {
   /** The project's own signing key (server-minted tokens for users), read the way the server does. */
   async function projectSecret(projectId: string) {
     const row = await s.ctx.store.db.selectFrom("project_signing_keys").selectAll().where("project_id", "=", projectId).executeTakeFirstOrThrow();
-    expect(row.secret_sealed.startsWith("v1:")).toBe(true);
+    expect(/^v2:[0-9a-f]{16}:/.test(row.secret_sealed)).toBe(true);
     return { kid: row.id, secret: s.ctx.sealer.open(row.secret_sealed) };
   }
   const validate = (token: unknown, headers: Record<string, string> = {}) =>

@@ -119,7 +119,7 @@ describe("webhooks", () => {
       const w = await create({ name: "sealed", events: ["api_key.created"] });
       const row = await s.ctx.store.db.selectFrom("webhooks").selectAll().where("id", "=", w.id).executeTakeFirstOrThrow();
       expect(JSON.stringify(row)).not.toContain(w.secret.slice(6));
-      expect(row.secret_sealed).toMatch(/^v1:/);
+      expect(row.secret_sealed).toMatch(/^v2:[0-9a-f]{16}:/);
       await s.http("DELETE", `${base()}/${w.id}`);
     });
 
