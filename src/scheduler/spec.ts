@@ -1,6 +1,7 @@
 import { badRequest } from "../core/errors.js";
-import { isObj } from "../core/json.js";
+import { bool, check, obj, str, withFields } from "../core/strict.js";
 import { checkQueueName } from "../queues/service.js";
+import { ContainerSpecSchema as ContainerSpecBase } from "../services/spec.js";
 import { canonicalTimeZone, MISFIRE_POLICIES, type MisfirePolicy } from "./schedule.js";
 
 /**
@@ -37,58 +38,9 @@ export const MAX_CATCH_UP = 1000;
 export const MAX_NAME = 256;
 export const MAX_STORAGE_PATH = 1024;
 
-// ---------------------------------------------------------------------------------------------------------------
-// A small strict validator: unknown keys are refused, nulls dropped, every error names its path.
-
-type Schema =
-  | { t: "string"; nonEmpty?: boolean }
-  | { t: "boolean" }
-  | { t: "integer"; min?: number }
-  | { t: "enum"; values: readonly string[] }
-  | { t: "object"; fields: Record<string, Schema>; required?: string[]; open?: boolean }
-  | { t: "array"; of: Schema }
-  | { t: "strings" } // {str: str}
-  | { t: "json" }; // any JSON object
-
-const str: Schema = { t: "string" };
-const bool: Schema = { t: "boolean" };
-const obj = (fields: Record<string, Schema>, required: string[] = []): Schema => ({ t: "object", fields, required });
-const arr = (of: Schema): Schema => ({ t: "array", of });
-
-const ApiScopeSchema: Schema = { t: "object", fields: {}, open: true };
-const EnvironmentVariable = obj(
-  {
-    name: str,
-    value: str,
-    token: obj({ identity: str, api: ApiScopeSchema, role: { t: "enum", values: ["user", "agent", "tool"] } }, ["identity"]),
-    secret: obj({ identity: str, id: str }, ["identity", "id"]),
-  },
-  ["name"],
-);
-const ContainerMountSpec = obj({
-  room: arr(obj({ path: str, subpath: str, read_only: bool }, ["path"])),
-  project: arr(obj({ path: str, subpath: str, read_only: bool }, ["path"])),
-  images: arr(obj({ image: str, path: str, subpath: str, read_only: bool }, ["image", "path"])),
-  files: arr(obj({ path: str, text: str, read_only: bool }, ["path", "text"])),
-  empty_dirs: arr(obj({ path: str, read_only: bool }, ["path"])),
-  configs: arr(obj({ path: str })),
-});
-/** ContainerSpec of wire-contract §7.4 (0.39.9). */
-const ContainerSpecSchema = obj(
-  {
-    image: { t: "string", nonEmpty: true },
-    command: str,
-    working_dir: str,
-    environment: arr(EnvironmentVariable),
-    secrets: arr(str),
-    pull_secret: str,
-    storage: ContainerMountSpec,
-    on_demand: bool,
-    writable_root_fs: bool,
-    private: bool,
-  },
-  ["image"],
-);
+// The strict validator (src/core/strict.ts): unknown keys are refused, nulls dropped, every error names its path.
+// ContainerSpec is the services area's (wire-contract §7.4), with the image required to be non-empty here.
+const ContainerSpecSchema = withFields(ContainerSpecBase, { image: { t: "string", nonEmpty: true } });
 const SpecSchema = obj(
   {
     version: { t: "enum", values: ["v1"] },
@@ -102,51 +54,6 @@ const SpecSchema = obj(
   },
   ["schedule"],
 );
-
-const typeName = (v: unknown) => (v === null ? "null" : Array.isArray(v) ? "an array" : typeof v === "object" ? "an object" : `a ${typeof v}`);
-
-function check(s: Schema, v: unknown, path: string): unknown {
-  switch (s.t) {
-    case "string":
-      if (typeof v !== "string") throw badRequest(`${path} must be a string, not ${typeName(v)}`);
-      if (s.nonEmpty && v.trim() === "") throw badRequest(`${path} must not be empty`);
-      return v;
-    case "boolean":
-      if (typeof v !== "boolean") throw badRequest(`${path} must be true or false, not ${typeName(v)}`);
-      return v;
-    case "integer":
-      if (typeof v !== "number" || !Number.isInteger(v) || (s.min !== undefined && v < s.min))
-        throw badRequest(`${path} must be an integer${s.min !== undefined ? ` ≥ ${s.min}` : ""}`);
-      return v;
-    case "enum":
-      if (typeof v !== "string" || !s.values.includes(v)) throw badRequest(`${path} must be ${s.values.map((x) => `"${x}"`).join(" or ")}`);
-      return v;
-    case "array":
-      if (!Array.isArray(v)) throw badRequest(`${path} must be an array, not ${typeName(v)}`);
-      return v.map((x, i) => check(s.of, x, `${path}[${i}]`));
-    case "strings": {
-      if (!isObj(v)) throw badRequest(`${path} must be an object of strings, not ${typeName(v)}`);
-      for (const [k, x] of Object.entries(v)) if (typeof x !== "string") throw badRequest(`${path}.${k} must be a string, not ${typeName(x)}`);
-      return { ...(v as Record<string, string>) };
-    }
-    case "json":
-      if (!isObj(v)) throw badRequest(`${path} must be a JSON object, not ${typeName(v)}`);
-      return v;
-    case "object": {
-      if (!isObj(v)) throw badRequest(`${path} must be an object, not ${typeName(v)}`);
-      if (s.open) return v;
-      const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) {
-        const f = s.fields[k];
-        if (!f) throw badRequest(`${path}.${k} is not a known field (known: ${Object.keys(s.fields).join(", ")})`);
-        if (x === null || x === undefined) continue;
-        out[k] = check(f, x, `${path}.${k}`);
-      }
-      for (const r of s.required ?? []) if (out[r] === undefined) throw badRequest(`${path}.${r} is required`);
-      return out;
-    }
-  }
-}
 
 /** A room-storage path: relative, `/`-separated, no `.`/`..` segments or control characters. Returns its segments. */
 export function storagePathSegments(path: string, field: string): string[] {
