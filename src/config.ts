@@ -8,6 +8,7 @@ import type { WebhookConfig } from "./webhooks/config.js";
 import type { RoomsConfig } from "./room-server/config.js";
 import type { IdempotencyConfig } from "./idempotency/service.js";
 import type { RateLimitConfig } from "./auth/rate-limit.js";
+import type { McpConfig } from "./mcp/service.js";
 
 export type { RoomsConfig };
 
@@ -31,6 +32,8 @@ export interface Config {
   pricingFile?: string;
   logLevel: string;
   webhooks: WebhookConfig;
+  /** MCP discovery (`POST /mcp/discover`): MESHAGENT_MCP_*. */
+  mcp: McpConfig;
   /** Where blobs live: a directory (default `<dataDir>/storage`) or `s3://bucket/prefix`. */
   storageUrl: string;
   /** Largest accepted upload in bytes (413 above it). */
@@ -325,6 +328,17 @@ export const ConfigSchema = Type.Object({
   MESHAGENT_WEBHOOK_POLL_MS: Type.Integer({ minimum: 10, default: 1000, unit: "ms", description: "how often an idle dispatcher looks for due deliveries" }),
   MESHAGENT_WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, default: 64, description: "deliveries in flight per process" }),
   MESHAGENT_WEBHOOK_DISPATCHER: Type.Boolean({ default: true, description: "`false`: this process does not deliver webhooks" }),
+  MESHAGENT_MCP_ALLOW_PRIVATE: Type.Boolean({
+    default: false,
+    description: "`true` lets `POST /mcp/discover` connect to private, loopback and link-local addresses",
+  }),
+  MESHAGENT_MCP_DISCOVERY_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    maximum: 300_000,
+    default: 10_000,
+    unit: "ms",
+    description: "total time one `POST /mcp/discover` may take (connecting, listing tools, reading OAuth metadata)",
+  }),
   MESHAGENT_SCHEDULER_ENABLED: Type.Boolean({
     default: true,
     description: "run the scheduled-task engine in this process (`false`: tasks are stored, other processes fire them)",
@@ -504,6 +518,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       concurrency: v.MESHAGENT_WEBHOOK_CONCURRENCY,
       dispatcher: v.MESHAGENT_WEBHOOK_DISPATCHER,
     },
+    mcp: { allowPrivate: v.MESHAGENT_MCP_ALLOW_PRIVATE, timeoutMs: v.MESHAGENT_MCP_DISCOVERY_TIMEOUT_MS },
     storageUrl: v.MESHAGENT_STORAGE_URL ?? join(dataDir, "storage"),
     maxUploadBytes: v.MESHAGENT_MAX_UPLOAD_BYTES,
     maxConcurrentUploads: v.MESHAGENT_MAX_CONCURRENT_UPLOADS,

@@ -20,4 +20,21 @@ export interface Domain {
   routes?: (app: AreaApp, ctx: AppContext) => Promise<void>;
   schemas?: TSchema[];
   events?: EventSpec[];
+  /** The columns where it keeps values sealed with the master key: `rotate-master-key` re-seals them (src/keyring). */
+  sealed?: SealedColumn[];
+}
+
+/**
+ * One column of sealed values (`Sealer.seal`), for master-key rotation: the rotation pages through `table` by `key`
+ * (the primary key, one or several text columns) and re-seals `column` in place with a compare-and-swap update. Null
+ * values are skipped. `aad` gives the additional authenticated data the value was sealed with, from the row's key
+ * columns and `column` (plus any `select`ed ones); absent: sealed without AAD.
+ */
+export interface SealedColumn {
+  table: string;
+  key: string | string[];
+  column: string;
+  aad?: (row: Record<string, unknown>) => string | undefined;
+  /** More columns `aad` reads. */
+  select?: string[];
 }

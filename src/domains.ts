@@ -11,9 +11,13 @@ import { mailboxesDomain } from "./mailboxes/index.js";
 import { sessionsDomain } from "./sessions/index.js";
 import { roomServerDomain } from "./room-server/index.js";
 import { webhooksDomain } from "./webhooks/index.js";
+import { mcpDomain } from "./mcp/index.js";
 import { storageDomain } from "./storage/index.js";
 import { schedulerDomain } from "./scheduler/index.js";
 import { auditDomain } from "./audit/index.js";
+import { idempotencyDomain } from "./idempotency/index.js";
+import { secretsDomain } from "./secrets/index.js";
+import { servicesDomain } from "./services/index.js";
 
 /** Every area of the app, in registration order. A new area adds its `index.ts` here (and its migration). */
 export const domains: Domain[] = [
@@ -29,7 +33,11 @@ export const domains: Domain[] = [
   sessionsDomain,
   roomServerDomain,
   webhooksDomain,
+  mcpDomain,
   storageDomain,
   schedulerDomain,
   auditDomain,
+  idempotencyDomain,
+  secretsDomain,
+  servicesDomain,
 ];

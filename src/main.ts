@@ -5,6 +5,8 @@ import { createContext } from "./wiring.js";
 import { buildApp } from "./app.js";
 import { bootstrap, updateEnvFile } from "./bootstrap.js";
 import { migrate, openStore } from "./store/db.js";
+import { domains } from "./domains.js";
+import { consoleReporter, rotateMasterKey } from "./keyring/rotate.js";
 
 try {
   process.loadEnvFile?.(".env");
@@ -85,6 +87,89 @@ The API key and token are shown only now; run bootstrap again for new ones.`);
       await ctx.close();
     }
   });
+
+program
+  .command("rotate-master-key")
+  .description("re-seal every sealed value under a new master key while servers keep serving (rerun to resume)")
+  .option("--new-key-file <file>", "the new master key: 32 raw bytes, 64 hex characters or base64 of 32 bytes")
+  .option("--generate", "write a new random key to --new-key-file (mode 0600) and exit")
+  .option("--retire", "after a finished rotation, once every server runs with the new key: forget the old keys")
+  .option("--batch-size <n>", "values re-sealed per transaction", "500")
+  .option("--switch-wait <seconds>", "how long running servers get to switch to the new key before re-sealing starts", "3")
+  .option("--duty <fraction>", "share of the time spent re-sealing; between batches it sleeps the rest (1: flat out)", "0.5")
+  .option("--pause <ms>", "a fixed pause between batches, on top of --duty", "0")
+  .option("--max-passes <n>", "give up when values under an old key still appear after this many passes", "10")
+  .option("--allow-unreadable", "finish even when some values open with no key (they are left as they are)")
+  .option("--json", "print one JSON summary and nothing else")
+  .action(
+    async (opts: {
+      newKeyFile?: string;
+      generate?: boolean;
+      retire?: boolean;
+      batchSize: string;
+      switchWait: string;
+      duty: string;
+      pause: string;
+      maxPasses: string;
+      allowUnreadable?: boolean;
+      json?: boolean;
+    }) => {
+      const json = !!opts.json;
+      const reporter = consoleReporter({ json, tty: !!process.stdout.isTTY, write: (s) => process.stdout.write(s) });
+      const number = (name: string, v: string, min: number, max = Infinity) => {
+        const n = Number(v);
+        if (!Number.isFinite(n) || n < min || n > max) {
+          throw new Error(`${name}: expected a number ${max === Infinity ? `of at least ${min}` : `from ${min} to ${max}`}, got ${JSON.stringify(v)}`);
+        }
+        return n;
+      };
+      try {
+        const rotation = {
+          newKeyFile: opts.newKeyFile,
+          generate: opts.generate,
+          retire: opts.retire,
+          batchSize: Math.floor(number("--batch-size", opts.batchSize, 1)),
+          switchWaitMs: number("--switch-wait", opts.switchWait, 0) * 1000,
+          duty: number("--duty", opts.duty, 0.01, 1),
+          pauseMs: number("--pause", opts.pause, 0),
+          maxPasses: Math.floor(number("--max-passes", opts.maxPasses, 1)),
+          allowUnreadable: opts.allowUnreadable,
+        };
+        // --generate needs no configuration (nor a database).
+        const config = opts.generate ? undefined : loadConfig();
+        const r = await rotateMasterKey(rotation, {
+          databaseUrl: config?.databaseUrl ?? "",
+          dbPool: 2,
+          masterKey: config?.masterKey ?? Buffer.alloc(32),
+          keySource: process.env.MESHAGENT_MASTER_KEY ? "env" : "file",
+          dataDir: config?.dataDir ?? "",
+          columns: domains.flatMap((d) => d.sealed ?? []),
+          reporter,
+        });
+        reporter.end();
+        if (json) process.stdout.write(JSON.stringify(r) + "\n");
+        else if (r.action === "generated") console.log(`wrote a new master key (id ${r.new_key_id}) to ${opts.newKeyFile}\n${r.next}`);
+        else {
+          const cols = Object.entries(r.columns)
+            .map(([c, n]) => `${c} ${n}`)
+            .join(", ");
+          console.log(
+            r.action === "retired"
+              ? `retired the old master keys; current key ${r.new_key_id} (${r.resealed} stray values re-sealed)`
+              : `master key ${r.old_key_id} -> ${r.new_key_id}: ${r.resealed} values re-sealed in ${r.passes} passes, ${r.seconds} s` +
+                  (r.resumed ? " (resumed)" : "") +
+                  (cols ? `\n  ${cols}` : ""),
+          );
+          console.log(r.next);
+        }
+      } catch (err) {
+        reporter.end();
+        if (!json) throw err;
+        process.stdout.write(JSON.stringify({ ok: false, error: (err as Error)?.message ?? String(err) }) + "\n");
+        process.exit(1);
+      }
+    },
+  );
 
 program.parseAsync().catch((err) => {
   console.error(`error: ${err?.message ?? err}`);

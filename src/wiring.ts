@@ -19,6 +19,7 @@ import { RoomServer } from "./room-server/server.js";
 import { BlobRoomStorage } from "./room-server/storage.js";
 import { WebhooksService } from "./webhooks/service.js";
 import { WebhookDispatcher } from "./webhooks/dispatcher.js";
+import { McpDiscovery } from "./mcp/service.js";
 import pino from "pino";
 import { openBlobStore } from "./blobs/index.js";
 import { StorageService } from "./storage/service.js";
@@ -32,6 +33,9 @@ import { EventCatalog } from "./webhooks/catalog.js";
 import { domains } from "./domains.js";
 import { AuditService } from "./audit/service.js";
 import { IdempotencyService } from "./idempotency/index.js";
+import { KeyringService } from "./keyring/service.js";
+import { SecretsService } from "./secrets/service.js";
+import { ServicesService } from "./services/service.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}) {
@@ -45,6 +49,16 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     invalidator = pgInv;
   } else invalidator = new LocalInvalidator();
   const sealer = new Sealer(config.masterKey);
+  // Master-key rotation (rotate-master-key): the keyring comes from master_keys; servers re-read it every second.
+  const keyring = new KeyringService(store.db, sealer, config.masterKey, invalidator, {
+    log: (msg, err) => process.stderr.write(JSON.stringify({ level: 40, time: Date.now(), msg, err: String((err as Error)?.message ?? err) }) + "\n"),
+  });
+  await keyring.load().catch(async (err) => {
+    await invalidator.close();
+    await store.close();
+    throw err;
+  });
+  if (opts.listen !== false) keyring.start();
   const bus = new EventBus();
   const users = new UsersService(store.db, clock);
   const projects = new ProjectsService(store.db, clock, users, bus, invalidator);
@@ -60,6 +74,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   // What a webhook may subscribe to: the union of the events every domain declares.
   const catalog = new EventCatalog(domains.flatMap((d) => d.events ?? []));
   const webhooks = new WebhooksService(store.db, clock, sealer, bus, config.webhooks, webhookDispatcher, catalog);
+  const mcp = new McpDiscovery(config.mcp);
   const blobs = await openBlobStore(config);
   const storage = new StorageService(store.db, store.dialect, blobs, clock, bus, projects, {
     maxUploadBytes: config.maxUploadBytes,
@@ -77,6 +92,9 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const scheduler = new SchedulerService(store, clock, rooms, config.scheduler, invalidator);
   const schedulerEngine = new SchedulerEngine(store, clock, queues, bus, new DetachedAttachmentSink(storage), config.scheduler);
   scheduler.onChange(() => schedulerEngine.wake());
+  // Secrets (sealed, AAD = row id) and the services that name them; room deletion cascades to both.
+  const secrets = new SecretsService(store.db, store.dialect, clock, sealer, bus, rooms);
+  const services = new ServicesService(store.db, clock, bus, invalidator, rooms, secrets);
   const sessions = new SessionsService(store.db, clock, bus, () => config.publicUrl);
   // Idempotency-Key on POST (the hook app.ts installs); the app sweeps expired keys while it runs.
   const idempotency = new IdempotencyService(store.db, clock, sealer, config.idempotency);
@@ -91,13 +109,15 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const roomStorage = new BlobRoomStorage(storage);
   const roomServer = new RoomServer(
     { db: store.db, clock, bus, invalidator, tokens, rooms, queues, sessions, storage: roomStorage },
-    { ...config.rooms, publicUrl: () => config.publicUrl, masterKey: config.masterKey },
+    { ...config.rooms, publicUrl: () => config.publicUrl, masterKey: keyring.currentKey },
   );
   return {
     config,
     clock,
     store,
     sealer,
+    /** Follows master-key rotations into the sealer; its poll runs in servers and is stopped by close(). */
+    keyring,
     bus,
     invalidator,
     users,
@@ -111,6 +131,8 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     shares,
     tokens,
     webhooks,
+    /** MCP discovery (POST /mcp/discover): connects out through the guarded fetch of core/ssrf.ts. */
+    mcp,
     /** Started by `serve` (and the test server), stopped by close(). */
     webhookDispatcher,
     /** The blob store (local directory or S3); room storage uses it too, with keys from blobs/keys.ts. */
@@ -125,6 +147,10 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     scheduler,
     /** Started by `serve` (and the test harness); `tick()` fires what is due now. */
     schedulerEngine,
+    /** Project and room secrets (values sealed at rest). */
+    secrets,
+    /** Project and room services (ServiceSpec records; the runtime's view in `records`). */
+    services,
     /** Room sessions: participants, events, spans, metrics (REST §6.6 and the OTLP receiver). */
     sessions,
     /** The audit log of mutating calls; its retention sweep runs in servers and is stopped by close(). */
@@ -143,6 +169,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
       await queues.shutdown();
       await storage.stop();
       await audit.stop();
+      await keyring.stop();
       await blobs.close();
       await invalidator.close();
       await store.close();

@@ -8,4 +8,9 @@ const events: EventSpec[] = [
 ];
 
 /** The api-keys area: project API keys. */
-export const apiKeysDomain: Domain = { name: "api-keys", routes: apiKeyRoutes, events };
+export const apiKeysDomain: Domain = {
+  name: "api-keys",
+  routes: apiKeyRoutes,
+  events,
+  sealed: [{ table: "api_keys", key: "id", column: "secret_sealed" }],
+};

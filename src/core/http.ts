@@ -1,4 +1,5 @@
 import { Type, type TSchema } from "@sinclair/typebox";
+import type { FastifyReply } from "fastify";
 
 /** A field that is always present and may be null (responses: the contract's `X | null`). */
 export const OrNull = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
@@ -33,3 +34,6 @@ export const QueryInt = (opts: { minimum?: number; maximum?: number } = {}) =>
 
 /** Standard error responses for the OpenAPI document. */
 export const errors = (...codes: number[]) => Object.fromEntries(codes.map((c) => [c, Type.Ref("Error")])) as Record<number, TSchema>;
+
+/** Answer JSON that is already text (e.g. stored as it is answered): sent as it is, no parse and no serializer. */
+export const sendJsonText = (reply: FastifyReply, text: string) => reply.type("application/json; charset=utf-8").send(text);

@@ -367,6 +367,68 @@ export interface IdempotencyKeysTable {
   heartbeat_at: number;
 }
 
+export interface ServicesTable {
+  id: string;
+  project_id: string;
+  /** null for a project service. */
+  room_id: string | null;
+  /** "" for a project service, else the room id (one unique name per scope). */
+  scope: string;
+  name: string;
+  /** The ServiceSpec JSON as sent (nulls dropped), with its `id`: answered as it is. */
+  spec: string;
+  revision: number;
+  /** The runtime's view (JSON), null until a runtime reports. */
+  runtime: string | null;
+  created_by: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface SecretsTable {
+  /** Row id: the AAD of value_sealed. */
+  id: string;
+  /** The id clients see (server-made for project secrets; a room secret may choose it). */
+  secret_id: string;
+  project_id: string;
+  room_id: string | null;
+  scope: string;
+  for_identity: string;
+  delegated_to: string;
+  name: string;
+  type: string;
+  value_sealed: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface ServiceSecretRefsTable {
+  service_id: string;
+  service_name: string;
+  project_id: string;
+  scope: string;
+  secret_id: string;
+}
+
+/** Master-key rotations (src/keyring), one row per new key id; see migrations/0012_keyring.ts. */
+export interface MasterKeysTable {
+  id: string;
+  old_key_id: string;
+  /** The new key sealed under the old one (AAD `master_keys:<id>:new`); null once retired. */
+  new_sealed: string | null;
+  /** The old key sealed under the new one (AAD `master_keys:<id>:old`); null once retired. */
+  old_sealed: string | null;
+  state: "rotating" | "done" | "retired";
+  /** 1 while rotating, null after (unique: one rotation at a time). */
+  unfinished: number | null;
+  /** JSON cursor of the rotation job. */
+  progress: string;
+  resealed: number;
+  started_at: number;
+  finished_at: number | null;
+  updated_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -396,6 +458,10 @@ export interface Database {
   session_events: SessionEventsTable;
   session_spans: SessionSpansTable;
   session_metrics: SessionMetricsTable;
+  services: ServicesTable;
+  secrets: SecretsTable;
+  service_secret_refs: ServiceSecretRefsTable;
   audit_log: AuditLogTable;
   idempotency_keys: IdempotencyKeysTable;
+  master_keys: MasterKeysTable;
 }

@@ -11,7 +11,7 @@ import { inTx, type Store } from "../store/db.js";
 import type { WebhookConfig } from "./config.js";
 import { webhooksRepo, type AttemptResult, type ClaimedRow } from "./repo.js";
 import { meshagentSignature, standardHeaders, standardSigner } from "./signing.js";
-import { guardedLookup, isPrivateAddress } from "./ssrf.js";
+import { guardedLookup, isPrivateAddress } from "../core/ssrf.js";
 
 /**
  * Retry schedule: the delay before attempt n+1 after attempt n failed. 12 attempts in all; the delays add up to

@@ -11,4 +11,10 @@ const events: EventSpec[] = [
 ];
 
 /** The webhooks area: webhooks and their deliveries. */
-export const webhooksDomain: Domain = { name: "webhooks", routes: webhookRoutes, schemas: webhookSchemas, events };
+export const webhooksDomain: Domain = {
+  name: "webhooks",
+  routes: webhookRoutes,
+  schemas: webhookSchemas,
+  events,
+  sealed: [{ table: "webhooks", key: "id", column: "secret_sealed" }],
+};

@@ -12,7 +12,8 @@ import type { WebhookConfig } from "./config.js";
 import { pyJsonDumps } from "./pyjson.js";
 import { webhooksRepo, type AttemptRow, type DeliveryRow, type WebhookRow } from "./repo.js";
 import { generateWebhookSecret } from "./signing.js";
-import { checkUrlTarget, parseWebhookUrl, UnsafeUrlError } from "./ssrf.js";
+import { checkUrlTarget, UnsafeUrlError } from "../core/ssrf.js";
+import { parseWebhookUrl } from "./ssrf.js";
 
 /** Largest delivery body (the serialized {"event","data",…}); larger events are recorded as failed, never sent. */
 export const MAX_PAYLOAD_BYTES = 256 * 1024;

@@ -9,6 +9,8 @@ import { m0005_webhooks } from "./0005_webhooks.js";
 import { m0007_scheduler } from "./0007_scheduler.js";
 import { m0009_idempotency } from "./0009_idempotency.js";
 import { m0010_audit } from "./0010_audit.js";
+import { m0011_services_secrets } from "./0011_services_secrets.js";
+import { m0012_keyring } from "./0012_keyring.js";
 
 /**
  * The one migration set, for SQLite and PostgreSQL alike. Names sort in order of application;
@@ -25,6 +27,8 @@ export const migrations: Record<string, Migration> = {
   "0008_sessions": m0008_sessions,
   "0009_idempotency": m0009_idempotency,
   "0010_audit": m0010_audit,
+  "0011_services_secrets": m0011_services_secrets,
+  "0012_keyring": m0012_keyring,
 };
 
 export const migrationProvider: MigrationProvider = {
