@@ -36,7 +36,7 @@ describe("SQLite store", () => {
     const dir = mkdtempSync(join(tmpdir(), "meshagent-store-"));
     try {
       const script = join(dir, "close.mts");
-      const services = pathToFileURL(join(ROOT, "src/services.ts")).href;
+      const services = pathToFileURL(join(ROOT, "src/wiring.ts")).href;
       const config = pathToFileURL(join(ROOT, "src/config.ts")).href;
       const rooms = pathToFileURL(join(ROOT, "test/helpers/rooms.ts")).href;
       writeFileSync(
