@@ -255,14 +255,20 @@ async function crud(store: StoreKind) {
   const ours = await startChild([join(ROOT, "src/main.ts"), "serve"], env, `http://127.0.0.1:${port}/healthz`);
   const headers = { authorization: `Bearer ${b.api_key}` };
   const P = `/accounts/projects/${b.project_id}`;
-  const paths = { get_service: `${P}/services/${first}`, list_services: `${P}/services` };
+  // get_project (cached project row, the same auth and gate) is the reference: what any authenticated read costs here.
+  const paths = { get_service: `${P}/services/${first}`, list_services: `${P}/services`, "get_project (reference)": P };
   const routes: Record<string, unknown> = {};
   routes["/accounts/projects/:project_id/services/:service_id"] = await (await fetch(`http://127.0.0.1:${port}${paths.get_service}`, { headers })).json();
   routes["/accounts/projects/:project_id/services"] = await (await fetch(`http://127.0.0.1:${port}${paths.list_services}`, { headers })).json();
   const barePort = await freePort();
   const bare = await startChild(
     [join(ROOT, "bench/bare-server.ts")],
-    { MESHAGENT_PORT: String(barePort), BARE_ROUTES: JSON.stringify(routes), MESHAGENT_LOG_LEVEL: "info" },
+    {
+      MESHAGENT_PORT: String(barePort),
+      BARE_ROUTES: JSON.stringify(routes),
+      BARE_BODY: JSON.stringify(await (await fetch(`http://127.0.0.1:${port}${P}`, { headers })).json()),
+      MESHAGENT_LOG_LEVEL: "info",
+    },
     `http://127.0.0.1:${barePort}/healthz`,
   );
   try {

@@ -40,6 +40,8 @@ export function openStore(url: string, opts: { pool?: number } = {}): Store {
     const pool = new pg.Pool({ connectionString: url, max: opts.pool ?? 10 });
     // An idle client erroring (e.g. the server restarting) must not crash the process.
     pool.on("error", () => {});
+    // ...and so must a checked-out one between statements (a FATAL such as 57P01 arrives with no query to fail).
+    pool.on("connect", (client) => client.on("error", () => {}));
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   } else {
     const file = url.replace(/^sqlite:\/\//, "");
