@@ -1,5 +1,8 @@
-// The baseline for bench/room-fanout.ts: a bare `ws` server speaking the same framing (the same codec), with
-// in-memory rooms and queues and nothing else: no tokens, no scopes, no database, no sessions.
+// The baseline for bench/room-fanout.ts and bench/tool-calls.ts: a bare `ws` server speaking the same framing (the
+// same codec), with in-memory rooms and queues and a minimal toolkit relay, and nothing else: no tokens, no scopes, no
+// database, no sessions. The relay: room.register_toolkit remembers the host's socket; room.invoke_tool of a registered
+// toolkit goes to the host as room.tool_call.<toolkit> under a fresh id; the host's room.tool_call_response answers
+// the caller.
 import { createServer } from "node:http";
 import { randomUUID } from "node:crypto";
 import { WebSocketServer, type WebSocket } from "ws";
@@ -9,6 +12,11 @@ const rooms = new Map<string, Set<WebSocket>>();
 const queues = new Map<string, unknown[]>();
 const waiters = new Map<string, ((m: unknown) => void)[]>();
 let nextId = 1;
+type Send = (id: number, type: string, payload: Buffer) => void;
+/** room/toolkit → the host's send. */
+const hosts = new Map<string, Send>();
+/** Relayed calls: server id → the caller's send and request id. */
+const relayed = new Map<number, { send: Send; id: number }>();
 
 const server = createServer((req, res) => {
   res.writeHead(req.url === "/healthz" ? 200 : 404, { "content-type": "application/json" }).end('{"ok":true}');
@@ -29,8 +37,31 @@ wss.on("connection", (ws, req) => {
   const reasm = new Reassembler(1 << 26);
   ws.on("message", (d: Buffer) => {
     const m = reasm.push(d, () => {});
-    if (!m || m.type !== "room.invoke_tool") return;
-    const { header } = unpack(m.payload);
+    if (!m) return;
+    if (m.type === "room.tool_call_response") {
+      const r = relayed.get(m.id);
+      if (r) {
+        relayed.delete(m.id);
+        r.send(r.id, "__response__", m.payload);
+      }
+      return;
+    }
+    if (m.type === "room.register_toolkit") {
+      hosts.set(`${room}/${String(unpack(m.payload).header.name)}`, send);
+      send(m.id, "__response__", packContent({ type: "json", json: { id: randomUUID() } }));
+      return;
+    }
+    if (m.type === "room.unregister_toolkit") return send(m.id, "__response__", packContent({ type: "empty" }));
+    if (m.type !== "room.invoke_tool") return;
+    const { header, tail } = unpack(m.payload);
+    const host = hosts.get(`${room}/${String(header.toolkit)}`);
+    if (host) {
+      const id = nextId++;
+      relayed.set(id, { send, id: m.id });
+      const req = { name: header.tool, arguments: header.arguments, toolkit: header.toolkit, caller_id: me, tool_call_id: String(id) };
+      host(id, `room.tool_call.${String(header.toolkit)}`, pack(req, tail.length ? tail : undefined));
+      return;
+    }
     const args = (header.arguments as { json?: Record<string, unknown> })?.json ?? {};
     const key = `${room}/${String(args.name)}`;
     if (header.toolkit === "messaging" && header.tool === "broadcast") {

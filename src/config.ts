@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import { KindGuard, Type, type Static, type TSchema } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import type { WebhookConfig } from "./webhooks/config.js";
+import type { CallConfig } from "./calls/config.js";
 import type { RoomsConfig } from "./room-server/config.js";
 import type { IdempotencyConfig } from "./idempotency/service.js";
 import type { RateLimitConfig } from "./auth/rate-limit.js";
@@ -32,6 +33,8 @@ export interface Config {
   pricingFile?: string;
   logLevel: string;
   webhooks: WebhookConfig;
+  /** room.call handoffs (src/calls): MESHAGENT_CALL_*; their SSRF rule is the webhooks' (MESHAGENT_WEBHOOK_ALLOW_PRIVATE). */
+  calls: CallConfig;
   /** MCP discovery (`POST /mcp/discover`): MESHAGENT_MCP_*. */
   mcp: McpConfig;
   /** Where blobs live: a directory (default `<dataDir>/storage`) or `s3://bucket/prefix`. */
@@ -252,6 +255,24 @@ export const ConfigSchema = Type.Object({
     default: 16,
     description: "streaming tool calls (`storage.upload`, `storage.download`) one participant may have open; the next gets an error response",
   }),
+  MESHAGENT_TOOL_CALL_TIMEOUT: Type.Number({
+    minimum: 0.01,
+    default: 300,
+    unit: "s",
+    description:
+      "how long a call to a toolkit a participant hosts (`room.invoke_tool` routed to its host) may wait for the host's answer; then the caller gets an error (decimals allowed)",
+  }),
+  MESHAGENT_SECRET_REQUEST_TIMEOUT: Type.Number({
+    minimum: 0.01,
+    default: 300,
+    unit: "s",
+    description:
+      "the longest a room `secrets.request_secret` / `secrets.request_oauth_token` waits for the other participant's answer (a shorter `timeout` from the client wins); then the requester gets an error (decimals allowed)",
+  }),
+  MESHAGENT_OAUTH_ALLOW_PRIVATE: Type.Boolean({
+    default: false,
+    description: "`true` lets the room `secrets` toolkit call OAuth token endpoints on private, loopback and link-local addresses",
+  }),
   MESHAGENT_OTLP_BODY_LIMIT: Type.Integer({
     minimum: 0,
     default: 16 * MiB,
@@ -328,6 +349,14 @@ export const ConfigSchema = Type.Object({
   MESHAGENT_WEBHOOK_POLL_MS: Type.Integer({ minimum: 10, default: 1000, unit: "ms", description: "how often an idle dispatcher looks for due deliveries" }),
   MESHAGENT_WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, default: 64, description: "deliveries in flight per process" }),
   MESHAGENT_WEBHOOK_DISPATCHER: Type.Boolean({ default: true, description: "`false`: this process does not deliver webhooks" }),
+  MESHAGENT_CALL_TIMEOUT_MS: Type.Integer({
+    minimum: 1,
+    maximum: 600_000,
+    default: 30_000,
+    unit: "ms",
+    description:
+      "how long a `room.call` handoff may take until its target accepted (a 2xx to the POST, or the WebSocket open); then the caller gets an error. Webhooks with action `call` use `MESHAGENT_WEBHOOK_TIMEOUT_MS`",
+  }),
   MESHAGENT_MCP_ALLOW_PRIVATE: Type.Boolean({
     default: false,
     description: "`true` lets `POST /mcp/discover` connect to private, loopback and link-local addresses",
@@ -518,6 +547,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       concurrency: v.MESHAGENT_WEBHOOK_CONCURRENCY,
       dispatcher: v.MESHAGENT_WEBHOOK_DISPATCHER,
     },
+    calls: { timeoutMs: v.MESHAGENT_CALL_TIMEOUT_MS },
     mcp: { allowPrivate: v.MESHAGENT_MCP_ALLOW_PRIVATE, timeoutMs: v.MESHAGENT_MCP_DISCOVERY_TIMEOUT_MS },
     storageUrl: v.MESHAGENT_STORAGE_URL ?? join(dataDir, "storage"),
     maxUploadBytes: v.MESHAGENT_MAX_UPLOAD_BYTES,
@@ -549,6 +579,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       messageBurst: v.MESHAGENT_ROOM_MESSAGE_BURST ?? 2 * v.MESHAGENT_ROOM_MAX_MESSAGES_PER_SECOND,
       maxToolCalls: v.MESHAGENT_ROOM_MAX_TOOL_CALLS,
       maxStreams: v.MESHAGENT_ROOM_MAX_STREAMS,
+      toolCallTimeoutMs: ms(v.MESHAGENT_TOOL_CALL_TIMEOUT),
+      secretRequestTimeoutMs: ms(v.MESHAGENT_SECRET_REQUEST_TIMEOUT),
+      oauthAllowPrivate: v.MESHAGENT_OAUTH_ALLOW_PRIVATE,
       otlpBodyLimit: v.MESHAGENT_OTLP_BODY_LIMIT,
       otlpMaxRowsPerSession: v.MESHAGENT_OTLP_MAX_ROWS_PER_SESSION,
     },

@@ -18,6 +18,7 @@ import { auditDomain } from "./audit/index.js";
 import { idempotencyDomain } from "./idempotency/index.js";
 import { secretsDomain } from "./secrets/index.js";
 import { servicesDomain } from "./services/index.js";
+import { callsDomain } from "./calls/index.js";
 
 /** Every area of the app, in registration order. A new area adds its `index.ts` here (and its migration). */
 export const domains: Domain[] = [
@@ -40,4 +41,5 @@ export const domains: Domain[] = [
   idempotencyDomain,
   secretsDomain,
   servicesDomain,
+  callsDomain,
 ];

@@ -36,6 +36,7 @@ import { IdempotencyService } from "./idempotency/index.js";
 import { KeyringService } from "./keyring/service.js";
 import { SecretsService } from "./secrets/service.js";
 import { ServicesService } from "./services/service.js";
+import { CallHandoff } from "./calls/service.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}) {
@@ -70,7 +71,22 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const grants = new GrantsService(store.db, clock, bus, rooms, users, projects, invalidator);
   const roomConnector = new RoomConnector(grants, tokens, () => config.publicUrl);
   const shares = new SharesService(store.db, clock, bus, rooms, tokens, () => config.publicUrl);
-  const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }));
+  // room.call handoffs (the room server's room.call requests, and the dispatcher for webhooks with action "call");
+  // the WebSocket handoff gives its socket to the room server, built further down.
+  const calls = new CallHandoff(
+    {
+      db: store.db,
+      clock,
+      sealer,
+      tokens,
+      rooms,
+      publicUrl: () => config.publicUrl,
+      sockets: () => roomServer,
+      log: pino({ level: config.logLevel, name: "calls" }),
+    },
+    { ...config.calls, allowPrivate: config.webhooks.allowPrivate, maxMessageBytes: config.rooms.maxMessageBytes },
+  );
+  const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }), calls);
   // What a webhook may subscribe to: the union of the events every domain declares.
   const catalog = new EventCatalog(domains.flatMap((d) => d.events ?? []));
   const webhooks = new WebhooksService(store.db, clock, sealer, bus, config.webhooks, webhookDispatcher, catalog);
@@ -108,7 +124,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   // attachments and scheduler files go too.
   const roomStorage = new BlobRoomStorage(storage);
   const roomServer = new RoomServer(
-    { db: store.db, clock, bus, invalidator, tokens, rooms, queues, sessions, storage: roomStorage },
+    { db: store.db, clock, bus, invalidator, tokens, rooms, queues, sessions, storage: roomStorage, secrets, calls },
     { ...config.rooms, publicUrl: () => config.publicUrl, masterKey: keyring.currentKey },
   );
   return {
@@ -135,6 +151,8 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     mcp,
     /** Started by `serve` (and the test server), stopped by close(). */
     webhookDispatcher,
+    /** room.call handoffs (`calls.call`, used by the room server) and the project's call-signing secret. */
+    calls,
     /** The blob store (local directory or S3); room storage uses it too, with keys from blobs/keys.ts. */
     blobs,
     storage,
@@ -164,6 +182,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     async close() {
       await roomServer.stop();
       await webhookDispatcher.stop();
+      calls.close();
       await schedulerEngine.stop();
       await mail.stop();
       await queues.shutdown();

@@ -82,6 +82,9 @@ describe("loadConfig defaults (as before the schema)", () => {
       messageBurst: 2000,
       maxToolCalls: 64,
       maxStreams: 16,
+      toolCallTimeoutMs: 300_000,
+      secretRequestTimeoutMs: 300_000,
+      oauthAllowPrivate: false,
       otlpBodyLimit: 16 * 1024 * 1024,
       otlpMaxRowsPerSession: 100_000,
     });

@@ -20,6 +20,12 @@ export interface RoomsConfig {
   maxToolCalls: number;
   /** MESHAGENT_ROOM_MAX_STREAMS (default 16): streaming tool calls one participant may have open. */
   maxStreams: number;
+  /** MESHAGENT_TOOL_CALL_TIMEOUT (seconds, default 300): how long a call routed to a hosted toolkit waits for its host. */
+  toolCallTimeoutMs: number;
+  /** MESHAGENT_SECRET_REQUEST_TIMEOUT (seconds, default 300): the longest secrets.request_secret / request_oauth_token wait for the other participant. */
+  secretRequestTimeoutMs: number;
+  /** MESHAGENT_OAUTH_ALLOW_PRIVATE (default false): OAuth token endpoints may be private, loopback or link-local addresses. */
+  oauthAllowPrivate: boolean;
   /** MESHAGENT_OTLP_BODY_LIMIT (bytes, default 16 MiB): largest OTLP/HTTP request body. */
   otlpBodyLimit: number;
   /** MESHAGENT_OTLP_MAX_ROWS_PER_SESSION (default 100000, 0 = no limit): OTLP rows one session may take. */

@@ -10,6 +10,7 @@ import {
   nextServerMessageId,
   pack,
   packContent,
+  Packed,
   contentParts,
   ProtocolError,
   Reassembler,
@@ -20,6 +21,7 @@ import {
 } from "./protocol.js";
 import type { RoomScope } from "./scope.js";
 import type { ActiveRoom, RoomMember } from "./room.js";
+import type { AgentsRouter } from "./agents.js";
 
 /** A streaming tool call (storage upload/download): request chunks in, response chunks out. */
 export interface ToolStream {
@@ -27,6 +29,11 @@ export interface ToolStream {
   chunk(c: Content): Promise<void>;
   /** The socket closed or the call was abandoned: release what it holds. */
   abort(): Promise<void>;
+  /**
+   * The answer to the invoke, when it is not an immediate `control/open` (a relayed stream: the host's answer). Any
+   * other answer than `control/open` ends the call.
+   */
+  ready?: Promise<Content>;
 }
 
 export interface ToolCall {
@@ -39,7 +46,8 @@ export interface ToolCall {
 }
 
 export interface Toolkit {
-  tools: Record<string, (call: ToolCall) => Promise<Content>>;
+  /** A tool answers with a Content value, or with one already packed (a hosted toolkit's answer, relayed as it is). */
+  tools: Record<string, (call: ToolCall) => Promise<Content | Packed>>;
   /** Tools called with `control/open` and a tool_call_id: they answer through a ToolStream. */
   streams?: Record<string, (call: ToolCall, out: (c: Content) => void) => ToolStream>;
 }
@@ -109,6 +117,8 @@ export class Connection implements RoomMember {
     private readonly limits: ConnectionLimits,
     private readonly toolkits: Record<string, Toolkit>,
     private readonly onError: (conn: Connection, what: string, detail: Record<string, unknown>) => void,
+    /** Toolkits participants host, room.call (agents.ts); without it those requests are unsupported. */
+    private readonly agents?: AgentsRouter,
   ) {
     this.id = info.id;
     this.name = info.name;
@@ -192,7 +202,11 @@ export class Connection implements RoomMember {
       return;
     }
     if (!msg) return;
-    if (this.admit()) this.dispatch(msg);
+    // A host's answer to a call the server sent it is not held to the rate: the callers' own requests were.
+    if (msg.type === "room.tool_call_response" && this.agents?.expects(this, msg.id)) this.dispatch(msg);
+    else if (this.admit()) this.dispatch(msg);
+    else if (msg.type === "room.tool_call_response" || msg.type === "room.tool_call_response_chunk")
+      this.agents?.limited(this, msg); // one-way: no answer; a stream it belonged to ends with an error
     else if (!this.ending && msg.type !== "__response__" && msg.type !== "set_attributes")
       this.respond(
         msg.id,
@@ -242,11 +256,33 @@ export class Connection implements RoomMember {
         return this.requestChunk(msg);
       case "set_attributes":
         return this.setAttributes(msg);
+      case "room.register_toolkit":
+      case "room.unregister_toolkit":
+      case "room.list_toolkits":
+      case "room.call":
+      case "room.tool_call_response":
+      case "room.tool_call_response_chunk":
+        if (this.agents) return this.agents.handle(this, msg);
+        break;
       case "__response__":
-        return; // answers to server→client requests; this server sends none
-      default:
-        this.respond(msg.id, errorContent(`unsupported message type ${JSON.stringify(msg.type.slice(0, 100))}`, ErrorCode.INVALID_REQUEST));
+        return; // acknowledgements of server→client messages (relayed request chunks): nothing to do
     }
+    this.respond(msg.id, errorContent(`unsupported message type ${JSON.stringify(msg.type.slice(0, 100))}`, ErrorCode.INVALID_REQUEST));
+  }
+
+  /** Count one more tool call in flight, or the error answer when the participant has MESHAGENT_ROOM_MAX_TOOL_CALLS. */
+  beginCall(): Content | null {
+    if (this.calls >= this.limits.maxToolCalls)
+      return errorContent(
+        `limit: at most ${this.limits.maxToolCalls} tool calls may be in flight per participant; wait for one to finish`,
+        ErrorCode.INVALID_STATE,
+      );
+    this.calls++;
+    return null;
+  }
+
+  endCall() {
+    this.calls--;
   }
 
   private parse(msg: RawMessage): { header: Record<string, unknown>; tail: Buffer } | null {
@@ -275,7 +311,16 @@ export class Connection implements RoomMember {
       this.respond(msg.id, errorContent(`invalid arguments: ${(e as Error).message}`, ErrorCode.INVALID_REQUEST));
       return;
     }
-    const toolkit = Object.hasOwn(this.toolkits, toolkitName) ? this.toolkits[toolkitName] : undefined;
+    let toolkit = Object.hasOwn(this.toolkits, toolkitName) ? this.toolkits[toolkitName] : undefined;
+    if (!toolkit && this.agents) {
+      // Not a built-in toolkit: one a participant hosts (the call is routed to it), or an error naming why not.
+      try {
+        toolkit = this.agents.route(this, toolkitName, toolName, header, tail);
+      } catch (e) {
+        this.respond(msg.id, this.errorFor(e, `${toolkitName}.${toolName}`));
+        return;
+      }
+    }
     const toolCallId = typeof header.tool_call_id === "string" && header.tool_call_id ? header.tool_call_id : undefined;
     const call: ToolCall = { conn: this, room: this.room, input, args: input.type === "json" && isObj(input.json) ? input.json : {}, toolCallId };
 
@@ -316,8 +361,22 @@ export class Connection implements RoomMember {
         this.respond(msg.id, this.errorFor(e, `${toolkitName}.${toolName}`));
         return;
       }
-      this.streams.set(toolCallId, { stream, tail: Promise.resolve() });
-      this.respond(msg.id, { type: "control", method: "open" });
+      const entry = { stream, tail: Promise.resolve() };
+      this.streams.set(toolCallId, entry);
+      if (!stream.ready) {
+        this.respond(msg.id, { type: "control", method: "open" });
+        return;
+      }
+      stream.ready.then(
+        (c) => {
+          this.respond(msg.id, c);
+          if ((c.type !== "control" || c.method !== "open") && this.streams.get(toolCallId) === entry) this.streams.delete(toolCallId);
+        },
+        (e) => {
+          this.respond(msg.id, this.errorFor(e, `${toolkitName}.${toolName}`));
+          if (this.streams.get(toolCallId) === entry) this.streams.delete(toolCallId);
+        },
+      );
       return;
     }
 
@@ -326,15 +385,12 @@ export class Connection implements RoomMember {
       this.respond(msg.id, errorContent(`unknown tool ${toolkitName}.${toolName}`, ErrorCode.NOT_FOUND));
       return;
     }
-    if (this.calls >= this.limits.maxToolCalls) {
-      this.respond(
-        msg.id,
-        errorContent(`limit: at most ${this.limits.maxToolCalls} tool calls may be in flight per participant; wait for one to finish`, ErrorCode.INVALID_STATE),
-      );
+    const refused = this.beginCall();
+    if (refused) {
+      this.respond(msg.id, refused);
       return;
     }
-    this.calls++;
-    let result: Promise<Content>;
+    let result: Promise<Content | Packed>;
     try {
       result = tool(call);
     } catch (e) {
@@ -343,7 +399,8 @@ export class Connection implements RoomMember {
     result.then(
       (c) => {
         this.calls--;
-        this.respond(msg.id, c);
+        if (c instanceof Packed) this.send("__response__", c.payload, msg.id);
+        else this.respond(msg.id, c);
       },
       (e) => {
         this.calls--;

@@ -259,6 +259,11 @@ export function contentFrom(header: unknown, tail: Buffer): Content {
   }
 }
 
+/** A Content value that is already packed: sent as it is (a host's answer relayed verbatim to its caller). */
+export class Packed {
+  constructor(readonly payload: Buffer) {}
+}
+
 export function unpackContent(payload: Buffer): Content {
   const { header, tail } = unpack(payload);
   return contentFrom(header, tail);

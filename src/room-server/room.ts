@@ -9,6 +9,8 @@ export interface RoomStats {
   queueReceives: number;
   bytesIn: number;
   bytesOut: number;
+  /** Calls routed to toolkits participants host (agents.ts). */
+  toolCalls: number;
 }
 
 /** What a room needs of a participant's socket (the Connection of connection.ts). */
@@ -33,8 +35,8 @@ export class ActiveRoom<C extends RoomMember = RoomMember> {
   /** Upgrades in flight (counted so the empty timer does not end the session under them). */
   pending = 0;
   emptyTimer: NodeJS.Timeout | null = null;
-  readonly stats: RoomStats = { messages: 0, queueSends: 0, queueReceives: 0, bytesIn: 0, bytesOut: 0 };
-  flushed: RoomStats = { messages: 0, queueSends: 0, queueReceives: 0, bytesIn: 0, bytesOut: 0 };
+  readonly stats: RoomStats = { messages: 0, queueSends: 0, queueReceives: 0, bytesIn: 0, bytesOut: 0, toolCalls: 0 };
+  flushed: RoomStats = { messages: 0, queueSends: 0, queueReceives: 0, bytesIn: 0, bytesOut: 0, toolCalls: 0 };
   closing = false;
   /** Per queue: the line of long-polling receives (see the queues toolkit). */
   readonly queueGates = new Map<string, Promise<void>>();

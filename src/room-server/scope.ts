@@ -20,8 +20,42 @@ export class RoomScope {
   }
 
   /** The toolkit's grant must exist (enable/disable, open/drain/close need nothing more). */
-  require(toolkit: "queues" | "messaging" | "storage") {
+  require(toolkit: "queues" | "messaging" | "storage" | "secrets" | "developer") {
     this.section(toolkit);
+  }
+
+  /** Whether the token has an `admin` section (it may address another identity's room secrets). */
+  isAdmin(): boolean {
+    return !!this.api && isObj(this.api.admin);
+  }
+
+  /**
+   * SecretsGrant.canRequestOauthToken (request_oauth_token, get_offline_oauth_token): no `request_oauth_token` list
+   * allows any provider; a list needs an entry whose `endpoint` is the authorization endpoint (or, ending in `*`, a
+   * prefix of it) and whose `client_id` is the client id.
+   */
+  secretsOAuth(oauth: { authorization_endpoint?: unknown; client_id?: unknown } | null) {
+    const list = this.section("secrets").request_oauth_token;
+    if (list === undefined || list === null) return;
+    if (!Array.isArray(list)) throw denied("the token's api.secrets.request_oauth_token grant is malformed");
+    const endpoint = typeof oauth?.authorization_endpoint === "string" ? oauth.authorization_endpoint.trim() : "";
+    const clientId = typeof oauth?.client_id === "string" ? oauth.client_id.trim() : "";
+    const ok =
+      endpoint !== "" &&
+      clientId !== "" &&
+      list.some((g) => {
+        if (!isObj(g) || typeof g.endpoint !== "string") return false;
+        const gid = typeof g.client_id === "string" ? g.client_id : g.clientId;
+        const match = g.endpoint === endpoint || (g.endpoint.endsWith("*") && endpoint.startsWith(g.endpoint.slice(0, -1)));
+        return match && gid === clientId;
+      });
+    if (!ok)
+      throw denied(`the token may not request OAuth tokens from ${endpoint ? JSON.stringify(endpoint.slice(0, 200)) : "this provider"} for this client_id`);
+  }
+
+  /** developer.logs: watching the room's developer logs (`developer.logs`, default true). */
+  developerLogs() {
+    if (this.section("developer").logs === false) throw denied("the token may not watch developer logs (api.developer.logs is false)");
   }
 
   private static listAllows(list: unknown, name: string) {
@@ -83,6 +117,48 @@ export class RoomScope {
     if (!paths) return;
     const g = paths.find((p) => path.startsWith(p.path));
     if (!g || g.read_only) throw denied(`the token may not write "${path}"`);
+  }
+
+  // ---- agents (agents-protocol.md §1.6): AgentsGrant reads snake_case and camelCase keys; a missing key is true
+
+  private agentsFlag(key: string, camel: string): boolean {
+    const s = this.section("agents");
+    const v = s[key] ?? s[camel];
+    return v !== false;
+  }
+
+  /** room.register_toolkit: register_public_toolkit / register_private_toolkit. */
+  agentsRegister(isPublic: boolean) {
+    if (isPublic && !this.agentsFlag("register_public_toolkit", "registerPublicToolkit"))
+      throw denied("the token may not register public toolkits (api.agents.register_public_toolkit is false)");
+    if (!isPublic && !this.agentsFlag("register_private_toolkit", "registerPrivateToolkit"))
+      throw denied("the token may not register private toolkits (api.agents.register_private_toolkit is false)");
+  }
+
+  /** room.list_toolkits and routed invokes: use_tools. */
+  agentsUseTools() {
+    if (!this.agentsFlag("use_tools", "useTools")) throw denied("the token may not use toolkits (api.agents.use_tools is false)");
+  }
+
+  /** allowed_toolkits: absent allows every toolkit; a list allows the toolkits it names. */
+  agentsToolkitAllowed(toolkit: string): boolean {
+    const s = this.section("agents");
+    const list = s.allowed_toolkits ?? s.allowedToolkits;
+    if (list === undefined || list === null) return true;
+    if (!Array.isArray(list)) throw denied("the token's api.agents.allowed_toolkits grant is malformed");
+    return list.includes(toolkit);
+  }
+
+  /** A routed invoke: use_tools and allowed_toolkits. */
+  agentsInvoke(toolkit: string) {
+    this.agentsUseTools();
+    if (!this.agentsToolkitAllowed(toolkit))
+      throw denied(`the token may not call toolkit ${JSON.stringify(toolkit.slice(0, 100))} (not in api.agents.allowed_toolkits)`);
+  }
+
+  /** room.call: call. */
+  agentsCall() {
+    if (!this.agentsFlag("call", "call")) throw denied("the token may not use room.call (api.agents.call is false)");
   }
 }
 

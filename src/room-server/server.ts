@@ -15,6 +15,8 @@ import { grantOf, type ParticipantClaims, type ParticipantTokens } from "../toke
 import type { QueuesService } from "../queues/service.js";
 import type { SessionRow, SessionsService } from "../sessions/service.js";
 import { Connection, type Toolkit } from "./connection.js";
+import { AgentsRouter } from "./agents.js";
+import type { CallHandoff } from "../calls/service.js";
 import { ActiveRoom } from "./room.js";
 import { Ownership, type NodeInfo } from "./ownership.js";
 import { RoomScope } from "./scope.js";
@@ -24,6 +26,8 @@ import { queuesToolkit } from "./toolkits/queues.js";
 import { messagingToolkit } from "./toolkits/messaging.js";
 import type { RoomsConfig } from "./config.js";
 import { storageToolkit } from "./toolkits/storage.js";
+import { secretsToolkit, type RoomSecrets } from "./toolkits/secrets.js";
+import { developerToolkit } from "./toolkits/developer.js";
 
 /** The room server's settings: the rooms part of the config (config.ts documents each variable) and two of its own. */
 export type RoomServerConfig = Omit<RoomsConfig, "otlpBodyLimit" | "otlpMaxRowsPerSession"> & {
@@ -41,6 +45,10 @@ export interface RoomServerDeps {
   queues: QueuesService;
   sessions: SessionsService;
   storage: RoomStorage;
+  /** room.call handoffs (src/calls): the room server validates the request, the handoff delivers it. */
+  calls: Pick<CallHandoff, "call">;
+  /** Room secrets behind the secrets toolkit (SecretsService). */
+  secrets: RoomSecrets;
 }
 
 /** Header a proxying process adds, so the owner never proxies a proxied connection again. */
@@ -102,6 +110,8 @@ export class RoomServer {
   /** Notifications of sessions ended in a room-deletion transaction, run once the room.deleted event says it committed. */
   private pendingDeletes = new Map<string, (() => void)[]>();
   private proxies = new Set<WebSocket>();
+  /** Toolkits participants host, the routing of calls to them, room.call (agents.ts). */
+  private readonly agents: AgentsRouter;
 
   constructor(
     private readonly deps: RoomServerDeps,
@@ -127,7 +137,22 @@ export class RoomServer {
         downloadUrl: (roomId, path) => this.downloadUrl(roomId, path),
         maxUploadBytes: config.maxUploadBytes,
       }),
+      secrets: secretsToolkit({
+        secrets: deps.secrets,
+        clock: deps.clock,
+        requestTimeoutMs: config.secretRequestTimeoutMs,
+        oauthAllowPrivate: config.oauthAllowPrivate,
+      }),
+      developer: developerToolkit({ sessions: deps.sessions, clock: deps.clock }),
     };
+    this.agents = new AgentsRouter({
+      calls: deps.calls,
+      sessions: deps.sessions,
+      clock: deps.clock,
+      timeoutMs: config.toolCallTimeoutMs,
+      builtins: () => Object.keys(this.toolkits),
+      onError: (c, type, detail) => this.recordError(c, type, detail),
+    });
     deps.invalidator.subscribe(TOPIC, (key) => this.onNotice(key));
     // Room deletion: its sessions end in the deleting transaction; its sockets close once that committed.
     deps.rooms.onDelete(async (tx, room) => {
@@ -262,9 +287,11 @@ export class RoomServer {
       s.queueSends === f.queueSends &&
       s.queueReceives === f.queueReceives &&
       s.bytesIn === f.bytesIn &&
-      s.bytesOut === f.bytesOut
+      s.bytesOut === f.bytesOut &&
+      s.toolCalls === f.toolCalls
     )
       return;
+    const toolCalls = s.toolCalls - f.toolCalls;
     r.flushed = { ...s };
     const now = this.deps.clock.now();
     const m = (name: string, unit: string, v: number) => this.deps.sessions.serverMetric(r.session.id, name, "sum", unit, v, now);
@@ -275,9 +302,17 @@ export class RoomServer {
         m("room.queue.received", "{message}", s.queueReceives),
         m("room.bytes_in", "By", s.bytesIn),
         m("room.bytes_out", "By", s.bytesOut),
+        ...(s.toolCalls ? [m("room.tool_calls", "{call}", s.toolCalls)] : []),
       ])
       .catch(() => {});
+    // Usage: the calls routed to hosted toolkits since the last flush, one usage.recorded per flush.
+    if (toolCalls > 0) {
+      const from = this.toolCallsReportedAt.get(r) ?? Number(r.session.created_at);
+      this.toolCallsReportedAt.set(r, now);
+      void this.deps.sessions.toolCallUsage(r.session, toolCalls, from, now).catch(() => {});
+    }
   }
+  private toolCallsReportedAt = new WeakMap<ActiveRoom<Connection>, number>();
 
   private onNotice(key: string) {
     const i = key.indexOf(":");
@@ -443,6 +478,7 @@ export class RoomServer {
       this.config,
       this.toolkits,
       (c, type, detail) => this.recordError(c, type, detail),
+      this.agents,
     );
     if (active.closing) {
       conn.close(1012, "the room is closing; reconnect");
@@ -469,6 +505,9 @@ export class RoomServer {
     conn.shutdown();
     active.connections.delete(conn.id);
     active.disableMessaging(conn);
+    // Its toolkits go (their calls in flight fail); what the session records of them comes before the leave.
+    this.agents.left(conn);
+    this.agents.flush(active.session.id);
     void this.deps.sessions
       .leave(active.session, { id: conn.id, name: conn.name, role: conn.role }, active.connections.size, {
         close_code: code,
@@ -511,6 +550,7 @@ export class RoomServer {
     this.rooms.delete(active.id);
     for (const c of active.connections.values()) c.close(code, text);
     this.flushStats(active);
+    this.agents.flush(active.session.id);
     try {
       await this.deps.sessions.end(active.session, reason);
     } catch (e) {
@@ -569,6 +609,95 @@ export class RoomServer {
     const want = Buffer.from(this.sign(roomId, path, expires));
     const got = Buffer.from(signature);
     return want.length === got.length && timingSafeEqual(want, got);
+  }
+
+  // ---------------------------------------------------------------- room.call WebSocket handoff (src/calls)
+
+  /**
+   * The WebSocket handoff of `room.call` (wire-contract §9, src/calls/service.ts): `ws` is a socket this process
+   * opened to a call's target, paused by the caller so no frame is lost; the target speaks the room protocol over it
+   * as the participant of `token`. It is served like an upgrade of `/rooms/{room}` with that token: the token
+   * verified, the room activated here and the socket joined, or, when another process owns the room, its frames
+   * copied to that process. Resolves once joined (or piped); rejects, and closes the socket, when refused.
+   */
+  async acceptCallSocket(ws: WebSocket, token: string): Promise<void> {
+    const refuse = (code: number, reason: string): never => {
+      if (ws.readyState === WebSocket.OPEN) ws.close(code, reason.slice(0, 120));
+      else ws.terminate();
+      throw new Error(reason);
+    };
+    if (this.stopping) refuse(1012, "the server is shutting down");
+    const claims = await this.deps.tokens.verify(token).catch((e: Error) => refuse(1008, e.message));
+    const roomName = grantOf(claims, "room");
+    if (typeof roomName !== "string" || !roomName) return refuse(1008, "the token has no room grant");
+    const room = await this.deps.rooms.byName(claims.sub, roomName).catch(() => refuse(1008, `room "${roomName}" not found`));
+    const got = await this.activate(room);
+    if (!got.active) {
+      if (!this.config.proxy || !got.owner.url)
+        return refuse(1013, `1013 try again later: room served by another server process (${got.owner.url || got.owner.id})`);
+      return this.pipeCallSocket(ws, got.owner, token, roomName);
+    }
+    const active = got.active;
+    let joined = false;
+    try {
+      if (ws.readyState !== WebSocket.OPEN) refuse(1001, "the call's target went away");
+      this.join(active, ws, claims);
+      joined = true;
+    } finally {
+      active.pending--;
+      if (!joined) this.maybeEmpty(active);
+    }
+    ws.resume();
+  }
+
+  /** A handoff socket for a room another process owns: copy its frames to the owner (as `proxy` does for upgrades). */
+  private pipeCallSocket(ws: WebSocket, owner: NodeInfo, token: string, roomName: string): Promise<void> {
+    const target = `${owner.url.replace(/^http/i, "ws").replace(/\/+$/, "")}/rooms/${encodeURIComponent(roomName)}`;
+    const upstream = new WebSocket(target, {
+      headers: { authorization: `Bearer ${token}`, [PROXY_HEADER]: this.nodeId },
+      perMessageDeflate: false,
+      maxPayload: this.config.maxMessageBytes + 1024,
+      handshakeTimeout: 5000,
+    });
+    return new Promise<void>((resolve, reject) => {
+      let settled = false;
+      const fail = (why: string) => {
+        if (settled) return;
+        settled = true;
+        upstream.terminate();
+        if (ws.readyState === WebSocket.OPEN) ws.close(1013, `1013 try again later: ${why}`.slice(0, 120));
+        reject(new Error(why));
+      };
+      upstream.on("unexpected-response", (_r, res) => {
+        res.resume();
+        fail(`refused by the room's owner process (${res.statusCode ?? "no status"})`);
+      });
+      upstream.on("error", (e) => fail(`the room's owner process is unreachable: ${e.message}`));
+      upstream.on("open", () => {
+        if (settled) return;
+        settled = true;
+        this.proxies.add(ws);
+        this.alive.add(ws);
+        ws.on("pong", () => this.alive.add(ws));
+        ws.on("error", () => {});
+        upstream.on("message", (data: Buffer, isBinary) => {
+          if (ws.readyState === WebSocket.OPEN) ws.send(data, { binary: isBinary });
+        });
+        ws.on("message", (data: Buffer, isBinary) => {
+          if (upstream.readyState === WebSocket.OPEN) upstream.send(data, { binary: isBinary });
+        });
+        ws.on("close", (code, reason) => {
+          this.proxies.delete(ws);
+          if (upstream.readyState === WebSocket.OPEN || upstream.readyState === WebSocket.CONNECTING)
+            upstream.close(validCloseCode(code) ? code : 1000, reason.toString());
+        });
+        upstream.on("close", (code, reason) => {
+          if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(validCloseCode(code) ? code : 1011, reason.toString());
+        });
+        ws.resume();
+        resolve();
+      });
+    });
   }
 
   // ---------------------------------------------------------------- introspection (tests, metrics)

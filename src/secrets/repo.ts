@@ -13,6 +13,15 @@ export interface SecretKey {
   delegatedTo: string;
 }
 
+/** Which room secrets a lookup means: every given field must match; an absent one matches any value. */
+export interface SecretFilter {
+  secretId?: string;
+  name?: string;
+  type?: string;
+  forIdentity?: string;
+  delegatedTo?: string;
+}
+
 /** Secret SQL. Other areas reach secrets through SecretsService. */
 export const secretsRepo = {
   insert: (q: Queryable, row: SecretRow) => q.insertInto("secrets").values(row).execute(),
@@ -37,6 +46,31 @@ export const secretsRepo = {
       .where("scope", "=", scope);
     if (forIdentity !== undefined) s = s.where("for_identity", "=", forIdentity);
     return s.orderBy("name").orderBy("secret_id").orderBy("for_identity").orderBy("delegated_to").execute();
+  },
+
+  /** A room's secrets an identity sees: its own and those delegated to it (no values), ordered like `list`. */
+  listVisible: (q: Queryable, projectId: string, scope: string, identity: string) =>
+    q
+      .selectFrom("secrets")
+      .select(["id", "secret_id", "name", "type", "for_identity", "delegated_to", "created_at", "updated_at"])
+      .where("project_id", "=", projectId)
+      .where("scope", "=", scope)
+      .where((eb) => eb.or([eb("for_identity", "=", identity), eb("delegated_to", "=", identity)]))
+      .orderBy("name")
+      .orderBy("secret_id")
+      .orderBy("for_identity")
+      .orderBy("delegated_to")
+      .execute(),
+
+  /** The most recently updated secret of a scope that matches every given field (an absent field matches any). */
+  findOne: (q: Queryable, projectId: string, scope: string, f: SecretFilter) => {
+    let s = q.selectFrom("secrets").selectAll().where("project_id", "=", projectId).where("scope", "=", scope);
+    if (f.secretId !== undefined) s = s.where("secret_id", "=", f.secretId);
+    if (f.name !== undefined) s = s.where("name", "=", f.name);
+    if (f.type !== undefined) s = s.where("type", "=", f.type);
+    if (f.forIdentity !== undefined) s = s.where("for_identity", "=", f.forIdentity);
+    if (f.delegatedTo !== undefined) s = s.where("delegated_to", "=", f.delegatedTo);
+    return s.orderBy("updated_at", "desc").orderBy("id").limit(1).executeTakeFirst();
   },
 
   count: async (q: Queryable, projectId: string, scope: string) =>

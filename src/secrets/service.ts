@@ -7,7 +7,9 @@ import { isObj } from "../core/json.js";
 import { inTx, type DB, type Dialect, type Queryable } from "../store/db.js";
 import { isUniqueViolation } from "../store/errors.js";
 import type { RoomsService } from "../rooms/service.js";
-import { secretsRepo, type SecretKey, type SecretRow } from "./repo.js";
+import { secretsRepo, type SecretFilter, type SecretKey, type SecretRow } from "./repo.js";
+
+export type { SecretFilter } from "./repo.js";
 
 /** The AAD of a secret's sealed value: its row id, so a value copied into another row does not open there. */
 export const secretAad = (rowId: string) => `secret:${rowId}`;
@@ -85,6 +87,28 @@ function infoJson(r: Pick<SecretRow, "secret_id" | "name" | "type" | "delegated_
   return out;
 }
 
+/** A room the caller has resolved already (the room server's active room): no lookup by name. */
+export interface RoomRef {
+  id: string;
+  name: string;
+}
+
+/** A room secret as the room server reads it: its info and, when asked for, its value. */
+export interface FoundRoomSecret {
+  info: SecretInfoJson;
+  value: Buffer;
+}
+
+/** What the room server's set_secret writes: the whole key, name, type and value. */
+export interface RoomSecretPut {
+  secretId: string;
+  name?: string | null;
+  type?: string | null;
+  forIdentity: string;
+  delegatedTo: string;
+  value: Buffer;
+}
+
 /** A reference from a service to a secret, with the spec path that names it (for the 400). */
 export interface SecretRef {
   id: string;
@@ -106,8 +130,10 @@ export class SecretsService {
     private readonly rooms: Pick<RoomsService, "byName">,
   ) {}
 
-  private async scopeOf(projectId: string, roomName: string | null, q: Queryable = this.db) {
+  /** A project's secrets (null), a room's by name (REST), or a room the caller resolved already (the room server). */
+  private async scopeOf(projectId: string, roomName: string | RoomRef | null, q: Queryable = this.db) {
     if (roomName === null) return { scope: "", roomId: null, roomName: null };
+    if (typeof roomName !== "string") return { scope: roomName.id, roomId: roomName.id, roomName: roomName.name };
     const room = await this.rooms.byName(projectId, roomName, q);
     return { scope: room.id, roomId: room.id, roomName: room.name };
   }
@@ -156,11 +182,65 @@ export class SecretsService {
   listRoom = (projectId: string, roomName: string, forIdentity?: string) => this.list(projectId, roomName, forIdentity);
   deleteRoom = (projectId: string, roomName: string, secretId: string, sel: RoomSecretSelector) => this.remove(projectId, roomName, secretId, sel);
 
+  // --- room secrets for the room server (by room id and participant identity; who may see what is its decision) ---
+
+  /** The room secrets an identity sees: those it owns (`for_identity`) and those delegated to it. No values. */
+  async visibleInRoom(projectId: string, room: RoomRef, identity: string): Promise<SecretInfoJson[]> {
+    return (await secretsRepo.listVisible(this.db, projectId, room.id, identity)).map(infoJson);
+  }
+
+  /** The most recently updated room secret matching `f`, with its value when `open` (default true); null when none. */
+  async findInRoom(projectId: string, room: RoomRef, f: SecretFilter, open = true): Promise<FoundRoomSecret | null> {
+    const row = await secretsRepo.findOne(this.db, projectId, room.id, f);
+    if (!row) return null;
+    return { info: infoJson(row), value: open ? this.open(row) : Buffer.alloc(0) };
+  }
+
+  /**
+   * Create or replace the room secret (secretId, forIdentity, delegatedTo): name and type keep their values when
+   * absent (a new one gets the id and `application/octet-stream`). Same limits and events as the REST calls.
+   */
+  async putInRoom(projectId: string, room: RoomRef, s: RoomSecretPut): Promise<void> {
+    const secretId = text(s.secretId, "secret_id", MAX_SECRET_ID);
+    if (secretId.includes("/")) throw badRequest("secret_id must not contain /");
+    const name = s.name === null || s.name === undefined ? undefined : text(s.name, "name", MAX_NAME);
+    const type = s.type === null || s.type === undefined ? undefined : text(s.type, "type", MAX_TYPE);
+    const forIdentity = optText(s.forIdentity, "for_identity", MAX_IDENTITY);
+    const delegatedTo = optText(s.delegatedTo, "delegated_to", MAX_IDENTITY);
+    if (s.value.length > MAX_SECRET_BYTES) throw badRequest(`the secret value must be at most ${MAX_SECRET_BYTES} bytes`);
+    const key = { secretId, forIdentity, delegatedTo };
+    // Update if it exists, else insert; a concurrent insert or delete between the two makes the other one right.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        if (await secretsRepo.get(this.db, { projectId, scope: room.id, ...key }))
+          return await this.change(projectId, room, key, { name, type, value: s.value });
+        await this.insert(projectId, room, { ...key, name: name ?? secretId, type: type ?? "application/octet-stream", value: s.value });
+        return;
+      } catch (e) {
+        if (attempt === 0 && e instanceof ApiError && (e.code === "conflict" || e.status === 404)) continue;
+        throw e;
+      }
+    }
+  }
+
+  /** Delete the most recently updated room secret matching `f` (409 while a service uses it); false when none matched. */
+  async deleteInRoom(projectId: string, room: RoomRef, f: SecretFilter): Promise<boolean> {
+    const row = await secretsRepo.findOne(this.db, projectId, room.id, f);
+    if (!row) return false;
+    try {
+      await this.remove(projectId, room, row.secret_id, { for_identity: row.for_identity, delegated_to: row.delegated_to });
+      return true;
+    } catch (e) {
+      if (e instanceof ApiError && e.status === 404) return false;
+      throw e;
+    }
+  }
+
   // --- shared ---
 
   private async insert(
     projectId: string,
-    roomName: string | null,
+    roomName: string | RoomRef | null,
     s: { secretId: string; name: string; type: string; forIdentity: string; delegatedTo: string; value: Buffer },
   ): Promise<{ id: string }> {
     const id = newId();
@@ -196,7 +276,7 @@ export class SecretsService {
 
   private async change(
     projectId: string,
-    roomName: string | null,
+    roomName: string | RoomRef | null,
     k: Omit<SecretKey, "projectId" | "scope">,
     patch: { name?: string; type?: string; value: Buffer },
   ): Promise<void> {
@@ -237,7 +317,7 @@ export class SecretsService {
     return { secrets: (await secretsRepo.list(this.db, projectId, scope, forIdentity)).map(infoJson) };
   }
 
-  private async remove(projectId: string, roomName: string | null, secretId: string, sel: RoomSecretSelector): Promise<void> {
+  private async remove(projectId: string, roomName: string | RoomRef | null, secretId: string, sel: RoomSecretSelector): Promise<void> {
     const after = await inTx(this.db, async (tx) => {
       const { scope, roomName: rn } = await this.scopeOf(projectId, roomName, tx);
       const row = await secretsRepo.get(tx, { projectId, scope, secretId, forIdentity: sel.for_identity ?? "", delegatedTo: sel.delegated_to ?? "" });

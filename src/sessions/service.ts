@@ -218,6 +218,33 @@ export class SessionsService {
   }
 
   /**
+   * Calls routed to toolkits participants host, counted since the last report (the room server reports with its
+   * stats, at every heartbeat and when the session ends): one usage.recorded `{usage_type: "tool_calls", unit:
+   * "call", quantity}` for the interval.
+   */
+  toolCallUsage(s: SessionRow, quantity: number, from: number, to: number): Promise<void> {
+    return this.serial(s.id, async () => {
+      const after = await inTx(this.db, (tx) =>
+        this.bus.publish(tx, {
+          type: USAGE_EVENT,
+          project_id: s.project_id,
+          data: {
+            usage_type: "tool_calls",
+            unit: "call",
+            quantity,
+            room_id: s.room_id,
+            room_name: s.room_name,
+            session_id: s.id,
+            started_at: iso(from),
+            ended_at: iso(to),
+          },
+        }),
+      );
+      after();
+    });
+  }
+
+  /**
    * End a session inside the caller's transaction (room deletion). Returns the notifications to run once that
    * transaction committed, or null when the session had already ended.
    */

@@ -429,6 +429,15 @@ export interface MasterKeysTable {
   updated_at: number;
 }
 
+/** The secret that signs a project's room.call handoffs (src/calls); see migrations/0013_calls.ts. */
+export interface CallSecretsTable {
+  project_id: string;
+  /** Sealed with AAD `call-secret:<project_id>`. */
+  secret_sealed: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -464,4 +473,5 @@ export interface Database {
   audit_log: AuditLogTable;
   idempotency_keys: IdempotencyKeysTable;
   master_keys: MasterKeysTable;
+  call_secrets: CallSecretsTable;
 }

@@ -191,3 +191,6 @@ export const fullScope = (): Scope => Object.fromEntries(SCOPE_SECTIONS.map((s) 
 
 /** ApiScope.user_default(): every section but llm, admin and tunnels. */
 export const userDefaultScope = (): Scope => Object.fromEntries(SCOPE_SECTIONS.filter((s) => !["llm", "admin", "tunnels"].includes(s)).map((s) => [s, {}]));
+
+/** ApiScope.agentDefault() (tunnels off): every section but admin and tunnels. What room.call tokens carry (src/calls). */
+export const agentDefaultScope = (): Scope => Object.fromEntries(SCOPE_SECTIONS.filter((s) => !["admin", "tunnels"].includes(s)).map((s) => [s, {}]));

@@ -10,6 +10,12 @@ import { quote } from "../core/errors.js";
 /** Sent by POST …/webhooks/{id}/test to that one webhook, whatever it subscribes to. */
 export const PING_EVENT = "webhook.test";
 
+/**
+ * The call handoff (src/calls). Nothing publishes it on the bus: webhooks with action "call" turn room events into it
+ * (WebhooksService.enqueue), and `room.call` requests send it directly.
+ */
+export const CALL_EVENT = "room.call";
+
 export class EventCatalog {
   private readonly names: Set<string>;
   private readonly prefixes: Set<string>;

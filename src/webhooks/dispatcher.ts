@@ -1,6 +1,5 @@
 import http from "node:http";
 import https from "node:https";
-import { isIP } from "node:net";
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import type { Clock } from "../core/clock.js";
@@ -10,8 +9,10 @@ import { newId } from "../core/ids.js";
 import { inTx, type Store } from "../store/db.js";
 import type { WebhookConfig } from "./config.js";
 import { webhooksRepo, type AttemptResult, type ClaimedRow } from "./repo.js";
-import { meshagentSignature, standardHeaders, standardSigner } from "./signing.js";
-import { guardedLookup, isPrivateAddress } from "../core/ssrf.js";
+import { signedHeaders, standardSigner } from "./signing.js";
+import { guardedLookup } from "../core/ssrf.js";
+import { postSigned, type PostOutcome } from "./transport.js";
+import { CALL_EVENT } from "./catalog.js";
 
 /**
  * Retry schedule: the delay before attempt n+1 after attempt n failed. 12 attempts in all; the delays add up to
@@ -35,7 +36,7 @@ export const MAX_ATTEMPTS = RETRY_DELAYS_MS.length + 1;
 export const JITTER = 0.25;
 /** Longest Retry-After we honour. */
 export const MAX_RETRY_AFTER_MS = 24 * 3600_000;
-export const EXCERPT_BYTES = 1024;
+export { EXCERPT_BYTES } from "./transport.js";
 
 /** Delay before the next attempt after `attempt` (1-based) failed, or null when the retries are exhausted. */
 export function backoff(attempt: number, rand = Math.random): number | null {
@@ -64,6 +65,10 @@ interface HookInfo {
   signer: ReturnType<typeof standardSigner>;
   updatedAt: number;
   checkedAt: number;
+  /** For room.call rows (webhooks with action "call"): who is called, and the webhook's payload (JSON text or null). */
+  projectId: string;
+  name: string;
+  payload: string | null;
 }
 
 const HOOK_TTL_MS = 1000;
@@ -71,11 +76,29 @@ const HOOK_TTL_MS = 1000;
 const TROUBLED_MS = 30_000;
 const TROUBLED_DEFER_MS = 5_000;
 
-interface Outcome {
-  status: number | null;
-  error: string | null;
-  excerpt: string | null;
-  retryAfter?: string;
+/** One attempt's outcome. `final` overrides the status rules: a WebSocket handoff (101) is delivered, a call into a room that no longer exists failed. */
+export interface DeliveryOutcome extends PostOutcome {
+  final?: "delivered" | "failed";
+}
+type Outcome = DeliveryOutcome;
+
+/**
+ * The room.call handoff of webhooks with action "call" (src/calls: CallHandoff.deliverWebhookCall). Their outbox rows
+ * have the event `room.call`; the dispatcher hands each attempt over and records the outcome like any other.
+ */
+export interface WebhookCallDelivery {
+  deliverWebhookCall(d: {
+    projectId: string;
+    webhook: { name: string; payload: string | null };
+    url: URL;
+    secret: string;
+    /** The row's body: {"event": "room.call", "data": {"room_name", "arguments"}} (the token is minted per attempt). */
+    body: string;
+    deliveryId: string;
+    attempt: number;
+    timeoutMs: number;
+    signal: AbortSignal;
+  }): Promise<DeliveryOutcome>;
 }
 
 /**
@@ -107,6 +130,8 @@ export class WebhookDispatcher {
     private readonly sealer: Sealer,
     private readonly config: WebhookConfig,
     private readonly log?: Pick<Logger, "warn" | "error">,
+    /** Delivers the `room.call` rows of webhooks with action "call" (absent: those rows fail). */
+    private readonly calls?: WebhookCallDelivery,
   ) {
     const agentOpts = { keepAlive: true, maxSockets: config.concurrency, lookup: guardedLookup(config.allowPrivate) };
     this.httpAgent = new http.Agent(agentOpts as http.AgentOptions);
@@ -211,7 +236,16 @@ export class WebhookDispatcher {
         continue;
       }
       const secret = this.sealer.open(h.secret_sealed);
-      this.hooks.set(h.id, { url: new URL(h.url), secret, signer: standardSigner(secret), updatedAt: h.updated_at, checkedAt: now });
+      this.hooks.set(h.id, {
+        url: new URL(h.url),
+        secret,
+        signer: standardSigner(secret),
+        updatedAt: h.updated_at,
+        checkedAt: now,
+        projectId: h.project_id,
+        name: h.name,
+        payload: h.payload,
+      });
     }
     const present = new Set(found.map((h) => h.id));
     for (const id of ids) if (!present.has(id)) this.hooks.delete(id);
@@ -299,6 +333,7 @@ export class WebhookDispatcher {
     if (signal.aborted) return { ...base, outcome: "release" };
     if (out.status === null) this.troubled.set(row.webhook_id, this.leaseClock.now() + TROUBLED_MS);
     else this.troubled.delete(row.webhook_id);
+    if (out.final) return { ...base, outcome: out.final };
     if (out.status !== null && out.status >= 200 && out.status < 300) return { ...base, outcome: "delivered" };
     if (out.status === 410) return { ...base, outcome: "failed", disableWebhook: row.webhook_id };
     const delay = parseRetryAfter(out.retryAfter, now) ?? backoff(attemptNo);
@@ -307,71 +342,36 @@ export class WebhookDispatcher {
   }
 
   private send(hook: HookInfo, row: ClaimedRow, attemptNo: number, signal: AbortSignal): Promise<Outcome> {
-    const u = hook.url;
-    const host = u.hostname.startsWith("[") ? u.hostname.slice(1, -1) : u.hostname;
-    // IP literals never reach the agent's lookup: check them here.
-    if (!this.config.allowPrivate && isIP(host) && isPrivateAddress(host))
-      return Promise.resolve({ status: null, error: `refused: ${host} is a private, loopback or link-local address`, excerpt: null });
-    const body = Buffer.from(row.body, "utf8");
-    const headers: Record<string, string | number> = {
-      "content-type": "application/json",
-      "content-length": body.length,
-      "user-agent": "meshagent-server-webhooks/0.1",
-      "meshagent-signature": meshagentSignature(row.body, hook.secret),
-      "meshagent-event": row.event,
-      "meshagent-delivery": row.id,
-      "meshagent-attempt": attemptNo,
-      ...standardHeaders(hook.signer, row.id, this.clock.now(), row.body),
-    };
-    const isHttps = u.protocol === "https:";
-    return new Promise<Outcome>((resolve) => {
-      let settled = false;
-      const done = (o: Outcome) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        signal.removeEventListener("abort", onAbort);
-        resolve(o);
-      };
-      const req = (isHttps ? https : http).request(u, {
-        method: "POST",
-        headers,
-        agent: isHttps ? this.httpsAgent : this.httpAgent,
-        lookup: guardedLookup(this.config.allowPrivate) as never,
+    // A webhook with action "call": the room.call handoff (a fresh participant token per attempt) is src/calls' job.
+    if (row.event === CALL_EVENT) {
+      if (!this.calls) return Promise.resolve({ status: null, error: "room.call handoffs are not available in this process", excerpt: null });
+      return this.calls.deliverWebhookCall({
+        projectId: hook.projectId,
+        webhook: { name: hook.name, payload: hook.payload },
+        url: hook.url,
+        secret: hook.secret,
+        body: row.body,
+        deliveryId: row.id,
+        attempt: attemptNo,
+        timeoutMs: this.config.timeoutMs,
+        signal,
       });
-      const timer = setTimeout(() => {
-        req.destroy();
-        done({ status: null, error: `timeout after ${this.config.timeoutMs} ms`, excerpt: null });
-      }, this.config.timeoutMs);
-      const onAbort = () => {
-        req.destroy();
-        done({ status: null, error: "aborted: dispatcher stopping", excerpt: null });
-      };
-      signal.addEventListener("abort", onAbort);
-      req.on("error", (err: NodeJS.ErrnoException) => done({ status: null, error: err.message || err.code || "request failed", excerpt: null }));
-      req.on("response", (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        const finish = () =>
-          done({
-            status: res.statusCode ?? null,
-            error: null,
-            excerpt: Buffer.concat(chunks).subarray(0, EXCERPT_BYTES).toString("utf8") || null,
-            retryAfter: res.headers["retry-after"],
-          });
-        res.on("data", (c: Buffer) => {
-          if (size < EXCERPT_BYTES) chunks.push(c);
-          size += c.length;
-          if (size > 64 * 1024) {
-            // We only keep an excerpt: stop reading a huge answer (the socket is not reused).
-            res.destroy();
-            finish();
-          }
-        });
-        res.on("end", finish);
-        res.on("error", finish);
-      });
-      req.end(body);
+    }
+    const headers = signedHeaders({
+      body: row.body,
+      secret: hook.secret,
+      signer: hook.signer,
+      event: row.event,
+      deliveryId: row.id,
+      attempt: attemptNo,
+      nowMs: this.clock.now(),
+    });
+    return postSigned(hook.url, row.body, headers, {
+      allowPrivate: this.config.allowPrivate,
+      timeoutMs: this.config.timeoutMs,
+      signal,
+      abortReason: "dispatcher stopping",
+      agents: { http: this.httpAgent, https: this.httpsAgent },
     });
   }
 

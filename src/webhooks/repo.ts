@@ -64,7 +64,7 @@ export const webhooksRepo = {
   enabledForProject: (q: Queryable, projectId: string) =>
     q.selectFrom("webhooks").select(["id", "events", "action", "payload"]).where("project_id", "=", projectId).where("enabled", "=", 1).execute(),
   forDelivery: (q: Queryable, ids: string[]) =>
-    q.selectFrom("webhooks").select(["id", "url", "secret_sealed", "enabled", "updated_at"]).where("id", "in", ids).execute(),
+    q.selectFrom("webhooks").select(["id", "project_id", "name", "payload", "url", "secret_sealed", "enabled", "updated_at"]).where("id", "in", ids).execute(),
 
   insertDeliveries: async (q: Queryable, rows: DeliveryRow[]) => {
     for (let i = 0; i < rows.length; i += 200)

@@ -7,7 +7,7 @@ import { isUuid, newId } from "../core/ids.js";
 import { isObj } from "../core/json.js";
 import { pageOffset, pageSize } from "../core/paging.js";
 import { inTx, type DB, type Queryable } from "../store/db.js";
-import { matches, PING_EVENT, type EventCatalog } from "./catalog.js";
+import { CALL_EVENT, matches, PING_EVENT, type EventCatalog } from "./catalog.js";
 import type { WebhookConfig } from "./config.js";
 import { pyJsonDumps } from "./pyjson.js";
 import { webhooksRepo, type AttemptRow, type DeliveryRow, type WebhookRow } from "./repo.js";
@@ -91,6 +91,23 @@ export function buildBody(event: string, data: Record<string, unknown>, action: 
   return pyJsonDumps(body);
 }
 
+/** Room events after which nobody should be called in: the room just emptied or is gone (a call would start it again). */
+const NO_CALL = new Set(["room.ended", "room.deleted"]);
+
+/**
+ * The outbox body of a webhook with action "call" for an event of a room (its `data.room_name`), or null when the
+ * event gets the standard delivery (not a call webhook, no room, room.ended / room.deleted, the ping):
+ * `{"event": "room.call", "data": {"room_name", "arguments"}}`, where `arguments` is what the standard delivery
+ * would have sent without "action": `{"event", "data", …payload keys}`. The dispatcher hands the row to the call
+ * handoff (src/calls), which adds `room_url` and a participant token minted for each attempt.
+ */
+export function callBody(event: string, data: Record<string, unknown>, action: string | null, payload: Record<string, unknown> | null): string | null {
+  if (action !== "call" || typeof data.room_name !== "string" || !data.room_name || NO_CALL.has(event) || event === PING_EVENT) return null;
+  const args: Record<string, unknown> = { event, data };
+  if (payload) for (const [k, v] of Object.entries(payload)) if (!RESERVED.has(k)) args[k] = v;
+  return pyJsonDumps({ event: CALL_EVENT, data: { room_name: data.room_name, arguments: args } });
+}
+
 export class WebhooksService {
   /** Events whose transaction wrote outbox rows: the after-commit listener wakes the dispatcher only for those. */
   private wrote = new WeakSet<DomainEvent>();
@@ -147,7 +164,9 @@ export class WebhooksService {
     payload: Record<string, unknown> | null,
     now: number,
   ): DeliveryRow {
-    let body = buildBody(event, data, action, payload);
+    const call = callBody(event, data, action, payload);
+    if (call) event = CALL_EVENT;
+    let body = call ?? buildBody(event, data, action, payload);
     let status: DeliveryRow["status"] = "pending";
     let error: string | null = null;
     if (body.length > MAX_PAYLOAD_BYTES) {

@@ -46,3 +46,20 @@ export function standardHeaders(signer: Webhook, deliveryId: string, nowMs: numb
     "webhook-signature": signer.sign(deliveryId, ts, body),
   };
 }
+
+/**
+ * Every header that signs and describes one delivery attempt, webhook event or room.call alike: `Meshagent-Signature`
+ * (keyed with `secret`), the Standard Webhooks trio (from `signer`, made from the same secret by {@link standardSigner}),
+ * `Meshagent-Event`, `Meshagent-Delivery` (= `webhook-id`), `Meshagent-Attempt` and `User-Agent`. `body` is the
+ * Python json.dumps text that is sent (the POST body, or the `Meshagent-Webhook` header of a WebSocket handoff).
+ */
+export function signedHeaders(d: { body: string; secret: string; signer: Webhook; event: string; deliveryId: string; attempt: number; nowMs: number }) {
+  return {
+    "user-agent": "meshagent-server-webhooks/0.1",
+    "meshagent-signature": meshagentSignature(d.body, d.secret),
+    "meshagent-event": d.event,
+    "meshagent-delivery": d.deliveryId,
+    "meshagent-attempt": String(d.attempt),
+    ...standardHeaders(d.signer, d.deliveryId, d.nowMs, d.body),
+  };
+}

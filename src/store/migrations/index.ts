@@ -11,6 +11,7 @@ import { m0009_idempotency } from "./0009_idempotency.js";
 import { m0010_audit } from "./0010_audit.js";
 import { m0011_services_secrets } from "./0011_services_secrets.js";
 import { m0012_keyring } from "./0012_keyring.js";
+import { m0013_calls } from "./0013_calls.js";
 
 /**
  * The one migration set, for SQLite and PostgreSQL alike. Names sort in order of application;
@@ -29,6 +30,7 @@ export const migrations: Record<string, Migration> = {
   "0010_audit": m0010_audit,
   "0011_services_secrets": m0011_services_secrets,
   "0012_keyring": m0012_keyring,
+  "0013_calls": m0013_calls,
 };
 
 export const migrationProvider: MigrationProvider = {
