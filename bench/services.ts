@@ -219,11 +219,13 @@ async function rotation(store: StoreKind) {
 
 /**
  * crud: `get_service` and `list_services` (a project of 100 services) with API-key auth, against the bare Fastify
- * route (bench/bare-server.ts) returning the same JSON. Both servers are child processes loaded by autocannon;
- * three alternating rounds, medians (goal >= 0.7x).
+ * route (bench/bare-server.ts) returning the same JSON. Both servers are child processes loaded by autocannon, warmed
+ * up first; BENCH_ROUNDS (default 5) alternating rounds, medians (goal >= 0.7x).
  */
 async function crud(store: StoreKind) {
   const seconds = Number(process.env.BENCH_SECONDS ?? 5);
+  // Alternating rounds (ours, bare, ours, …), medians: this machine is noisy.
+  const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
   const s = await scratch(store, "meshagent-bench-services-");
   const port = await freePort();
   const env: Record<string, string> = {
@@ -272,10 +274,15 @@ async function crud(store: StoreKind) {
     `http://127.0.0.1:${barePort}/healthz`,
   );
   try {
+    // Warm both servers up (JIT, caches, the start-up sweeps) on every path before anything is measured.
+    for (const path of Object.values(paths)) {
+      await load(`http://127.0.0.1:${port}${path}`, { headers, seconds: 2 });
+      await load(`http://127.0.0.1:${barePort}${path}`, { seconds: 2 });
+    }
     for (const [op, path] of Object.entries(paths)) {
       const o: number[] = [];
       const r: number[] = [];
-      for (let i = 0; i < 3; i++) {
+      for (let i = 0; i < rounds; i++) {
         const x = await load(`http://127.0.0.1:${port}${path}`, { headers, seconds });
         if (x.non2xx) throw new Error(`${op} answered ${x.non2xx} non-2xx`);
         o.push(x.rps);

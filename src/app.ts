@@ -1,4 +1,4 @@
-import Fastify, { type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyError, type FastifyInstance } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { Ajv } from "ajv";
@@ -33,6 +33,9 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
       opts.logger === false
         ? false
         : { level: ctx.config.logLevel, serializers: { req: requestSerializer }, ...(opts.logStream ? { stream: opts.logStream } : {}) },
+    // One log line per request ("request completed", with the request, status and time: the hook below) instead of
+    // Fastify's two (incoming + completed): half the logging cost of every call.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ctx.config.bodyLimitBytes,
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
@@ -57,6 +60,10 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
     done();
   });
   app.addHook("onRequest", refuseNulInUrl);
+  app.addHook("onResponse", (req, reply, done) => {
+    req.log.info({ req, statusCode: reply.statusCode, responseTime: reply.elapsedTime }, "request completed");
+    done();
+  });
 
   // The Python client sends `Content-Type: application/json` on body-less calls too (terminate, some POSTs):
   // an empty JSON body is "no body", not an error. Everything else goes to Fastify's own (prototype-safe) parser.
