@@ -14,7 +14,7 @@ import { roomUrl } from "../rooms/service.js";
 import { agentDefaultScope } from "../tokens/scope.js";
 import type { ParticipantTokens } from "../tokens/service.js";
 import { CALL_EVENT } from "../webhooks/catalog.js";
-import type { DeliveryOutcome } from "../webhooks/dispatcher.js";
+import type { DeliveryOutcome, WebhookCallDelivery } from "../webhooks/dispatcher.js";
 import { pyJsonDumps } from "../webhooks/pyjson.js";
 import { MAX_PAYLOAD_BYTES } from "../webhooks/service.js";
 import { generateWebhookSecret, signedHeaders, standardSigner } from "../webhooks/signing.js";
@@ -111,7 +111,10 @@ function checkName(name: unknown, what = "name"): string {
  * Calls from `room.call` are signed with the project's call secret ({@link secret}); webhooks with action "call"
  * come here through the dispatcher ({@link deliverWebhookCall}) and are signed with the webhook's secret.
  */
-export class CallHandoff {
+/** What the dispatcher hands over for one attempt of a webhook with action "call" (its interface, one definition). */
+type WebhookCallAttempt = Parameters<WebhookCallDelivery["deliverWebhookCall"]>[0];
+
+export class CallHandoff implements WebhookCallDelivery {
   private readonly agents: { http: http.Agent; https: https.Agent };
 
   constructor(
@@ -174,17 +177,7 @@ export class CallHandoff {
    * the row (see `callBody` in src/webhooks/service.ts); signed with the webhook's secret. A room that no longer
    * exists fails the delivery at once (no retries).
    */
-  async deliverWebhookCall(d: {
-    projectId: string;
-    webhook: { name: string; payload: string | null };
-    url: URL;
-    secret: string;
-    body: string;
-    deliveryId: string;
-    attempt: number;
-    timeoutMs: number;
-    signal: AbortSignal;
-  }): Promise<DeliveryOutcome> {
+  async deliverWebhookCall(d: WebhookCallAttempt): Promise<DeliveryOutcome> {
     let roomName: unknown;
     let args: unknown;
     let name: string;
