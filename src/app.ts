@@ -159,6 +159,8 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
   ctx.roomServer.attach(app.server, app.log);
   app.addHook("onReady", async () => {
     await ctx.roomServer.recover();
+    // Containers of sessions that ended while no server ran (kill -9) go, before rooms start new ones.
+    ctx.hosting.start();
   });
   app.addHook("onListen", async () => {
     const a = app.server.address();
@@ -169,6 +171,7 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
   });
   app.addHook("preClose", async () => {
     await ctx.roomServer.stop();
+    await ctx.hosting.close();
   });
   return app;
 }

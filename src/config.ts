@@ -53,6 +53,37 @@ export interface Config {
   scheduler: SchedulerConfig;
   /** Audit-log entries older than this many days are deleted (0 = keep forever). */
   auditRetentionDays: number;
+  /** The container runtime (src/runtime). */
+  docker: DockerConfig;
+  /** Services running in rooms, toolkit containers and container tasks (src/hosting). */
+  hosting: HostingConfig;
+}
+
+export interface DockerConfig {
+  /**
+   * The Docker Engine API to start containers on (`unix:///…`, `tcp://…`, `http(s)://…`): MESHAGENT_DOCKER_HOST, else
+   * DOCKER_HOST, else `unix:///var/run/docker.sock` when that socket exists; null: no runtime (`none`, or nothing found).
+   */
+  host: string | null;
+}
+
+/** What the service runtime (src/hosting) gives each container, and how it treats crashes. */
+export interface HostingConfig {
+  /** Memory limit of one container, bytes (0: none). */
+  memoryBytes: number;
+  /** CPU limit of one container, cores (0: none). */
+  cpus: number;
+  /** Containers (services, toolkit runs, tasks) one project may have at once. */
+  maxContainersPerProject: number;
+  /** Restarts of a crashing service before it is `failed`. */
+  maxRestarts: number;
+  /** First restart delay, doubled on each restart up to `restartMaxMs`. */
+  restartBaseMs: number;
+  restartMaxMs: number;
+  /** How long a port's liveness path may take to answer after the container started. */
+  livenessTimeoutMs: number;
+  /** The longest a scheduled container task may run before it is stopped and recorded as failed. */
+  taskTimeoutMs: number;
 }
 
 export interface SchedulerConfig {
@@ -111,6 +142,9 @@ export interface EnvKeywords {
 
 const MiB = 1024 * 1024;
 const HTTP_URL = "^https?://[^/]";
+const DOCKER_HOST_URL = "^((unix|tcp|https?)://.+|none)$";
+/** Where the Docker daemon listens by default on Linux. */
+export const DEFAULT_DOCKER_SOCKET = "/var/run/docker.sock";
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 
 /**
@@ -396,6 +430,69 @@ export const ConfigSchema = Type.Object({
     unit: "days",
     description: "audit-log entries older than this are deleted by an hourly sweep (`0` keeps them forever)",
   }),
+  MESHAGENT_DOCKER_HOST: Type.Optional(
+    Type.String({
+      pattern: DOCKER_HOST_URL,
+      expected: "a unix://, tcp://, http:// or https:// URL, or `none`",
+      defaultText: "`DOCKER_HOST`, else `unix:///var/run/docker.sock` when it exists",
+      description:
+        "the Docker Engine API (or podman's compatible one) that runs container services, scheduled container tasks and the room `containers` toolkit; `none`: no container runtime (container services report `no_runtime`)",
+    }),
+  ),
+  MESHAGENT_CONTAINER_MEMORY: Type.Integer({
+    minimum: 0,
+    default: 1024 * MiB,
+    unit: "bytes",
+    description: "memory limit of each container the server starts (services, `containers.run`, scheduled tasks); `0`: no limit",
+  }),
+  MESHAGENT_CONTAINER_CPUS: Type.Number({
+    minimum: 0,
+    default: 1,
+    description: "CPU limit of each container the server starts, in cores (decimals allowed); `0`: no limit",
+  }),
+  MESHAGENT_CONTAINER_MAX_PER_PROJECT: Type.Integer({
+    minimum: 1,
+    default: 50,
+    description: "containers one project may have running at once; the next service start or `containers.run` is refused and says so",
+  }),
+  MESHAGENT_SERVICE_MAX_RESTARTS: Type.Integer({
+    minimum: 0,
+    default: 5,
+    description:
+      "restarts of a service container that keeps exiting before its status becomes `failed` (it is not restarted again until the room's next session or `services.restart`)",
+  }),
+  MESHAGENT_SERVICE_RESTART_DELAY: Type.Number({
+    minimum: 0.01,
+    default: 1,
+    unit: "s",
+    description:
+      "delay before the first restart of a crashed service; doubled on each further restart, up to `MESHAGENT_SERVICE_RESTART_MAX_DELAY` (decimals allowed)",
+  }),
+  MESHAGENT_SERVICE_RESTART_MAX_DELAY: Type.Number({
+    minimum: 0.01,
+    default: 60,
+    unit: "s",
+    description: "the cap of the restart delay of a crashing service (decimals allowed)",
+  }),
+  MESHAGENT_SERVICE_LIVENESS_TIMEOUT: Type.Number({
+    minimum: 0.1,
+    default: 60,
+    unit: "s",
+    description: "how long a service port's `liveness` path may take to answer once its container started; then the start counts as a crash (decimals allowed)",
+  }),
+  MESHAGENT_TASK_CONTAINER_TIMEOUT: Type.Number({
+    minimum: 1,
+    default: 3600,
+    unit: "s",
+    description: "the longest a scheduled task's container may run; then it is stopped and the run recorded as failed",
+  }),
+  DOCKER_HOST: Type.Optional(
+    Type.String({
+      defaultText: "unset",
+      description:
+        "the standard Docker variable, used when `MESHAGENT_DOCKER_HOST` is unset (not checked at start, since other tools share it: a scheme the server cannot use, such as `ssh://`, leaves it without a runtime, and says why)",
+    }),
+  ),
 });
 
 /** The validated environment: every variable of {@link ConfigSchema}, with its default filled in. */
@@ -492,6 +589,13 @@ function loadOrCreateMasterKey(dataDir: string): Buffer {
   const key = randomBytes(32);
   writeFileSync(file, key.toString("hex") + "\n", { mode: 0o600, flag: "wx" });
   return key;
+}
+
+/** The configured Docker host: `none` → null; unset → the default socket when it exists. */
+function dockerHost(configured: string | undefined): string | null {
+  if (configured === "none") return null;
+  if (configured) return configured;
+  return existsSync(DEFAULT_DOCKER_SOCKET) ? `unix://${DEFAULT_DOCKER_SOCKET}` : null;
 }
 
 const ms = (seconds: number) => Math.round(seconds * 1000);
@@ -592,5 +696,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       runRetentionDays: v.MESHAGENT_SCHEDULE_RUN_RETENTION_DAYS,
     },
     auditRetentionDays: v.MESHAGENT_AUDIT_RETENTION_DAYS,
+    docker: { host: dockerHost(v.MESHAGENT_DOCKER_HOST ?? v.DOCKER_HOST) },
+    hosting: {
+      memoryBytes: v.MESHAGENT_CONTAINER_MEMORY,
+      cpus: v.MESHAGENT_CONTAINER_CPUS,
+      maxContainersPerProject: v.MESHAGENT_CONTAINER_MAX_PER_PROJECT,
+      maxRestarts: v.MESHAGENT_SERVICE_MAX_RESTARTS,
+      restartBaseMs: ms(v.MESHAGENT_SERVICE_RESTART_DELAY),
+      restartMaxMs: ms(v.MESHAGENT_SERVICE_RESTART_MAX_DELAY),
+      livenessTimeoutMs: ms(v.MESHAGENT_SERVICE_LIVENESS_TIMEOUT),
+      taskTimeoutMs: ms(v.MESHAGENT_TASK_CONTAINER_TIMEOUT),
+    },
   };
 }

@@ -19,6 +19,7 @@ import { idempotencyDomain } from "./idempotency/index.js";
 import { secretsDomain } from "./secrets/index.js";
 import { servicesDomain } from "./services/index.js";
 import { callsDomain } from "./calls/index.js";
+import { hostingDomain } from "./hosting/index.js";
 
 /** Every area of the app, in registration order. A new area adds its `index.ts` here (and its migration). */
 export const domains: Domain[] = [
@@ -42,4 +43,5 @@ export const domains: Domain[] = [
   secretsDomain,
   servicesDomain,
   callsDomain,
+  hostingDomain,
 ];

@@ -37,6 +37,13 @@ import { KeyringService } from "./keyring/service.js";
 import { SecretsService } from "./secrets/service.js";
 import { ServicesService } from "./services/service.js";
 import { CallHandoff } from "./calls/service.js";
+import { join } from "node:path";
+import { detectRuntime, type RuntimeAvailability } from "./runtime/index.js";
+import { Launcher } from "./hosting/launch.js";
+import { ServiceHost } from "./hosting/host.js";
+import { servicesToolkit } from "./hosting/toolkits/services.js";
+import { containersToolkit } from "./hosting/toolkits/containers.js";
+import { TaskContainers } from "./hosting/tasks.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}) {
@@ -123,8 +130,53 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   // Room storage: rooms/<room id>/… in the BlobStore, through the storage service (usage, events), where mail
   // attachments and scheduler files go too.
   const roomStorage = new BlobRoomStorage(storage);
+  // The container runtime (Docker Engine API): probed by servers; one-shot CLI commands never start containers.
+  const runtime: RuntimeAvailability =
+    opts.listen === false ? { status: "no_runtime", reason: "not probed (a one-shot command)" } : await detectRuntime(config.docker.host, { timeoutMs: 3000 });
+  // Services in rooms (src/hosting): containers get the official client's environment; they join through room.call.
+  const launcher = new Launcher({
+    tokens,
+    secrets,
+    publicUrl: () => config.publicUrl,
+    storage: blobs.kind === "file" ? { kind: "file", root: config.storageUrl } : { kind: "s3", url: config.storageUrl },
+    config: config.hosting,
+    scratchDir: join(config.dataDir, "containers"),
+  });
+  const hosting = new ServiceHost(
+    {
+      db: store.db,
+      clock,
+      bus,
+      services,
+      sessions,
+      calls,
+      launcher,
+      runtime,
+      nodeId: () => roomServer.nodeId,
+      isNodeDead: (id) => roomServer.ownership.isNodeDead(id),
+      failOrphanedRuns: (isOrphan) => schedulerEngine.failOrphanedContainerRuns(isOrphan),
+      log: pino({ level: config.logLevel, name: "hosting" }),
+    },
+    config.hosting,
+  );
+  hosting.toolkits = {
+    services: servicesToolkit(hosting),
+    containers: containersToolkit({
+      runtime: () => hosting.runtime,
+      reason: () => (runtime.status === "no_runtime" ? runtime.reason : ""),
+      launcher,
+      services,
+      host: hosting,
+      storage: roomStorage,
+      maxContainersPerProject: config.hosting.maxContainersPerProject,
+      nodeId: () => roomServer.nodeId,
+      log: pino({ level: config.logLevel, name: "containers" }),
+    }),
+  };
+  // Scheduled tasks with a container target run through the same launcher.
+  schedulerEngine.containers = new TaskContainers({ runtime, launcher, host: hosting, nodeId: () => roomServer.nodeId, clock }, config.hosting);
   const roomServer = new RoomServer(
-    { db: store.db, clock, bus, invalidator, tokens, rooms, queues, sessions, storage: roomStorage, secrets, calls },
+    { db: store.db, clock, bus, invalidator, tokens, rooms, queues, sessions, storage: roomStorage, secrets, calls, hosting },
     { ...config.rooms, publicUrl: () => config.publicUrl, masterKey: keyring.currentKey },
   );
   return {
@@ -179,8 +231,14 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     roomStorage,
     /** The WebSocket room server; app.ts attaches it to the HTTP server. */
     roomServer,
+    /** Whether containers can run here (the Docker Engine API answered), and the runtime when it did. */
+    runtime,
+    /** Services running in rooms (started and stopped with sessions), container reconciliation (app.ts starts it). */
+    hosting,
+    launcher,
     async close() {
       await roomServer.stop();
+      await hosting.close();
       await webhookDispatcher.stop();
       calls.close();
       await schedulerEngine.stop();

@@ -11,7 +11,7 @@ import { checkUrlTarget, guardedLookup, parseHttpUrl, UnsafeUrlError } from "../
 import type { DB } from "../store/db.js";
 import type { RoomsService } from "../rooms/service.js";
 import { roomUrl } from "../rooms/service.js";
-import { agentDefaultScope } from "../tokens/scope.js";
+import { agentDefaultScope, type Scope } from "../tokens/scope.js";
 import type { ParticipantTokens } from "../tokens/service.js";
 import { CALL_EVENT } from "../webhooks/catalog.js";
 import type { DeliveryOutcome, WebhookCallDelivery } from "../webhooks/dispatcher.js";
@@ -34,6 +34,13 @@ export interface CallInput {
   arguments: unknown;
   /** The calling participant's id (logged, never sent). */
   callerId: string;
+  /** The token's ApiScope (default ApiScope.agent_default()): an endpoint's `meshagent.api` (src/hosting). */
+  api?: Scope;
+  /**
+   * A target the server started itself (a service container on this host, src/hosting): loopback and private
+   * addresses are allowed whatever MESHAGENT_WEBHOOK_ALLOW_PRIVATE says. Never set from what a participant sent.
+   */
+  trusted?: boolean;
 }
 
 export interface CallResult {
@@ -86,6 +93,8 @@ interface Handoff {
   timeoutMs: number;
   signal?: AbortSignal;
   abortReason?: string;
+  api?: Scope;
+  allowPrivate: boolean;
 }
 
 type Outcome = DeliveryOutcome & { via: "post" | "websocket" };
@@ -116,6 +125,8 @@ type WebhookCallAttempt = Parameters<WebhookCallDelivery["deliverWebhookCall"]>[
 
 export class CallHandoff implements WebhookCallDelivery {
   private readonly agents: { http: http.Agent; https: https.Agent };
+  /** For trusted targets (the server's own containers): private addresses allowed. */
+  private readonly trustedAgents: { http: http.Agent; https: https.Agent };
 
   constructor(
     private readonly deps: CallDeps,
@@ -123,6 +134,8 @@ export class CallHandoff implements WebhookCallDelivery {
   ) {
     const agentOpts = { keepAlive: true, maxSockets: 64, lookup: guardedLookup(config.allowPrivate) };
     this.agents = { http: new http.Agent(agentOpts as http.AgentOptions), https: new https.Agent(agentOpts as https.AgentOptions) };
+    const trustedOpts = { keepAlive: true, maxSockets: 64, lookup: guardedLookup(true) };
+    this.trustedAgents = { http: new http.Agent(trustedOpts as http.AgentOptions), https: new https.Agent(trustedOpts as https.AgentOptions) };
   }
 
   /**
@@ -134,7 +147,8 @@ export class CallHandoff implements WebhookCallDelivery {
   async call(input: CallInput): Promise<CallResult> {
     const name = checkName(input.name);
     if (typeof input.roomName !== "string" || !input.roomName) throw badRequest("the room is unknown");
-    const { url, websocket, origin } = await this.checkTarget(input.url);
+    const allowPrivate = input.trusted === true || this.config.allowPrivate;
+    const { url, websocket, origin } = await this.checkTarget(input.url, allowPrivate);
     const args = input.arguments === undefined ? null : input.arguments;
     const argBytes = pyJsonDumps(args).length;
     if (argBytes > MAX_PAYLOAD_BYTES) throw tooLarge(`arguments must be at most ${MAX_PAYLOAD_BYTES} bytes as JSON (got ${argBytes})`);
@@ -151,6 +165,8 @@ export class CallHandoff implements WebhookCallDelivery {
       deliveryId: newId(),
       attempt: 1,
       timeoutMs: this.config.timeoutMs,
+      api: input.api,
+      allowPrivate,
     });
     const ok = out.final === "delivered" || (out.status !== null && out.status >= 200 && out.status < 300);
     // Logged: who called whom where, and how it went. Never the token, the body, the secret or the URL's path/query.
@@ -201,6 +217,7 @@ export class CallHandoff implements WebhookCallDelivery {
         name,
         url: d.url,
         websocket: false,
+        allowPrivate: this.config.allowPrivate,
         args,
         secret: d.secret,
         deliveryId: d.deliveryId,
@@ -249,10 +266,12 @@ export class CallHandoff implements WebhookCallDelivery {
   close() {
     this.agents.http.destroy();
     this.agents.https.destroy();
+    this.trustedAgents.http.destroy();
+    this.trustedAgents.https.destroy();
   }
 
   /** Parse and check a target URL: http/https (POST) or ws/wss (WebSocket handoff), SSRF rules as for webhooks. */
-  private async checkTarget(raw: unknown): Promise<{ url: URL; websocket: boolean; origin: string }> {
+  private async checkTarget(raw: unknown, allowPrivate = this.config.allowPrivate): Promise<{ url: URL; websocket: boolean; origin: string }> {
     if (typeof raw !== "string" || !raw) throw badRequest("url must be a non-empty string", "invalid_url");
     if (raw.length > MAX_URL_CHARS) throw badRequest(`url must be at most ${MAX_URL_CHARS} characters`, "invalid_url");
     try {
@@ -267,7 +286,7 @@ export class CallHandoff implements WebhookCallDelivery {
       if (websocket) u.protocol = u.protocol === "wss:" ? "https:" : "http:";
       if (u.protocol !== "http:" && u.protocol !== "https:") throw new UnsafeUrlError("url must use http, https, ws or wss");
       const url = parseHttpUrl(u.href);
-      await checkUrlTarget(url, this.config.allowPrivate);
+      await checkUrlTarget(url, allowPrivate);
       return { url, websocket, origin };
     } catch (e) {
       if (e instanceof UnsafeUrlError) throw badRequest(e.message, "invalid_url");
@@ -283,7 +302,7 @@ export class CallHandoff implements WebhookCallDelivery {
       name: h.name,
       room: h.roomName,
       role: "agent",
-      api: agentDefaultScope(),
+      api: h.api ?? agentDefaultScope(),
     });
     // Key order as the reference sender and the SDK's CallEventData: room_name, room_url, token, arguments.
     const body = pyJsonDumps({
@@ -296,11 +315,11 @@ export class CallHandoff implements WebhookCallDelivery {
     const deadline = performance.now() + h.timeoutMs;
     if (!h.websocket) {
       const out = await postSigned(h.url, body, headers(), {
-        allowPrivate: this.config.allowPrivate,
+        allowPrivate: h.allowPrivate,
         timeoutMs: h.timeoutMs,
         signal: h.signal,
         abortReason: h.abortReason,
-        agents: this.agents,
+        agents: h.allowPrivate && !this.config.allowPrivate ? this.trustedAgents : this.agents,
       });
       // 426 Upgrade Required: the target wants the WebSocket handoff.
       if (out.status !== 426) return { ...out, via: "post" };
@@ -315,7 +334,7 @@ export class CallHandoff implements WebhookCallDelivery {
    * headers, over that text). Once open, the socket is paused (no frame is lost) and handed to the room server.
    */
   private upgrade(h: Handoff, body: string, headers: Record<string, string>, token: string, timeoutMs: number): Promise<DeliveryOutcome> {
-    const refused = refusedLiteral(h.url, this.config.allowPrivate);
+    const refused = refusedLiteral(h.url, h.allowPrivate);
     if (refused) return Promise.resolve({ status: null, error: refused, excerpt: null });
     const target = new URL(h.url);
     target.protocol = h.url.protocol === "https:" ? "wss:" : "ws:";
@@ -335,7 +354,7 @@ export class CallHandoff implements WebhookCallDelivery {
         perMessageDeflate: false,
         maxPayload: this.config.maxMessageBytes + 1024,
         followRedirects: false,
-        lookup: guardedLookup(this.config.allowPrivate) as never,
+        lookup: guardedLookup(h.allowPrivate) as never,
       });
       const fail = (o: DeliveryOutcome) => {
         ws.terminate();

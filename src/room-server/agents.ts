@@ -129,6 +129,11 @@ export interface AgentsDeps {
   builtins: () => Iterable<string>;
   /** A session `error` event (malformed answers, permission denials). */
   onError: (conn: Connection, what: string, detail: Record<string, unknown>) => void;
+  /**
+   * A toolkit no participant hosts: start what would host it (an `on_demand` service, src/hosting). Resolves true once
+   * started, false when it could not; null when nothing declares the toolkit.
+   */
+  demand?: (room: ActiveRoom<Connection>, toolkit: string) => Promise<boolean> | null;
 }
 
 const quote = (s: string) => JSON.stringify(s.length > 100 ? s.slice(0, 100) + "…" : s);
@@ -361,6 +366,7 @@ export class AgentsRouter {
     };
     hs.regs.set(reg.id, reg);
     room.byName.set(name, reg);
+    for (const w of this.registered.get(conn.room)?.get(name) ?? []) w();
     room.bytes += bytes;
     this.recorder.other(conn.room, "toolkit.registered", {
       toolkit: name,
@@ -550,6 +556,21 @@ export class AgentsRouter {
   route(conn: Connection, toolkit: string, tool: string, header: Record<string, unknown>, tail: Buffer): Toolkit {
     conn.scope.agentsInvoke(toolkit);
     const reg = this.registries.get(conn.room)?.byName.get(toolkit);
+    const starting = reg ? null : this.deps.demand?.(conn.room, toolkit);
+    if (starting) {
+      // An on_demand service declares it: start it, wait for its agent to register the toolkit, then route the call.
+      return {
+        tools: {
+          [tool]: async (call: ToolCall) => {
+            const deadline = this.deps.clock.now() + this.deps.timeoutMs;
+            if (!(await starting))
+              throw new ToolError(`the service that hosts toolkit ${quote(toolkit)} could not start (see services.list)`, ErrorCode.OPERATION_FAILED);
+            await this.waitRegistered(conn.room, toolkit, deadline - this.deps.clock.now());
+            return this.route(conn, toolkit, tool, header, tail).tools[tool](call);
+          },
+        },
+      };
+    }
     if (!reg || (!reg.public && reg.host !== conn)) throw new ToolError(`no toolkit ${quote(toolkit)} is hosted in this room`, ErrorCode.NOT_FOUND);
     const pid = header.participant_id;
     if (typeof pid === "string" && pid && pid !== reg.host.id)
@@ -559,6 +580,38 @@ export class AgentsRouter {
       tools: { [tool]: (call: ToolCall) => this.forward(call, reg, tool, header, tail) },
       streams: { [tool]: (call: ToolCall, out: (c: Content) => void) => this.forwardStream(call, out, reg, tool, header) },
     };
+  }
+
+  private readonly registered = new WeakMap<ActiveRoom<Connection>, Map<string, Set<() => void>>>();
+
+  /** Resolves once toolkit `name` is registered in the room; a ToolError (timeout) after `ms`. */
+  private waitRegistered(room: ActiveRoom<Connection>, name: string, ms: number): Promise<void> {
+    if (this.registries.get(room)?.byName.has(name)) return Promise.resolve();
+    let byName = this.registered.get(room);
+    if (!byName) this.registered.set(room, (byName = new Map()));
+    let set = byName.get(name);
+    if (!set) byName.set(name, (set = new Set()));
+    const waiters = set;
+    return new Promise<void>((resolve, reject) => {
+      const done = () => {
+        clearTimeout(timer);
+        waiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(
+        () => {
+          waiters.delete(done);
+          reject(
+            new ToolError(
+              `the on_demand service of toolkit ${quote(name)} started but did not register it within ${Math.round(ms / 1000)} s`,
+              ErrorCode.TIMEOUT,
+            ),
+          );
+        },
+        Math.max(0, ms),
+      );
+      waiters.add(done);
+    });
   }
 
   /** The request a host gets: what 0.39.9 reads (name, arguments) and what Python hosts read too. */

@@ -285,6 +285,10 @@ export const ErrorCode = {
   STORAGE_ALREADY_EXISTS: 3005,
   QUEUE_NOT_FOUND: 5001,
   QUEUE_ALREADY_EXISTS: 5002,
+  CONTAINER_NOT_FOUND: 6001,
+  SERVICE_NOT_FOUND: 7001,
+  SERVICE_RESTART_NOT_ALLOWED: 7002,
+  SERVICE_ALREADY_EXISTS: 7003,
 } as const;
 
 /** An error a tool answers with: becomes `{"type":"error","text","code"}` (RoomServerException on the client). */

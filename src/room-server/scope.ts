@@ -53,6 +53,57 @@ export class RoomScope {
       throw denied(`the token may not request OAuth tokens from ${endpoint ? JSON.stringify(endpoint.slice(0, 200)) : "this provider"} for this client_id`);
   }
 
+  /** services.list (ServicesGrant.list, default true). restart needs the section. */
+  servicesList() {
+    if (this.section("services").list === false) throw denied("the token may not list services (api.services.list is false)");
+  }
+  servicesRequire() {
+    this.section("services");
+  }
+
+  /** The token's api grant as it is (a container started for the participant acts with these rights, never more). */
+  apiGrant(): Record<string, unknown> | undefined {
+    return this.api;
+  }
+
+  // ---- containers (ContainersGrant): `use_containers` (default true), `logs` (default true), `pull` / `run` lists
+  // of image patterns (absent or null: any image; an entry matches the reference exactly or, ending in `*`, as a
+  // prefix; an empty list allows none)
+
+  private containers(): Record<string, unknown> {
+    const s = this.section("containers");
+    if ((s.use_containers ?? s.useContainers) === false) throw denied("the token may not use containers (api.containers.use_containers is false)");
+    return s;
+  }
+
+  /** Every containers tool: the section, and `use_containers` not false. */
+  containersRequire() {
+    this.containers();
+  }
+
+  /** containers.logs: reading a container's output (`logs`, default true). */
+  containersLogs() {
+    if (this.containers().logs === false) throw denied("the token may not read container logs (api.containers.logs is false)");
+  }
+
+  private static imageAllowed(list: unknown, image: string, what: string): boolean {
+    if (list === undefined || list === null) return true;
+    if (!Array.isArray(list)) throw denied(`the token's api.containers.${what} grant is malformed`);
+    return list.some((p) => typeof p === "string" && (p === image || (p.endsWith("*") && image.startsWith(p.slice(0, -1)))));
+  }
+
+  /** ContainersGrant.canPull: pulling `image` (pull_image, and a run whose image is not present yet). */
+  containersPull(image: string) {
+    if (!RoomScope.imageAllowed(this.containers().pull, image, "pull"))
+      throw denied(`the token may not pull the image ${JSON.stringify(image.slice(0, 200))} (not in api.containers.pull)`);
+  }
+
+  /** ContainersGrant.canRun: starting a container of `image` (run, run_service). */
+  containersRun(image: string) {
+    if (!RoomScope.imageAllowed(this.containers().run, image, "run"))
+      throw denied(`the token may not run the image ${JSON.stringify(image.slice(0, 200))} (not in api.containers.run)`);
+  }
+
   /** developer.logs: watching the room's developer logs (`developer.logs`, default true). */
   developerLogs() {
     if (this.section("developer").logs === false) throw denied("the token may not watch developer logs (api.developer.logs is false)");

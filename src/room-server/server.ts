@@ -49,6 +49,32 @@ export interface RoomServerDeps {
   calls: Pick<CallHandoff, "call">;
   /** Room secrets behind the secrets toolkit (SecretsService). */
   secrets: RoomSecrets;
+  /** The services of rooms (src/hosting): told when sessions start and end; absent, rooms run no services. */
+  hosting?: RoomHosting;
+}
+
+/** What the room server gives the service runtime of one session (logs, ending it). */
+export interface RoomControl {
+  /** A developer log record from the server itself (a container's output): to the room's watchers and the session. */
+  log(type: string, data: Record<string, unknown>): void;
+  /** End the session (e.g. `meshagent.room.max-runtime-seconds`): every socket is closed with 1000. */
+  end(reason: string, text: string): Promise<void>;
+}
+
+/**
+ * The room server's side of the service runtime (src/hosting/host.ts implements it): services start with a room's
+ * session and stop when it ends; their own agents do not keep a room alive; a call to a toolkit no one hosts yet may
+ * start the `on_demand` service that declares it; and the runtime's toolkits (`services`, `containers`).
+ */
+export interface RoomHosting {
+  started(room: ActiveRoom<Connection>, control: RoomControl): void;
+  /** The session ended: stop its services (the room server does not wait for them). */
+  ended(room: ActiveRoom<Connection>, reason: string): void;
+  /** Whether the participant `name` (role `role`) is one of the room's own services' agents. */
+  isService(room: ActiveRoom<Connection>, name: string, role: string): boolean;
+  /** A call to toolkit `name` that no participant hosts: resolves true once an on_demand service started and hosts it; null when no service declares it. */
+  demand(room: ActiveRoom<Connection>, name: string): Promise<boolean> | null;
+  toolkits: Record<string, Toolkit>;
 }
 
 /** Header a proxying process adds, so the owner never proxies a proxied connection again. */
@@ -112,12 +138,14 @@ export class RoomServer {
   private proxies = new Set<WebSocket>();
   /** Toolkits participants host, the routing of calls to them, room.call (agents.ts). */
   private readonly agents: AgentsRouter;
+  private readonly developer: ReturnType<typeof developerToolkit>;
 
   constructor(
     private readonly deps: RoomServerDeps,
     readonly config: RoomServerConfig,
   ) {
     this.ownership = new Ownership(deps.db, deps.clock, this.nodeId, config.leaseMs);
+    this.developer = developerToolkit({ sessions: deps.sessions, clock: deps.clock });
     this.urlKey = createHmac("sha256", config.masterKey).update("room-storage-download-url").digest();
     this.wss = new WebSocketServer({
       noServer: true,
@@ -143,7 +171,8 @@ export class RoomServer {
         requestTimeoutMs: config.secretRequestTimeoutMs,
         oauthAllowPrivate: config.oauthAllowPrivate,
       }),
-      developer: developerToolkit({ sessions: deps.sessions, clock: deps.clock }),
+      developer: this.developer.toolkit,
+      ...(deps.hosting?.toolkits ?? {}),
     };
     this.agents = new AgentsRouter({
       calls: deps.calls,
@@ -152,6 +181,7 @@ export class RoomServer {
       timeoutMs: config.toolCallTimeoutMs,
       builtins: () => Object.keys(this.toolkits),
       onError: (c, type, detail) => this.recordError(c, type, detail),
+      demand: deps.hosting ? (room, name) => deps.hosting!.demand(room, name) : undefined,
     });
     deps.invalidator.subscribe(TOPIC, (key) => this.onNotice(key));
     // Room deletion: its sessions end in the deleting transaction; its sockets close once that committed.
@@ -394,6 +424,10 @@ export class RoomServer {
       const active = new ActiveRoom<Connection>(room, session);
       active.pending++;
       this.rooms.set(room.id, active);
+      this.deps.hosting?.started(active, {
+        log: (type, data) => this.developer.write(active, type, data),
+        end: (reason, text) => this.endRoom(active, reason, 1000, text),
+      });
       return { active };
     });
   }
@@ -459,12 +493,14 @@ export class RoomServer {
   // ---------------------------------------------------------------- participants
 
   private join(active: ActiveRoom<Connection>, ws: WebSocket, claims: ParticipantClaims) {
-    if (active.emptyTimer) {
+    const role = grantOf(claims, "role");
+    const api = grantOf(claims, "api");
+    // The room's own services' agents never keep it alive: they leave the empty timer running.
+    const service = this.isService(active, claims.name, typeof role === "string" && role ? role : "user");
+    if (active.emptyTimer && !service) {
       clearTimeout(active.emptyTimer);
       active.emptyTimer = null;
     }
-    const role = grantOf(claims, "role");
-    const api = grantOf(claims, "api");
     const conn = new Connection(
       ws,
       active,
@@ -498,6 +534,18 @@ export class RoomServer {
     void this.deps.sessions
       .join(active.session, { id: conn.id, name: conn.name, role: conn.role }, active.connections.size)
       .catch((e) => this.log.warn({ err: e }, "could not record a join"));
+    if (service) this.maybeEmpty(active);
+  }
+
+  private isService(active: ActiveRoom<Connection>, name: string, role: string) {
+    return !!this.deps.hosting?.isService(active, name, role);
+  }
+
+  /** Participants that keep the room alive: all but the room's own services' agents. */
+  private occupants(active: ActiveRoom<Connection>) {
+    let n = 0;
+    for (const c of active.connections.values()) if (!this.isService(active, c.name, c.role)) n++;
+    return n;
   }
 
   private leave(active: ActiveRoom<Connection>, conn: Connection, code: number, reason: string) {
@@ -518,11 +566,11 @@ export class RoomServer {
   }
 
   private maybeEmpty(active: ActiveRoom<Connection>) {
-    if (active.connections.size > 0 || active.pending > 0 || active.closing || active.emptyTimer) return;
+    if (this.occupants(active) > 0 || active.pending > 0 || active.closing || active.emptyTimer) return;
     active.emptyTimer = setTimeout(() => {
       active.emptyTimer = null;
       void this.lock(active.id, async () => {
-        if (this.rooms.get(active.id) !== active || active.connections.size > 0 || active.pending > 0) return;
+        if (this.rooms.get(active.id) !== active || this.occupants(active) > 0 || active.pending > 0) return;
         await this.endRoomLocked(active, "empty", 1000, "");
       });
     }, this.config.emptyTimeoutMs);
@@ -556,6 +604,7 @@ export class RoomServer {
     } catch (e) {
       this.log.warn({ err: e }, "could not end a session");
     }
+    this.deps.hosting?.ended(active, reason);
     // Only deletes the lease if this process still holds it.
     await this.ownership.release(active.id).catch(() => {});
   }
@@ -705,5 +754,10 @@ export class RoomServer {
   /** Rooms served by this process, with their participant counts. */
   activeRooms() {
     return [...this.rooms.values()].map((r) => ({ room_id: r.id, room_name: r.room.name, session_id: r.session.id, participants: r.connections.size }));
+  }
+
+  /** The room this process serves now, by id (the service runtime's toolkits and tests). */
+  activeRoom(roomId: string): ActiveRoom<Connection> | undefined {
+    return this.rooms.get(roomId);
   }
 }

@@ -27,6 +27,32 @@ export interface TickResult {
 
 export const NO_CONTAINER_RUNTIME = "no container runtime: this server cannot start containers, so container targets are recorded as failed";
 
+/** A run with a `container` target, once its row is committed. */
+export interface ContainerRun {
+  runId: number;
+  taskId: string;
+  projectId: string;
+  roomId: string;
+  roomName: string;
+  spec: ScheduledTaskSpec;
+}
+
+/** How a container run ended: its exit code (null when it never ran or was stopped) and the tail of its output. */
+export interface ContainerRunResult {
+  containerId: string | null;
+  exitCode: number | null;
+  logs: string;
+  error: string | null;
+}
+
+/** What runs the containers of scheduled tasks (src/hosting/tasks.ts). */
+export interface TaskContainerRunner {
+  /** Why containers cannot run here now, or null when they can. */
+  unavailable(): string | null;
+  /** Run it to its end; `started` once the container exists (its id and when it will be stopped). */
+  run(run: ContainerRun, started: (containerId: string, timeoutAt: number) => Promise<void>, signal: AbortSignal): Promise<ContainerRunResult>;
+}
+
 /**
  * The file a run writes when the task has `storage_write_path`: `<path>/<due time, UTC, YYYYMMDDTHHMMSSZ>-<task id>.json`
  * in the room's storage, holding the payload as JSON. One file per run; a retried run rewrites the same file.
@@ -70,6 +96,12 @@ export class SchedulerEngine {
   private looping: Promise<void> = Promise.resolve();
   private lastPrune = 0;
   private log: EngineLog = { warn: () => {}, error: () => {} };
+  /** Runs container targets (set by wiring.ts); absent, they are recorded as failed with NO_CONTAINER_RUNTIME. */
+  containers: TaskContainerRunner | null = null;
+  /** Container runs in progress (stop() waits for them to be recorded). */
+  private readonly containerRuns = new Set<Promise<void>>();
+  /** Aborted by stop(): container runs in progress are stopped and recorded as failed. */
+  private stopRuns = new AbortController();
   readonly batchSize: number;
   readonly maxSleepMs: number;
 
@@ -99,6 +131,7 @@ export class SchedulerEngine {
     if (log) this.log = log;
     if (this.started || !this.config.enabled) return;
     this.started = true;
+    if (this.stopRuns.signal.aborted) this.stopRuns = new AbortController();
     this.arm(0);
   }
 
@@ -106,8 +139,10 @@ export class SchedulerEngine {
   async stop() {
     this.started = false;
     clearTimeout(this.timer);
+    this.stopRuns.abort();
     await this.looping;
     await this.chain;
+    await Promise.all([...this.containerRuns]);
   }
 
   /** Re-plan now (a task was created or changed). */
@@ -234,6 +269,68 @@ export class SchedulerEngine {
     }
   }
 
+  private startContainerRun(cr: ContainerRun) {
+    const runner = this.containers!;
+    const p = (async () => {
+      let result: ContainerRunResult;
+      try {
+        result = await runner.run(
+          cr,
+          (containerId, timeoutAt) =>
+            schedulerRepo
+              .putContainerRun(this.db, { run_id: cr.runId, container_id: containerId, exit_code: null, logs: null, timeout_at: timeoutAt })
+              .then(() => {}),
+          this.stopRuns.signal,
+        );
+      } catch (e) {
+        result = { containerId: null, exitCode: null, logs: "", error: `the container could not run: ${(e as Error).message}` };
+      }
+      await this.finishContainerRun(cr, result);
+    })().catch((e) => this.log.error({ err: e, run_id: cr.runId }, "could not record a container run"));
+    this.containerRuns.add(p);
+    void p.finally(() => this.containerRuns.delete(p));
+  }
+
+  /** Record how a container run ended: the run, its container row, the task's last_*, and the run event. */
+  async finishContainerRun(cr: ContainerRun, r: ContainerRunResult) {
+    const ok = r.error === null && r.exitCode === 0;
+    const status = ok ? "submitted" : "failed";
+    const error = ok ? null : (r.error ?? `the container exited with code ${r.exitCode}`);
+    const message = ok ? `the container ${r.containerId} exited with code 0` : error!;
+    const now = this.clock.now();
+    const after = await inTx(this.db, async (tx) => {
+      await schedulerRepo.putContainerRun(tx, { run_id: cr.runId, container_id: r.containerId, exit_code: r.exitCode, logs: r.logs, timeout_at: null });
+      await schedulerRepo.finishRun(tx, cr.runId, cr.taskId, status, error, message, now);
+      return this.bus.publish(tx, {
+        type: ok ? "scheduled_task.run.succeeded" : "scheduled_task.run.failed",
+        project_id: cr.projectId,
+        data: {
+          task_id: cr.taskId,
+          run_id: String(cr.runId),
+          room_id: cr.roomId,
+          room_name: cr.roomName,
+          target: "container",
+          status,
+          container_id: r.containerId,
+          exit_code: r.exitCode,
+          error,
+        },
+      });
+    });
+    after();
+  }
+
+  /** Container runs a dead server left `submitting`: recorded as failed (their containers are removed by the runtime's reconciliation). */
+  async failOrphanedContainerRuns(isOrphan: (runId: number, startedAt: number) => Promise<boolean>) {
+    for (const r of await schedulerRepo.openContainerRuns(this.db)) {
+      if (!(await isOrphan(Number(r.id), Number(r.started_at ?? 0)))) continue;
+      await this.finishContainerRun(
+        { runId: Number(r.id), taskId: r.task_id, projectId: r.project_id, roomId: r.room_id, roomName: r.room_name, spec: {} as ScheduledTaskSpec },
+        { containerId: null, exitCode: null, logs: "", error: "the server running the container stopped before it finished" },
+      );
+    }
+  }
+
   private plan(row: TaskWithRoom, now: number): { spec: ScheduledTaskSpec; plan: DuePlan; error?: string } {
     const graceMs = this.config.misfireGraceSeconds * 1000;
     const base = { once: !!row.once, nextRunAt: row.next_run_at!, policy: row.misfire_policy as MisfirePolicy, catchUpMax: row.catch_up_max };
@@ -268,7 +365,7 @@ export class SchedulerEngine {
       const { spec, plan, error } = this.plan(row, now);
       for (const slot of plan.fire) {
         if (checkDuplicates && (await schedulerRepo.runExists(tx, row.id, slot))) continue;
-        const failure = forceError ?? error ?? (row.target === "container" ? NO_CONTAINER_RUNTIME : null);
+        const failure = forceError ?? error ?? (row.target === "container" ? (this.containers ? this.containers.unavailable() : NO_CONTAINER_RUNTIME) : null);
         const p: PendingRun = {
           row,
           spec,
@@ -277,7 +374,8 @@ export class SchedulerEngine {
             project_id: row.project_id,
             room_id: row.room_id,
             target: row.target,
-            status: failure ? "failed" : "submitted",
+            // A container run is "submitting" until its container exited (then submitted or failed).
+            status: failure ? "failed" : row.target === "container" ? "submitting" : "submitted",
             attempt_count: 1,
             error: failure,
             queued_message_id: null,
@@ -340,6 +438,18 @@ export class SchedulerEngine {
     for (let i = 0; i < pending.length; i++) {
       const { row, run, spec, file } = pending[i];
       const runId = idOf.get(`${row.id}\u0000${run.scheduled_time}`)!;
+      if (run.status === "submitting") {
+        // A container run: it starts once this transaction committed; its end is recorded by finishContainerRun.
+        Object.assign(advances.get(row.id)!, {
+          last_run_id: runId,
+          last_start_time: run.started_at,
+          last_status: "submitting",
+          last_return_message: "the container is starting",
+        });
+        const cr: ContainerRun = { runId, taskId: row.id, projectId: row.project_id, roomId: row.room_id, roomName: row.room_name, spec };
+        after.push(() => this.startContainerRun(cr));
+        continue;
+      }
       const ok = run.status === "submitted";
       if (!ok) failed++;
       const message = ok ? `enqueued message ${run.queued_message_id} into queue "${spec.queue!.name}"${file ? ` and wrote ${file}` : ""}` : run.error!;
@@ -376,6 +486,8 @@ export class SchedulerEngine {
     return { tasks: rows.length, runs: pending.length, failed };
   }
 }
+
+export type { ScheduledTaskSpec };
 
 async function eachLimit<T>(items: T[], limit: number, fn: (t: T) => Promise<void>) {
   let i = 0;

@@ -6,7 +6,14 @@ import { likePattern } from "../core/paging.js";
 export type TaskRow = ScheduledTasksTable;
 export type TaskWithRoom = TaskRow & { room_name: string };
 export type RunRow = Omit<ScheduledTaskRunsTable, "id"> & { id: number };
-export type RunWithRoom = RunRow & { room_name: string };
+export type RunWithRoom = RunRow & {
+  room_name: string;
+  /** A container run's container (task_container_runs), null for queue runs. */
+  container_id?: string | null;
+  exit_code?: number | null;
+  logs?: string | null;
+  timeout_at?: number | null;
+};
 export type NewRun = Omit<ScheduledTaskRunsTable, "id">;
 
 /** What the engine writes back to a task after firing it. */
@@ -112,8 +119,15 @@ export const schedulerRepo = {
     const rows = await q
       .selectFrom("scheduled_task_runs")
       .innerJoin("rooms", "rooms.id", "scheduled_task_runs.room_id")
+      .leftJoin("task_container_runs", "task_container_runs.run_id", "scheduled_task_runs.id")
       .selectAll("scheduled_task_runs")
-      .select("rooms.name as room_name")
+      .select([
+        "rooms.name as room_name",
+        "task_container_runs.container_id",
+        "task_container_runs.exit_code",
+        "task_container_runs.logs",
+        "task_container_runs.timeout_at",
+      ])
       .where("scheduled_task_runs.task_id", "=", taskId)
       .orderBy("scheduled_task_runs.id", "desc")
       .limit(limit)
@@ -195,6 +209,47 @@ export const schedulerRepo = {
       FROM ${source}
       WHERE scheduled_tasks.id = v.id`.execute(q);
   },
+
+  /** A container run's container, as it starts and once it ended. */
+  putContainerRun: (
+    q: Queryable,
+    row: { run_id: number; container_id: string | null; exit_code: number | null; logs: string | null; timeout_at: number | null },
+  ) =>
+    q
+      .insertInto("task_container_runs")
+      .values(row)
+      .onConflict((oc) =>
+        oc.column("run_id").doUpdateSet({ container_id: row.container_id, exit_code: row.exit_code, logs: row.logs, timeout_at: row.timeout_at }),
+      )
+      .execute(),
+
+  /** The end of a container run: its status and error, and the task's last_* when this run is still its latest. */
+  finishRun: async (q: Queryable, runId: number, taskId: string, status: string, error: string | null, message: string, at: number) => {
+    await q.updateTable("scheduled_task_runs").set({ status, error, completed_at: at }).where("id", "=", runId).execute();
+    await q
+      .updateTable("scheduled_tasks")
+      .set({ last_status: status, last_end_time: at, last_return_message: message })
+      .where("id", "=", taskId)
+      .where("last_run_id", "=", runId)
+      .execute();
+  },
+
+  /** Container runs still `submitting` (a server that died while they ran leaves them so). */
+  openContainerRuns: (q: Queryable) =>
+    q
+      .selectFrom("scheduled_task_runs")
+      .innerJoin("rooms", "rooms.id", "scheduled_task_runs.room_id")
+      .select([
+        "scheduled_task_runs.id",
+        "scheduled_task_runs.task_id",
+        "scheduled_task_runs.project_id",
+        "scheduled_task_runs.room_id",
+        "scheduled_task_runs.started_at",
+        "rooms.name as room_name",
+      ])
+      .where("scheduled_task_runs.target", "=", "container")
+      .where("scheduled_task_runs.status", "=", "submitting")
+      .execute(),
 
   pruneRuns: async (q: Queryable, before: number) => {
     const r = await q.deleteFrom("scheduled_task_runs").where("scheduled_time", "<", before).executeTakeFirst();

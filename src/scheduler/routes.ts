@@ -76,6 +76,8 @@ const Run = Type.Object(
     started_at: OrNull(Type.String({ format: "date-time" })),
     lease_expires_at: OrNull(Type.String()),
     completed_at: OrNull(Type.String({ format: "date-time" })),
+    exit_code: OrNull(Type.Integer({ description: "container runs: the container's exit code (null for queue runs, while it runs, or when it never ran)" })),
+    logs: OrNull(Type.String({ description: "container runs: the last 64 KiB of the container's output (secret values redacted)" })),
   },
   { $id: "ScheduledTaskRun" },
 );

@@ -60,12 +60,15 @@ export function runJson(r: RunWithRoom) {
     status: r.status,
     attempt_count: Number(r.attempt_count),
     error: r.error,
-    container_id: null,
+    container_id: r.container_id ?? null,
     scheduled_time: iso(Number(r.scheduled_time)),
-    timeout_at: null,
+    timeout_at: t(r.timeout_at ?? null),
     started_at: t(r.started_at),
     lease_expires_at: null,
     completed_at: t(r.completed_at),
+    // Container runs: the container's exit code and the tail of its output (null for queue runs and while it runs).
+    exit_code: r.exit_code ?? null,
+    logs: r.logs ?? null,
   };
 }
 

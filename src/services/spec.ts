@@ -284,7 +284,8 @@ const EnvironmentVariableSchema = obj(
   },
   ["name"],
 );
-const ContainerMountSchema = obj({
+/** ContainerMountSpec (also the `mounts` of the room `containers` toolkit's run). */
+export const ContainerMountSchema = obj({
   room: arr(obj({ path: str, subpath: str, read_only: bool }, ["path"])),
   project: arr(obj({ path: str, subpath: str, read_only: bool }, ["path"])),
   images: arr(obj({ image: str, path: str, subpath: str, read_only: bool }, ["image", "path"])),

@@ -438,6 +438,34 @@ export interface CallSecretsTable {
   updated_at: number;
 }
 
+/** The state of one service in one room (src/hosting). */
+export interface ServiceRunsTable {
+  room_id: string;
+  service_id: string;
+  project_id: string;
+  session_id: string;
+  node_id: string;
+  state: string;
+  revision: number;
+  container_id: string | null;
+  restart_count: number;
+  last_error: string | null;
+  last_exit_code: number | null;
+  last_exit_at: number | null;
+  started_at: number | null;
+  restart_scheduled_at: number | null;
+  updated_at: number;
+}
+
+/** The container of a scheduled task's run (src/hosting, src/scheduler). */
+export interface TaskContainerRunsTable {
+  run_id: number;
+  container_id: string | null;
+  exit_code: number | null;
+  logs: string | null;
+  timeout_at: number | null;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -474,4 +502,6 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable;
   master_keys: MasterKeysTable;
   call_secrets: CallSecretsTable;
+  service_runs: ServiceRunsTable;
+  task_container_runs: TaskContainerRunsTable;
 }

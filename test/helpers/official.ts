@@ -6,4 +6,4 @@ import { createRequire } from "node:module";
  */
 const official = createRequire(import.meta.url)("@meshagent/meshagent") as typeof import("@meshagent/meshagent");
 export default official;
-export const { Meshagent, ParticipantToken, RoomClient, WebSocketClientProtocol, ApiScope } = official;
+export const { Meshagent, ParticipantToken, RoomClient, WebSocketClientProtocol, ApiScope, ServicesClient } = official;

@@ -108,6 +108,8 @@ export async function startServer(
     MESHAGENT_DATABASE_URL: db.url,
     MESHAGENT_PORT: "0",
     MESHAGENT_LOG_LEVEL: "warn",
+    // No container runtime unless a test asks for one (MESHAGENT_DOCKER_HOST): services created by other tests never start containers.
+    MESHAGENT_DOCKER_HOST: "none",
     ...opts.env,
   });
   const ctx = await createContext(config, { clock: opts.clock });

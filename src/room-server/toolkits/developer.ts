@@ -35,7 +35,11 @@ interface RoomLogs {
  * Writing needs the `developer` section of the token's ApiScope; watching needs `developer.logs` (default true).
  * A record costs one message of the participant's rate limit (MESHAGENT_ROOM_MAX_MESSAGES_PER_SECOND).
  */
-export function developerToolkit(deps: { sessions: Pick<SessionsService, "events">; clock: { now(): number } }): Toolkit {
+export function developerToolkit(deps: { sessions: Pick<SessionsService, "events">; clock: { now(): number } }): {
+  toolkit: Toolkit;
+  /** A record written by the server itself (participant "server"), e.g. a service container's output. */
+  write(room: ActiveRoom<Connection>, type: string, data: Record<string, unknown>): void;
+} {
   const rooms = new WeakMap<ActiveRoom<Connection>, RoomLogs>();
   const logsOf = (room: ActiveRoom<Connection>) => {
     let r = rooms.get(room);
@@ -57,7 +61,17 @@ export function developerToolkit(deps: { sessions: Pick<SessionsService, "events
     });
   }
 
-  return {
+  function write(room: ActiveRoom<Connection>, type: string, data: Record<string, unknown>) {
+    const bytes = Buffer.from(JSON.stringify(data), "utf8");
+    if (bytes.length + type.length > MAX_LOG_BYTES) return;
+    const logs = logsOf(room);
+    const at = deps.clock.now();
+    const chunk = binary({ type, participant_id: "server", participant_name: "server", created_at: new Date(at).toISOString() }, bytes);
+    for (const w of logs.watchers) w.out(chunk);
+    store(room, logs, { type: LOG_EVENT, data: { participant_id: "server", participant_name: "server", type, data }, at }, bytes.length);
+  }
+
+  const toolkit: Toolkit = {
     tools: {
       async log(call) {
         call.conn.scope.require("developer");
@@ -93,4 +107,5 @@ export function developerToolkit(deps: { sessions: Pick<SessionsService, "events
       },
     },
   };
+  return { toolkit, write };
 }

@@ -12,6 +12,7 @@ import { m0010_audit } from "./0010_audit.js";
 import { m0011_services_secrets } from "./0011_services_secrets.js";
 import { m0012_keyring } from "./0012_keyring.js";
 import { m0013_calls } from "./0013_calls.js";
+import { m0014_hosting } from "./0014_hosting.js";
 
 /**
  * The one migration set, for SQLite and PostgreSQL alike. Names sort in order of application;
@@ -31,6 +32,7 @@ export const migrations: Record<string, Migration> = {
   "0011_services_secrets": m0011_services_secrets,
   "0012_keyring": m0012_keyring,
   "0013_calls": m0013_calls,
+  "0014_hosting": m0014_hosting,
 };
 
 export const migrationProvider: MigrationProvider = {
