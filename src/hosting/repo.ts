@@ -63,16 +63,4 @@ export const hostingRepo = {
         eb.not(eb.exists(eb.selectFrom("room_sessions").select("id").whereRef("room_sessions.id", "=", "service_runs.session_id").where("is_active", "=", 1))),
       )
       .execute(),
-
-  putTaskContainer: (
-    q: Queryable,
-    row: { run_id: number; container_id: string | null; exit_code: number | null; logs: string | null; timeout_at: number | null },
-  ) =>
-    q
-      .insertInto("task_container_runs")
-      .values(row)
-      .onConflict((oc) =>
-        oc.column("run_id").doUpdateSet({ container_id: row.container_id, exit_code: row.exit_code, logs: row.logs, timeout_at: row.timeout_at }),
-      )
-      .execute(),
 };

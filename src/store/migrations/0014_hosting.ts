@@ -7,7 +7,7 @@ import { tablesMigration } from "./ddl.js";
  * - `service_runs`: the current state of each service in each room where it was started (one row per room and
  *   service, overwritten by the room's next session): what `services.list` and `GET …/services/{id}/status` answer
  *   from any process, and what a restarted server reconciles its containers against.
- * - `task_container_runs`: the container of a scheduled task's run with `container` target: its id, exit code and
+ * - `task_container_runs` (written by the scheduler engine): the container of a scheduled task's run with `container` target: its id, exit code and
  *   the tail of its output.
  */
 export const m0014_hosting: Migration = tablesMigration({
