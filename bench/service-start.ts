@@ -109,9 +109,14 @@ try {
   for (const name of names) {
     await s.client().createRoom({ projectId: P, name });
     for (const k of ["a1", "a2", "a3"])
-      await s
-        .client()
-        .createRoomService(P, name, { version: "v1", kind: "Service", metadata: { name: k }, agents: [{ name: k }], container: { image } } as any);
+      await s.client().createRoomService(P, name, {
+        version: "v1",
+        kind: "Service",
+        metadata: { name: k },
+        agents: [{ name: k }],
+        // Each hosts its own toolkit: a room has one toolkit per name.
+        container: { image, environment: [{ name: "AGENT_TOOLKIT", value: `kit-${k}` }] },
+      } as any);
   }
   const t0 = performance.now();
   await Promise.all(names.map((n) => user(n)));
