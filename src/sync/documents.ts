@@ -335,8 +335,6 @@ export class SyncDocuments {
   }
 
   private async reload(od: OpenDoc) {
-    // Updates taken before the refused one are journaled first, so the rebuilt document has them too.
-    await od.lastDurable;
     const file = await this.readFile(od.room, od.path);
     const doc = new Y.Doc();
     if (file) this.applyFile(doc, file, od.path);
