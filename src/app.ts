@@ -172,7 +172,6 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
   app.addHook("preClose", async () => {
     await ctx.roomServer.stop();
     await ctx.hosting.close();
-    await ctx.documents.close();
   });
   return app;
 }
