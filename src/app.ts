@@ -45,6 +45,9 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
     frameworkErrors,
     clientErrorHandler,
     forceCloseConnections: true,
+    // Plugins register in well under a second; on a loaded machine (CI running suites in parallel) Fastify's 10 s default
+    // was not always enough. A plugin that truly hangs still fails the start.
+    pluginTimeout: 60_000,
     // A client that stops sending (a stalled upload) or reading does not hold its connection forever. WebSocket
     // connections are not affected: `ws` turns the timeout off on the sockets it takes over.
     connectionTimeout: ctx.config.httpIdleTimeoutMs,
@@ -172,6 +175,7 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
   app.addHook("preClose", async () => {
     await ctx.roomServer.stop();
     await ctx.hosting.close();
+    await ctx.documents.close();
   });
   return app;
 }

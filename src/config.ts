@@ -57,6 +57,8 @@ export interface Config {
   docker: DockerConfig;
   /** Services running in rooms, toolkit containers and container tasks (src/hosting). */
   hosting: HostingConfig;
+  /** Sync documents (src/sync): where acknowledged updates are journaled. */
+  sync: { journal: "file" | "store"; journalDir: string };
 }
 
 export interface DockerConfig {
@@ -439,6 +441,13 @@ export const ConfigSchema = Type.Object({
         "the Docker Engine API (or podman's compatible one) that runs container services, scheduled container tasks and the room `containers` toolkit; `none`: no container runtime (container services report `no_runtime`)",
     }),
   ),
+  MESHAGENT_SYNC_JOURNAL: Type.Optional(
+    Type.Union([Type.Literal("file"), Type.Literal("store")], {
+      defaultText: "`file` on SQLite, `store` on PostgreSQL",
+      description:
+        "where a sync document's acknowledged updates wait until its file is compacted: `file` (append-only files under `<MESHAGENT_DATA_DIR>/sync-journal`, written before the acknowledgement, safe against kill -9, not fsynced) or `store` (rows in the database, committed before the acknowledgement: every process of a PostgreSQL installation sees them)",
+    }),
+  ),
   MESHAGENT_CONTAINER_MEMORY: Type.Integer({
     minimum: 0,
     default: 1024 * MiB,
@@ -697,6 +706,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     auditRetentionDays: v.MESHAGENT_AUDIT_RETENTION_DAYS,
     docker: { host: dockerHost(v.MESHAGENT_DOCKER_HOST ?? v.DOCKER_HOST) },
+    sync: {
+      journal: v.MESHAGENT_SYNC_JOURNAL ?? (/^postgres(ql)?:/.test(v.MESHAGENT_DATABASE_URL ?? "") ? "store" : "file"),
+      journalDir: join(dataDir, "sync-journal"),
+    },
     hosting: {
       memoryBytes: v.MESHAGENT_CONTAINER_MEMORY,
       cpus: v.MESHAGENT_CONTAINER_CPUS,

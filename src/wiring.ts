@@ -44,6 +44,9 @@ import { ServiceHost } from "./hosting/host.js";
 import { servicesToolkit } from "./hosting/toolkits/services.js";
 import { containersToolkit } from "./hosting/toolkits/containers.js";
 import { TaskContainers } from "./hosting/tasks.js";
+import { SyncDocuments } from "./sync/documents.js";
+import { syncToolkit } from "./sync/toolkit.js";
+import { FileJournal, StoreJournal } from "./sync/journal.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}) {
@@ -175,8 +178,32 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   };
   // Scheduled tasks with a container target run through the same launcher.
   schedulerEngine.containers = new TaskContainers({ runtime, launcher, host: hosting, nodeId: () => roomServer.nodeId, clock }, config.hosting);
+  // Sync documents (Yjs): one Y.Doc per open path in the room's process; room files plus a journal of acknowledged updates.
+  const documents = new SyncDocuments({
+    db: store.db,
+    clock,
+    storage: roomStorage,
+    journal: config.sync.journal === "file" ? new FileJournal(config.sync.journalDir) : new StoreJournal(store.db),
+    log: pino({ level: config.logLevel, name: "sync" }),
+  });
   const roomServer = new RoomServer(
-    { db: store.db, clock, bus, invalidator, tokens, rooms, queues, sessions, storage: roomStorage, secrets, calls, hosting },
+    {
+      db: store.db,
+      clock,
+      bus,
+      invalidator,
+      tokens,
+      rooms,
+      queues,
+      sessions,
+      storage: roomStorage,
+      secrets,
+      calls,
+      hosting,
+      toolkits: { sync: syncToolkit(documents, { sessions, bus, db: store.db }) },
+      storageBusy: (room, path) =>
+        documents.isOpen(room, path) ? `"${path}" is open as a sync document; it cannot be replaced, deleted or moved until every participant closed it` : null,
+    },
     { ...config.rooms, publicUrl: () => config.publicUrl, masterKey: keyring.currentKey },
   );
   return {
@@ -236,9 +263,12 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     /** Services running in rooms (started and stopped with sessions), container reconciliation (app.ts starts it). */
     hosting,
     launcher,
+    /** Sync documents open in this process (the room `sync` toolkit). */
+    documents,
     async close() {
       await roomServer.stop();
       await hosting.close();
+      await documents.close();
       await webhookDispatcher.stop();
       calls.close();
       await schedulerEngine.stop();

@@ -25,8 +25,17 @@ import type { AgentsRouter } from "./agents.js";
 
 /** A streaming tool call (storage upload/download): request chunks in, response chunks out. */
 export interface ToolStream {
-  /** One request chunk, in arrival order (the caller serializes them). */
-  chunk(c: Content): Promise<void>;
+  /**
+   * One request chunk, in arrival order (the caller serializes them). With `ackAfterChunk`, it may resolve to
+   * `{ acked }`: the next chunk is taken at once, this one's acknowledgement waits for `acked` (a sync update's
+   * durability).
+   */
+  chunk(c: Content): Promise<void | { acked: Promise<unknown> }>;
+  /**
+   * Acknowledge each request chunk only once `chunk()` resolved (and its `acked`), instead of on arrival. The client
+   * sends the next chunk after the ack, so this also paces it.
+   */
+  ackAfterChunk?: boolean;
   /** The socket closed or the call was abandoned: release what it holds. */
   abort(): Promise<void>;
   /**
@@ -50,6 +59,11 @@ export interface Toolkit {
   tools: Record<string, (call: ToolCall) => Promise<Content | Packed>>;
   /** Tools called with `control/open` and a tool_call_id: they answer through a ToolStream. */
   streams?: Record<string, (call: ToolCall, out: (c: Content) => void) => ToolStream>;
+  /**
+   * Long-lived streams (open sync documents): counted against this many per participant instead of
+   * MESHAGENT_ROOM_MAX_STREAMS, which is for transfers.
+   */
+  maxStreams?: number;
 }
 
 /** Slow readers: a socket that has this much unsent output is closed instead of buffering without bound. */
@@ -98,7 +112,7 @@ export class Connection implements RoomMember {
   closed = false;
   /** Aborted when the socket closes: ends long polls. */
   readonly abort = new AbortController();
-  private readonly streams = new Map<string, { stream: ToolStream; tail: Promise<void> }>();
+  private readonly streams = new Map<string, { stream: ToolStream; tail: Promise<void>; toolkit: string }>();
   private readonly reasm: Reassembler;
   /** Token bucket (monotonic ms; the rate limit is about real time, not the app's clock). */
   private tokens: number;
@@ -339,11 +353,19 @@ export class Connection implements RoomMember {
         this.respond(msg.id, errorContent(`tool call ${toolCallId} is already open`, ErrorCode.INVALID_REQUEST));
         return;
       }
-      if (this.streams.size >= this.limits.maxStreams) {
+      const own = toolkit?.maxStreams;
+      let count = 0;
+      for (const e of this.streams.values())
+        if (own !== undefined ? e.toolkit === toolkitName : !Object.hasOwn(this.toolkits, e.toolkit) || this.toolkits[e.toolkit].maxStreams === undefined)
+          count++;
+      const max = own ?? this.limits.maxStreams;
+      if (count >= max) {
         this.respond(
           msg.id,
           errorContent(
-            `limit: at most ${this.limits.maxStreams} streaming tool calls (uploads, downloads) may be open per participant; finish one first`,
+            own !== undefined
+              ? `limit: at most ${max} ${toolkitName} streams may be open per participant; close one first`
+              : `limit: at most ${max} streaming tool calls (uploads, downloads) may be open per participant; finish one first`,
             ErrorCode.INVALID_STATE,
           ),
         );
@@ -361,7 +383,7 @@ export class Connection implements RoomMember {
         this.respond(msg.id, this.errorFor(e, `${toolkitName}.${toolName}`));
         return;
       }
-      const entry = { stream, tail: Promise.resolve() };
+      const entry = { stream, tail: Promise.resolve(), toolkit: toolkitName };
       this.streams.set(toolCallId, entry);
       if (!stream.ready) {
         this.respond(msg.id, { type: "control", method: "open" });
@@ -452,19 +474,28 @@ export class Connection implements RoomMember {
       else this.respond(msg.id, errorContent(`no open tool call ${JSON.stringify(id)}`, ErrorCode.INVALID_REQUEST));
       return;
     }
-    this.respond(msg.id, empty());
+    const deferred = entry.stream.ackAfterChunk === true;
+    if (!deferred) this.respond(msg.id, empty());
     entry.tail = entry.tail.then(() =>
-      entry.stream.chunk(chunk).catch((e) => {
-        // A stream reports its own errors as chunks; anything escaping is a bug: end the call cleanly.
-        this.onError(this, "stream_failed", { message: String((e as Error)?.message ?? e) });
-        if (typeof id === "string" && this.streams.has(id)) {
-          const h = { tool_call_id: id };
-          this.send("room.tool_call_response_chunk", pack({ ...h, chunk: errorContent("tool call failed", ErrorCode.OPERATION_FAILED) }));
-          this.send("room.tool_call_response_chunk", pack({ ...h, chunk: { type: "control", method: "close", status_code: 1011 } }));
-          this.streams.delete(id);
-          void entry.stream.abort().catch(() => {});
-        }
-      }),
+      entry.stream.chunk(chunk).then(
+        (r) => {
+          if (!deferred) return;
+          if (r && r.acked) void r.acked.finally(() => this.respond(msg.id, empty()));
+          else this.respond(msg.id, empty());
+        },
+        (e) => {
+          if (deferred) this.respond(msg.id, empty());
+          // A stream reports its own errors as chunks; anything escaping is a bug: end the call cleanly.
+          this.onError(this, "stream_failed", { message: String((e as Error)?.message ?? e) });
+          if (typeof id === "string" && this.streams.has(id)) {
+            const h = { tool_call_id: id };
+            this.send("room.tool_call_response_chunk", pack({ ...h, chunk: errorContent("tool call failed", ErrorCode.OPERATION_FAILED) }));
+            this.send("room.tool_call_response_chunk", pack({ ...h, chunk: { type: "control", method: "close", status_code: 1011 } }));
+            this.streams.delete(id);
+            void entry.stream.abort().catch(() => {});
+          }
+        },
+      ),
     );
   }
 

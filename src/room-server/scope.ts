@@ -170,6 +170,36 @@ export class RoomScope {
     if (!g || g.read_only) throw denied(`the token may not write "${path}"`);
   }
 
+  // ---- sync (agents-protocol.md §2.5): `paths` [{path, read_only}], a path ending in `*` a prefix; none: everything
+
+  private syncRule(path: string): { read_only: boolean } | null {
+    const paths = this.section("sync").paths;
+    if (paths === undefined || paths === null) return { read_only: false };
+    if (!Array.isArray(paths)) throw denied("the token's api.sync.paths grant is malformed");
+    for (const p of paths) {
+      if (!p || typeof p !== "object" || typeof (p as { path?: unknown }).path !== "string") continue;
+      const g = (p as { path: string }).path.replace(/^(\.\/|\/)+/, "");
+      const match = g.endsWith("*") ? path.startsWith(g.slice(0, -1)) : path === g;
+      if (match) return { read_only: (p as { read_only?: unknown }).read_only === true };
+    }
+    return null;
+  }
+
+  /** sync.open: reading the document at `path`. */
+  syncRead(path: string) {
+    if (!this.syncRule(path)) throw denied(`the token may not open the document "${path}"`);
+  }
+
+  /** Whether the participant may change the document at `path` (sync chunks, create). */
+  canSyncWrite(path: string): boolean {
+    const r = this.syncRule(path);
+    return !!r && !r.read_only;
+  }
+
+  syncWrite(path: string) {
+    if (!this.canSyncWrite(path)) throw denied(`the document "${path}" is read-only for this token`);
+  }
+
   // ---- agents (agents-protocol.md §1.6): AgentsGrant reads snake_case and camelCase keys; a missing key is true
 
   private agentsFlag(key: string, camel: string): boolean {

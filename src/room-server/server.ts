@@ -51,6 +51,10 @@ export interface RoomServerDeps {
   secrets: RoomSecrets;
   /** The services of rooms (src/hosting): told when sessions start and end; absent, rooms run no services. */
   hosting?: RoomHosting;
+  /** More toolkits of other areas (the `sync` toolkit of src/sync). */
+  toolkits?: Record<string, Toolkit>;
+  /** Why a storage path may not be replaced, deleted or moved now (an open sync document), or null. */
+  storageBusy?: (room: ActiveRoom<Connection>, path: string) => string | null;
 }
 
 /** What the room server gives the service runtime of one session (logs, ending it). */
@@ -164,6 +168,7 @@ export class RoomServer {
         changed: (room, type, data) => this.storageChanged(room, type, data),
         downloadUrl: (roomId, path) => this.downloadUrl(roomId, path),
         maxUploadBytes: config.maxUploadBytes,
+        busy: (room, path) => deps.storageBusy?.(room as ActiveRoom<Connection>, path) ?? null,
       }),
       secrets: secretsToolkit({
         secrets: deps.secrets,
@@ -173,6 +178,7 @@ export class RoomServer {
       }),
       developer: this.developer.toolkit,
       ...(deps.hosting?.toolkits ?? {}),
+      ...(deps.toolkits ?? {}),
     };
     this.agents = new AgentsRouter({
       calls: deps.calls,

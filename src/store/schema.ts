@@ -466,6 +466,24 @@ export interface TaskContainerRunsTable {
   timeout_at: number | null;
 }
 
+/** A sync document's schema and how far its room file is up to date (src/sync). */
+export interface SyncDocumentsTable {
+  room_id: string;
+  path: string;
+  schema: string;
+  compacted_seq: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** An acknowledged update of a sync document not yet compacted into its file (src/sync). */
+export interface SyncUpdatesTable {
+  room_id: string;
+  path: string;
+  seq: number;
+  data: string;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -504,4 +522,6 @@ export interface Database {
   call_secrets: CallSecretsTable;
   service_runs: ServiceRunsTable;
   task_container_runs: TaskContainerRunsTable;
+  sync_documents: SyncDocumentsTable;
+  sync_updates: SyncUpdatesTable;
 }

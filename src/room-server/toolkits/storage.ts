@@ -15,6 +15,16 @@ export interface StorageHooks {
   downloadUrl(roomId: string, path: string): string;
   /** Largest upload in bytes. */
   maxUploadBytes: number;
+  /** Why `path` may not be replaced, deleted or moved now (an open sync document), or null. */
+  busy?: (room: ActiveRoom, path: string) => string | null;
+}
+
+/** Refuse to change a path another part of the room holds (an open sync document). */
+function checkBusy(hooks: StorageHooks, room: ActiveRoom, ...paths: string[]) {
+  for (const p of paths) {
+    const why = hooks.busy?.(room, p);
+    if (why) throw new ToolError(why, ErrorCode.INVALID_STATE);
+  }
 }
 
 const entryJson = (e: StorageEntry) => ({
@@ -72,6 +82,7 @@ export function storageToolkit(storage: RoomStorage, hooks: StorageHooks): Toolk
       async delete(call) {
         const path = normalizePath(call.args.path, "path", false);
         call.conn.scope.storageWrite(path);
+        checkBusy(hooks, call.room, path);
         await storage.delete(roomRef(call), path, bool(call, "recursive", false));
         hooks.changed(call.room, "storage.file.deleted", { path, participant_id: call.conn.id });
         return empty();
@@ -81,6 +92,7 @@ export function storageToolkit(storage: RoomStorage, hooks: StorageHooks): Toolk
         const to = normalizePath(call.args.destination_path, "destination_path", false);
         call.conn.scope.storageWrite(from);
         call.conn.scope.storageWrite(to);
+        checkBusy(hooks, call.room, from, to);
         await storage.move(roomRef(call), from, to, bool(call, "overwrite", false));
         hooks.changed(call.room, "storage.file.moved", { source_path: from, destination_path: to, participant_id: call.conn.id });
         return empty();
@@ -113,6 +125,12 @@ function uploadStream(call: ToolCall, out: (c: Content) => void, storage: RoomSt
     const w = writer!;
     writer = null;
     try {
+      try {
+        checkBusy(hooks, call.room, path);
+      } catch (e) {
+        await w.abort();
+        throw e;
+      }
       await w.commit();
     } finally {
       release();
@@ -135,6 +153,7 @@ function uploadStream(call: ToolCall, out: (c: Content) => void, storage: RoomSt
           if (c.type !== "binary" || c.headers.kind !== "start") throw invalid("an upload starts with a binary chunk of kind start");
           path = normalizePath(c.headers.path, "path", false);
           call.conn.scope.storageWrite(path);
+          checkBusy(hooks, call.room, path);
           const s = c.headers.size;
           if (s !== undefined && s !== null && (typeof s !== "number" || !Number.isInteger(s) || s < 0))
             throw invalid("size must be a non-negative integer or null");

@@ -13,6 +13,7 @@ import { m0011_services_secrets } from "./0011_services_secrets.js";
 import { m0012_keyring } from "./0012_keyring.js";
 import { m0013_calls } from "./0013_calls.js";
 import { m0014_hosting } from "./0014_hosting.js";
+import { m0015_sync } from "./0015_sync.js";
 
 /**
  * The one migration set, for SQLite and PostgreSQL alike. Names sort in order of application;
@@ -33,6 +34,7 @@ export const migrations: Record<string, Migration> = {
   "0012_keyring": m0012_keyring,
   "0013_calls": m0013_calls,
   "0014_hosting": m0014_hosting,
+  "0015_sync": m0015_sync,
 };
 
 export const migrationProvider: MigrationProvider = {
