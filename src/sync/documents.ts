@@ -42,6 +42,8 @@ export class OpenDoc {
   /** Updates journaled since the last compaction; a compaction (one at a time) in flight. */
   sinceCompact = 0;
   compacting: Promise<void> | null = null;
+  /** Journal drops begun (a reload reading the file and then the journal checks none happened in between). */
+  drops = 0;
   /** Updates taken this turn, relayed together at its end. */
   pending: { from: Opener; bytes: Buffer; text: Buffer }[] = [];
   timer: NodeJS.Timeout | null = null;
@@ -286,8 +288,17 @@ export class SyncDocuments {
       }
       from.updates++;
       from.bytes += text.length;
-      const durable = od.journal.append(bytes, b64);
-      this.relay(od, from, bytes, text);
+      let durable: Promise<void> | null;
+      try {
+        durable = od.journal.append(bytes, b64);
+      } catch (e) {
+        // Not journaled (a full disk): the document must not keep it either.
+        await this.reload(od);
+        throw new ToolError(`could not journal the update: ${(e as Error).message}`, ErrorCode.OPERATION_FAILED);
+      }
+      // Readers see an update once it is durable: at once with the file journal, after its commit with the store's.
+      if (durable) durable.then(() => this.relay(od, from, bytes, text)).catch(() => {});
+      else this.relay(od, from, bytes, text);
       od.sinceCompact++;
       this.schedule(od);
       return { durable };
@@ -327,10 +338,19 @@ export class SyncDocuments {
   }
 
   private async reload(od: OpenDoc) {
-    const doc = new Y.Doc();
-    await this.restore(doc, await this.readFile(od.room, od.path), od.journal, od.path);
-    od.doc.destroy();
-    od.doc = doc;
+    for (;;) {
+      // A compaction that drops journal entries between reading the file and the journal would leave a gap: read again.
+      const gen = od.drops;
+      const doc = new Y.Doc();
+      await this.restore(doc, await this.readFile(od.room, od.path), od.journal, od.path);
+      if (gen !== od.drops) {
+        doc.destroy();
+        continue;
+      }
+      od.doc.destroy();
+      od.doc = doc;
+      return;
+    }
   }
 
   private schedule(od: OpenDoc) {
@@ -377,6 +397,7 @@ export class SyncDocuments {
           throw e;
         }
         await syncRepo.compacted(this.deps.db, od.room.id, od.path, mark, this.deps.clock.now());
+        od.drops++;
         await od.journal.drop(mark);
         // Like a storage.upload of the file: the room's participants hear of it (the storage service published the
         // storage.file.updated event of webhooks as it committed).

@@ -152,6 +152,8 @@ export class StoreJournal implements DocJournal {
     let last: Promise<void> = Promise.resolve();
     return {
       async replay() {
+        // Updates appended but not yet committed are part of the document too.
+        await last;
         return (await syncRepo.journal(db, roomId, path, 0)).map((j) => Buffer.from(j.data, "base64"));
       },
       append: (_bytes, text) => {
