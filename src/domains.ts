@@ -20,6 +20,7 @@ import { secretsDomain } from "./secrets/index.js";
 import { servicesDomain } from "./services/index.js";
 import { callsDomain } from "./calls/index.js";
 import { hostingDomain } from "./hosting/index.js";
+import { oauthDomain } from "./oauth/index.js";
 
 /** Every area of the app, in registration order. A new area adds its `index.ts` here (and its migration). */
 export const domains: Domain[] = [
@@ -44,4 +45,5 @@ export const domains: Domain[] = [
   servicesDomain,
   callsDomain,
   hostingDomain,
+  oauthDomain,
 ];

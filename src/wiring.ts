@@ -13,6 +13,7 @@ import { RoomsService } from "./rooms/service.js";
 import { GrantsService } from "./grants/service.js";
 import { RoomConnector } from "./rooms/connect.js";
 import { SharesService } from "./shares/service.js";
+import { OAuthClientsService } from "./oauth/service.js";
 import { ParticipantTokens } from "./tokens/service.js";
 import { SessionsService } from "./sessions/service.js";
 import { RoomServer } from "./room-server/server.js";
@@ -81,6 +82,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const grants = new GrantsService(store.db, clock, bus, rooms, users, projects, invalidator);
   const roomConnector = new RoomConnector(grants, tokens, () => config.publicUrl);
   const shares = new SharesService(store.db, clock, bus, rooms, tokens, () => config.publicUrl);
+  const oauthClients = new OAuthClientsService(store.db, clock, sealer, bus);
   // room.call handoffs (the room server's room.call requests, and the dispatcher for webhooks with action "call");
   // the WebSocket handoff gives its socket to the room server, built further down.
   const calls = new CallHandoff(
@@ -224,6 +226,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     grants,
     roomConnector,
     shares,
+    oauthClients,
     tokens,
     webhooks,
     /** MCP discovery (POST /mcp/discover): connects out through the guarded fetch of core/ssrf.ts. */

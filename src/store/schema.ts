@@ -484,6 +484,22 @@ export interface SyncUpdatesTable {
   data: string;
 }
 
+/** An OAuth client of a project (src/oauth); the lists and metadata are JSON text. */
+export interface OAuthClientsTable {
+  client_id: string;
+  project_id: string;
+  secret_sealed: string;
+  secret_hash: string;
+  grant_types: string;
+  response_types: string;
+  redirect_uris: string;
+  scope: string;
+  metadata: string;
+  official: number;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -524,4 +540,5 @@ export interface Database {
   task_container_runs: TaskContainerRunsTable;
   sync_documents: SyncDocumentsTable;
   sync_updates: SyncUpdatesTable;
+  oauth_clients: OAuthClientsTable;
 }

@@ -14,6 +14,7 @@ import { m0012_keyring } from "./0012_keyring.js";
 import { m0013_calls } from "./0013_calls.js";
 import { m0014_hosting } from "./0014_hosting.js";
 import { m0015_sync } from "./0015_sync.js";
+import { m0016_oauth_clients } from "./0016_oauth_clients.js";
 
 /**
  * The one migration set, for SQLite and PostgreSQL alike. Names sort in order of application;
@@ -35,6 +36,7 @@ export const migrations: Record<string, Migration> = {
   "0013_calls": m0013_calls,
   "0014_hosting": m0014_hosting,
   "0015_sync": m0015_sync,
+  "0016_oauth_clients": m0016_oauth_clients,
 };
 
 export const migrationProvider: MigrationProvider = {
