@@ -36,7 +36,7 @@ export class AuthService {
   private memberships: InvalidatedCache<NonNullable<Awaited<ReturnType<ProjectsService["membershipWithOwner"]>>>>;
 
   constructor(
-    private readonly users: Pick<UsersService, "tokenByHash">,
+    private readonly users: Pick<UsersService, "tokenByHash" | "deleteToken">,
     private readonly projects: Pick<ProjectsService, "membershipWithOwner">,
     private readonly clock: Clock,
     private readonly apiKeys: ApiKeysService,
@@ -49,6 +49,12 @@ export class AuthService {
       else for (const [h, t] of this.userTokens) if (t.tokenId === key || t.userId === key) this.userTokens.delete(h);
     });
     this.memberships = new InvalidatedCache(invalidator, MEMBERSHIP_TOPIC, 100_000);
+  }
+
+  /** Revoke one of a user's tokens: deleted, and no process accepts it from now on. */
+  async revokeToken(userId: string, tokenId: string) {
+    await this.users.deleteToken(userId, tokenId);
+    await this.revokeUserTokens(tokenId);
   }
 
   /** Tell every process that a user's tokens (or one token id) changed. */

@@ -23,4 +23,18 @@ export const usersRepo = {
   tokenByHash: (q: Queryable, hash: string) => q.selectFrom("user_tokens").selectAll().where("token_hash", "=", hash).executeTakeFirst(),
   insertToken: (q: Queryable, row: import("../store/schema.js").UserTokensTable) => q.insertInto("user_tokens").values(row).execute(),
   deleteToken: (q: Queryable, id: string) => q.deleteFrom("user_tokens").where("id", "=", id).execute(),
+  /** A user's tokens, newest first (never their hashes). */
+  tokensOf: (q: Queryable, userId: string) =>
+    q
+      .selectFrom("user_tokens")
+      .select(["id", "kind", "name", "created_at", "expires_at"])
+      .where("user_id", "=", userId)
+      .orderBy("created_at", "desc")
+      .orderBy("id")
+      .execute(),
+  /** Delete one of a user's tokens; false when the user has no token with that id. */
+  deleteTokenOf: async (q: Queryable, userId: string, id: string) => {
+    const r = await q.deleteFrom("user_tokens").where("user_id", "=", userId).where("id", "=", id).executeTakeFirst();
+    return Number(r.numDeletedRows) > 0;
+  },
 };

@@ -1,4 +1,4 @@
-import type { Clock } from "../core/clock.js";
+import { iso, type Clock } from "../core/clock.js";
 import { badRequest, conflict, forbidden, notFound, quote } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { hashPassword, randomSecret, sha256Hex } from "../core/crypto.js";
@@ -106,6 +106,43 @@ export class UsersService {
       expires_at: opts.ttlMs ? now + opts.ttlMs : null,
     });
     return token;
+  }
+
+  /** The tokens a user holds (personal access tokens, OAuth access tokens); `current` marks the one in use. */
+  async tokens(userId: string, currentTokenId: string | null) {
+    const now = this.clock.now();
+    return (await usersRepo.tokensOf(this.db, userId))
+      .filter((t) => t.expires_at === null || Number(t.expires_at) > now)
+      .map((t) => ({
+        id: t.id,
+        kind: t.kind,
+        name: t.name,
+        created_at: iso(Number(t.created_at)),
+        ...(t.expires_at !== null ? { expires_at: iso(Number(t.expires_at)) } : {}),
+        current: t.id === currentTokenId,
+      }));
+  }
+
+  /** A new personal access token (`expires_in` seconds, else no expiry); its value is returned this once. */
+  async createPat(userId: string, input: { name: string; expires_in?: number | null }) {
+    const name = input.name.trim();
+    if (!name) throw badRequest("name must not be empty");
+    const ttlMs = input.expires_in ? input.expires_in * 1000 : undefined;
+    const token = await this.issueToken(userId, { kind: "pat", name, ...(ttlMs ? { ttlMs } : {}) });
+    const row = await usersRepo.tokenByHash(this.db, sha256Hex(token));
+    return {
+      id: row!.id,
+      kind: "pat",
+      name,
+      created_at: iso(Number(row!.created_at)),
+      ...(row!.expires_at !== null ? { expires_at: iso(Number(row!.expires_at)) } : {}),
+      token,
+    };
+  }
+
+  /** Delete one of the user's tokens (the caller then tells every process: AuthService.revokeToken). */
+  async deleteToken(userId: string, tokenId: string) {
+    if (!(await usersRepo.deleteTokenOf(this.db, userId, tokenId))) throw notFound("token");
   }
 
   /** The user token row with this hash (bearer resolution; the caller compares and checks expiry). */
