@@ -17,7 +17,8 @@ export interface BootstrapResult {
 
 /**
  * Idempotent: reuses the admin user (matched by email) and their project (matched by name), and always issues a
- * new API key and a new personal access token. A password is set only when the user is new or one is given.
+ * new API key and a new personal access token. A password is set only when the user is new or one is given. The user
+ * is (made) a server administrator.
  */
 export async function bootstrap(ctx: AppContext, opts: { email: string; password?: string; project: string }): Promise<BootstrapResult> {
   let createdUser = false;
@@ -31,6 +32,8 @@ export async function bootstrap(ctx: AppContext, opts: { email: string; password
   } else if (opts.password) {
     await ctx.users.setPassword(user.id, opts.password);
   }
+  // The operator who bootstraps the server administers it.
+  if (user.is_server_admin !== 1) await ctx.users.makeServerAdmin(user.id);
   const project = await ctx.projects.byNameForOwner(user.id, opts.project);
   let projectId: string;
   if (!project) {

@@ -21,6 +21,7 @@ import { servicesDomain } from "./services/index.js";
 import { callsDomain } from "./calls/index.js";
 import { hostingDomain } from "./hosting/index.js";
 import { oauthDomain } from "./oauth/index.js";
+import { adminDomain } from "./admin/index.js";
 
 /** Every area of the app, in registration order. A new area adds its `index.ts` here (and its migration). */
 export const domains: Domain[] = [
@@ -46,4 +47,5 @@ export const domains: Domain[] = [
   callsDomain,
   hostingDomain,
   oauthDomain,
+  adminDomain,
 ];

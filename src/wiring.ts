@@ -14,6 +14,7 @@ import { GrantsService } from "./grants/service.js";
 import { RoomConnector } from "./rooms/connect.js";
 import { SharesService } from "./shares/service.js";
 import { OAuthClientsService } from "./oauth/service.js";
+import { AdminService } from "./admin/service.js";
 import { ParticipantTokens } from "./tokens/service.js";
 import { SessionsService } from "./sessions/service.js";
 import { RoomServer } from "./room-server/server.js";
@@ -77,6 +78,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const apiKeys = new ApiKeysService(store.db, clock, sealer, bus, invalidator);
   const tokens = new ParticipantTokens(store.db, clock, sealer, apiKeys, invalidator, config.tokenTtlSeconds);
   const auth = new AuthService(users, projects, clock, apiKeys, invalidator, tokens);
+  const admin = new AdminService(store.db, clock, (userId) => auth.revokeUserTokens(userId));
   const pricing = new PricingService(config.pricingFile);
   const rooms = new RoomsService(store.db, clock, bus);
   const grants = new GrantsService(store.db, clock, bus, rooms, users, projects, invalidator);
@@ -227,6 +229,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     roomConnector,
     shares,
     oauthClients,
+    admin,
     tokens,
     webhooks,
     /** MCP discovery (POST /mcp/discover): connects out through the guarded fetch of core/ssrf.ts. */

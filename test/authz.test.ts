@@ -30,6 +30,8 @@ export const EXPECTED: Record<Access, Record<Who, Outcome>> = {
   developer: { ...all("pass"), ...OUTSIDER, member: 403, participant: 403 },
   admin: { ...all("pass"), ...OUTSIDER, member: 403, developer: 403, participant: 403 },
   participant: { ...all(401), participant: "pass" },
+  // otherUser is a bootstrapped user, and bootstrap makes its user a server administrator.
+  server_admin: { ...all(403), ...UNAUTH, otherUser: "pass" },
 };
 
 /** What the gate itself answers when it refuses; an admitted caller must never see one of these. */

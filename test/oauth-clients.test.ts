@@ -123,7 +123,13 @@ describe("OAuth clients (P/oauth/clients)", () => {
     await bad(body({ scope: 'bad"scope' }), /not a valid scope token/);
     await bad(body({ metadata: { n: 1 } }), /metadata/);
     await bad({ scope: "x" }, /grant_types is required/);
-    await bad(body({ official: true }), /official clients are registered by the server/, 403);
+    await bad(body({ official: true }), /only a server administrator may mark a client official/, 403);
+    // A server administrator (the bootstrap user) may.
+    const off = await s.http("POST", `${P}/oauth/clients`, { token: s.admin.userToken, json: body({ official: true }) });
+    expect([off.status, off.json.official]).toEqual([201, true]);
+    const un = await s.http("PUT", `${P}/oauth/clients/${off.json.client_id}`, { token: s.admin.userToken, json: { official: false } });
+    expect(un.status).toBe(200);
+    expect((await s.http("GET", `${P}/oauth/clients/${off.json.client_id}`)).json.official).toBe(false);
     const ok = await s.http("POST", `${P}/oauth/clients`, { json: { grant_types: ["client_credentials"], scope: "" } });
     expect(ok.status).toBe(201);
     expect(ok.json).toMatchObject({ response_types: [], redirect_uris: [] });

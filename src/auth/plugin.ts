@@ -12,8 +12,9 @@ import type { ParticipantPrincipal, Principal, ProjectAccess, Role } from "./pri
  * - `member` | `developer` | `admin`: that role or more in the route's `:project_id` (API keys are admins of their
  *   own project, participant tokens members of theirs); no access to the project is 404, a lower role 403.
  * - `participant`: a participant JWT (room services: OTLP export); anything else is 401.
+ * - `server_admin`: a user token of a server administrator (instance-wide settings, users); anyone else valid gets 403.
  */
-export const ACCESS_LEVELS = ["public", "principal", "user", "member", "developer", "admin", "participant"] as const;
+export const ACCESS_LEVELS = ["public", "principal", "user", "member", "developer", "admin", "participant", "server_admin"] as const;
 export type Access = (typeof ACCESS_LEVELS)[number];
 
 declare module "fastify" {
@@ -39,6 +40,7 @@ export const ACCESS_ERRORS: Record<Access, number[]> = {
   developer: [401, 403, 404],
   admin: [401, 403, 404],
   participant: [401],
+  server_admin: [401, 403],
 };
 
 /** The user behind a `user` route (the gate has checked it is one). */
@@ -64,6 +66,10 @@ function gate(auth: AuthService, access: Access): preHandlerAsyncHookHandler | n
     case "user":
       return async (req) => {
         req.principal = await auth.user(req);
+      };
+    case "server_admin":
+      return async (req) => {
+        req.principal = await auth.serverAdmin(req);
       };
     case "participant":
       return async (req) => {

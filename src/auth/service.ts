@@ -36,7 +36,7 @@ export class AuthService {
   private memberships: InvalidatedCache<NonNullable<Awaited<ReturnType<ProjectsService["membershipWithOwner"]>>>>;
 
   constructor(
-    private readonly users: Pick<UsersService, "tokenByHash" | "deleteToken">,
+    private readonly users: Pick<UsersService, "tokenByHash" | "deleteToken" | "get">,
     private readonly projects: Pick<ProjectsService, "membershipWithOwner">,
     private readonly clock: Clock,
     private readonly apiKeys: ApiKeysService,
@@ -80,7 +80,8 @@ export class AuthService {
       if (!t) {
         const epoch = this.epoch;
         const row = await this.users.tokenByHash(hash);
-        if (!row) return null;
+        // A disabled account's tokens are refused (disabling it drops them from every process's cache).
+        if (!row || row.disabled_at !== null) return null;
         t = { tokenId: row.id, userId: row.user_id, expiresAt: row.expires_at, hash: row.token_hash };
         if (epoch === this.epoch) this.userTokens.set(hash, t);
       }
@@ -118,6 +119,21 @@ export class AuthService {
     const p = await req.principalCache;
     if (!p) throw unauthorized(AuthService.bearerOf(req) ? "invalid or revoked token" : "missing bearer token");
     return p;
+  }
+
+  /** Instance-wide calls (src/admin) need a user who is a server administrator. */
+  async serverAdmin(req: FastifyRequest): Promise<Extract<Principal, { kind: "user" }>> {
+    const p = await this.principal(req);
+    if (p.kind !== "user") throw forbidden("this call needs a server administrator's user token");
+    const u = await this.users.get(p.userId);
+    if (!u || u.is_server_admin !== 1) throw forbidden("this call needs a server administrator");
+    return p;
+  }
+
+  /** Whether a caller is a user who administers the server. */
+  async isServerAdmin(p: Principal): Promise<boolean> {
+    if (p.kind !== "user") return false;
+    return (await this.users.get(p.userId))?.is_server_admin === 1;
   }
 
   /** Account-level calls (projects list/create, profiles) need a user. */

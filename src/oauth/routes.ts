@@ -26,7 +26,7 @@ const Fields = {
   redirect_uris: Nullable(Type.Array(Type.String(), { description: "https URLs, or http on localhost / 127.0.0.1 / [::1]; no fragment" })),
   scope: Nullable(Type.String({ description: "space-separated scopes the client may ask for" })),
   metadata: Nullable(Type.Record(Type.String(), Type.String())),
-  official: Nullable(Type.Boolean({ description: "only the server registers official clients (they skip consent): true is refused with 403" })),
+  official: Nullable(Type.Boolean({ description: "official clients skip the consent page: only a server administrator may set it (others get 403)" })),
 };
 const ClientParams = Type.Object({ project_id: Uuid, client_id: Type.String({ minLength: 1, maxLength: 200 }) });
 
@@ -47,7 +47,7 @@ export async function oauthClientRoutes(app: AreaApp, ctx: AppContext) {
     },
     async (req, reply) => {
       reply.code(201);
-      return oauthClients.create(req.params.project_id, req.body);
+      return oauthClients.create(req.params.project_id, req.body, await ctx.auth.isServerAdmin(req.principal));
     },
   );
 
@@ -88,7 +88,7 @@ export async function oauthClientRoutes(app: AreaApp, ctx: AppContext) {
       },
     },
     async (req) => {
-      await oauthClients.update(req.params.project_id, req.params.client_id, req.body);
+      await oauthClients.update(req.params.project_id, req.params.client_id, req.body, await ctx.auth.isServerAdmin(req.principal));
       return { ok: true };
     },
   );

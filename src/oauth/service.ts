@@ -106,7 +106,7 @@ function checkMetadata(v: unknown): Record<string, string> {
 /**
  * OAuth clients of projects (wire-contract §6.3): the applications that may ask for tokens. The secret is returned
  * once, at creation; at rest it is sealed with the master key (and its SHA-256 kept for the token endpoint). A client
- * marked `official` skips the consent page, so only the server's own registration may set it (not a project's API).
+ * marked `official` skips the consent page, so only a server administrator may set it.
  */
 export class OAuthClientsService {
   constructor(
@@ -116,12 +116,14 @@ export class OAuthClientsService {
     private readonly bus: EventBus,
   ) {}
 
-  private fields(input: OAuthClientInput, cur: OAuthClientRow | null) {
+  private fields(input: OAuthClientInput, cur: OAuthClientRow | null, serverAdmin: boolean) {
     const patch: Partial<OAuthClientRow> = {};
     if (input.official !== undefined && input.official !== null) {
       if (typeof input.official !== "boolean") throw badRequest("official must be a boolean");
-      if (input.official !== (cur?.official === 1))
-        throw forbidden("official clients are registered by the server (they skip consent); a project cannot mark its own clients official");
+      if (input.official !== (cur?.official === 1)) {
+        if (!serverAdmin) throw forbidden("official clients skip the consent page: only a server administrator may mark a client official");
+        patch.official = input.official ? 1 : 0;
+      }
     }
     if (input.grant_types !== undefined && input.grant_types !== null)
       patch.grant_types = JSON.stringify(stringList(input.grant_types, "grant_types", GRANT_TYPES, GRANT_TYPES.length));
@@ -145,10 +147,11 @@ export class OAuthClientsService {
     return patch;
   }
 
-  async create(projectId: string, input: OAuthClientInput) {
+  /** `serverAdmin`: the caller administers the server (only they may mark a client official). */
+  async create(projectId: string, input: OAuthClientInput, serverAdmin = false) {
     if (input.grant_types === undefined || input.grant_types === null) throw badRequest("grant_types is required");
     if (input.scope === undefined || input.scope === null) throw badRequest("scope is required");
-    const fields = this.fields({ response_types: [], redirect_uris: [], ...input }, null);
+    const fields = this.fields({ response_types: [], redirect_uris: [], ...input }, null, serverAdmin);
     const clientId = newClientId();
     const secret = randomSecret(32);
     const now = this.clock.now();
@@ -162,7 +165,7 @@ export class OAuthClientsService {
       redirect_uris: fields.redirect_uris ?? "[]",
       scope: fields.scope!,
       metadata: fields.metadata ?? "{}",
-      official: 0,
+      official: fields.official ?? 0,
       created_at: now,
       updated_at: now,
     };
@@ -191,11 +194,11 @@ export class OAuthClientsService {
   }
 
   /** Changes the keys given (the secret and the client id stay). */
-  async update(projectId: string, clientId: string, input: OAuthClientInput) {
+  async update(projectId: string, clientId: string, input: OAuthClientInput, serverAdmin = false) {
     await inTx(this.db, async (tx) => {
       const cur = await oauthClientsRepo.byId(tx, projectId, clientId);
       if (!cur) throw notFound("oauth client");
-      const patch = this.fields(input, cur);
+      const patch = this.fields(input, cur, serverAdmin);
       await oauthClientsRepo.update(tx, projectId, clientId, { ...patch, updated_at: this.clock.now() });
     });
   }

@@ -19,6 +19,10 @@ export interface UsersTable {
   password_hash: string | null;
   invited: number;
   created_at: number;
+  /** An administrator of the whole server (src/admin); the bootstrap user is one. */
+  is_server_admin: number;
+  /** Set while the account is disabled: its tokens are refused. */
+  disabled_at: number | null;
 }
 
 export interface ProjectsTable {
@@ -500,6 +504,13 @@ export interface OAuthClientsTable {
   updated_at: number;
 }
 
+/** An instance-wide setting (src/admin), its value JSON. */
+export interface ServerSettingsTable {
+  key: string;
+  value: string;
+  updated_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -541,4 +552,5 @@ export interface Database {
   sync_documents: SyncDocumentsTable;
   sync_updates: SyncUpdatesTable;
   oauth_clients: OAuthClientsTable;
+  server_settings: ServerSettingsTable;
 }

@@ -20,7 +20,15 @@ export const usersRepo = {
       .executeTakeFirst();
     return !!row;
   },
-  tokenByHash: (q: Queryable, hash: string) => q.selectFrom("user_tokens").selectAll().where("token_hash", "=", hash).executeTakeFirst(),
+  /** The token with this hash and whether its user is disabled. */
+  tokenByHash: (q: Queryable, hash: string) =>
+    q
+      .selectFrom("user_tokens")
+      .innerJoin("users", "users.id", "user_tokens.user_id")
+      .selectAll("user_tokens")
+      .select("users.disabled_at")
+      .where("user_tokens.token_hash", "=", hash)
+      .executeTakeFirst(),
   insertToken: (q: Queryable, row: import("../store/schema.js").UserTokensTable) => q.insertInto("user_tokens").values(row).execute(),
   deleteToken: (q: Queryable, id: string) => q.deleteFrom("user_tokens").where("id", "=", id).execute(),
   /** A user's tokens, newest first (never their hashes). */

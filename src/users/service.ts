@@ -61,9 +61,16 @@ export class UsersService {
       password_hash: input.password ? await hashPassword(input.password) : null,
       invited: input.invited ? 1 : 0,
       created_at: this.clock.now(),
+      is_server_admin: 0,
+      disabled_at: null,
     };
     await usersRepo.insert(q, row);
     return row;
+  }
+
+  /** Make a user a server administrator (bootstrap's user is one). */
+  async makeServerAdmin(id: string, q: Queryable = this.db) {
+    await usersRepo.update(q, id, { is_server_admin: 1 });
   }
 
   async setPassword(id: string, password: string) {
