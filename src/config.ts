@@ -47,6 +47,8 @@ export interface Config {
   s3: S3Settings;
   /** Inbound SMTP (mailboxes). Off unless MESHAGENT_SMTP_PORT is set. */
   smtp: SmtpConfig;
+  /** Outbound mail (src/mailer): the relay (null: links are logged instead) and the sender. */
+  outboundMail: { relayUrl: string | null; from: string };
   /** The room server (WebSocket /rooms/{room}) and sessions. */
   rooms: RoomsConfig;
   /** Scheduled tasks. */
@@ -330,6 +332,18 @@ export const ConfigSchema = Type.Object({
   ),
   MESHAGENT_SMTP_HOST: Type.Optional(Type.String({ defaultText: "`MESHAGENT_HOST`", description: "SMTP listen address" })),
   MESHAGENT_SMTP_HOSTNAME: Type.Optional(Type.String({ defaultText: "the machine's host name", description: "name in the SMTP greeting" })),
+  MESHAGENT_SMTP_RELAY_URL: Type.Optional(
+    Type.String({
+      pattern: "^smtps?://.+",
+      expected: "an smtp:// or smtps:// URL",
+      secret: true,
+      defaultText: "unset: mails are not sent, their links are logged with a warning",
+      description: "outbound mail (invitations, password resets) through this relay: `smtp://user:pass@host:587` (STARTTLS when offered) or `smtps://…:465`",
+    }),
+  ),
+  MESHAGENT_MAIL_FROM: Type.Optional(
+    Type.String({ minLength: 3, defaultText: "`MeshAgent <no-reply@<public host>>`", description: "the From of outbound mail" }),
+  ),
   MESHAGENT_SMTP_MAX_BYTES: Type.Integer({ minimum: 1024, default: 25 * MiB, unit: "bytes", description: "largest accepted message (552 above it)" }),
   MESHAGENT_SMTP_TLS_CERT: Type.Optional(Type.String({ description: "PEM certificate file; set together with `MESHAGENT_SMTP_TLS_KEY`, STARTTLS is offered" })),
   MESHAGENT_SMTP_TLS_KEY: Type.Optional(Type.String({ description: "PEM private key file of `MESHAGENT_SMTP_TLS_CERT`" })),
@@ -672,6 +686,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       accessKeyId: v.AWS_ACCESS_KEY_ID,
       secretAccessKey: v.AWS_SECRET_ACCESS_KEY,
       sessionToken: v.AWS_SESSION_TOKEN,
+    },
+    outboundMail: {
+      relayUrl: v.MESHAGENT_SMTP_RELAY_URL ?? null,
+      from: v.MESHAGENT_MAIL_FROM ?? `MeshAgent <no-reply@${new URL(noTrailingSlash(v.MESHAGENT_PUBLIC_URL ?? `http://localhost:${port}`)).hostname}>`,
     },
     smtp: {
       port: v.MESHAGENT_SMTP_PORT ?? null,

@@ -22,6 +22,7 @@ import { callsDomain } from "./calls/index.js";
 import { hostingDomain } from "./hosting/index.js";
 import { oauthDomain } from "./oauth/index.js";
 import { adminDomain } from "./admin/index.js";
+import { accountsDomain } from "./accounts/index.js";
 
 /** Every area of the app, in registration order. A new area adds its `index.ts` here (and its migration). */
 export const domains: Domain[] = [
@@ -48,4 +49,5 @@ export const domains: Domain[] = [
   hostingDomain,
   oauthDomain,
   adminDomain,
+  accountsDomain,
 ];

@@ -24,6 +24,8 @@ async function serve() {
   await ctx.mail.start(app.log);
   // Scheduled tasks (unless MESHAGENT_SCHEDULER_ENABLED=false); stopped by ctx.close().
   ctx.schedulerEngine.start(app.log);
+  // Invitation mails due (sent right after their commit; the sweep retries failures and crashes).
+  ctx.invitations.start();
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

@@ -15,6 +15,8 @@ import { RoomConnector } from "./rooms/connect.js";
 import { SharesService } from "./shares/service.js";
 import { OAuthClientsService } from "./oauth/service.js";
 import { AdminService } from "./admin/service.js";
+import { Mailer } from "./mailer/mailer.js";
+import { InvitationsService } from "./accounts/invitations.js";
 import { ParticipantTokens } from "./tokens/service.js";
 import { SessionsService } from "./sessions/service.js";
 import { RoomServer } from "./room-server/server.js";
@@ -100,6 +102,21 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     },
     { ...config.calls, allowPrivate: config.webhooks.allowPrivate, maxMessageBytes: config.rooms.maxMessageBytes },
   );
+  // Outbound mail (invitations): through MESHAGENT_SMTP_RELAY_URL, else logged. Invitations are an outbox written in
+  // the transaction that invited someone unknown, sent after the commit and retried by a sweep.
+  const mailer = new Mailer(config.outboundMail, pino({ level: config.logLevel, name: "mailer" }));
+  const invitations = new InvitationsService(
+    store.db,
+    clock,
+    sealer,
+    mailer,
+    users,
+    projects,
+    () => config.publicUrl,
+    pino({ level: config.logLevel, name: "invitations" }),
+  );
+  bus.subscribeTx((q, ev) => invitations.onEvent(q, ev));
+  bus.on((ev) => invitations.onCommitted(ev));
   const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }), calls);
   // What a webhook may subscribe to: the union of the events every domain declares.
   const catalog = new EventCatalog(domains.flatMap((d) => d.events ?? []));
@@ -230,6 +247,8 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     shares,
     oauthClients,
     admin,
+    mailer,
+    invitations,
     tokens,
     webhooks,
     /** MCP discovery (POST /mcp/discover): connects out through the guarded fetch of core/ssrf.ts. */
@@ -276,6 +295,8 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
       await hosting.close();
       await documents.close();
       await webhookDispatcher.stop();
+      await invitations.stop();
+      mailer.close();
       calls.close();
       await schedulerEngine.stop();
       await mail.stop();

@@ -386,9 +386,19 @@ describe(`crash safety: kill -9 during a mixed write workload (${dialectName})`,
      * Every acked write of every round so far is there and whole; anything else that is there is one the workload
      * tried, and whole too. `round`: the round whose kill this restart follows (its queue is read back through `r`).
      */
+    /** Every item of a paged list (a page holds at most 1000; by the later rounds there are more). */
+    async function everyPage(path: string, key: string): Promise<unknown[]> {
+      const all: unknown[] = [];
+      for (;;) {
+        const page = await ok("GET", `${path}?limit=1000&offset=${all.length}`);
+        all.push(...(page[key] as unknown[]));
+        if (!(page[key] as unknown[]).length || all.length >= page.total) return all;
+      }
+    }
+
     async function verify(round: number, r: OfficialRoom) {
       // Rooms: every room of the project is the base room or one the workload tried, with its metadata whole.
-      const rooms = (await ok("GET", `${P()}/rooms?limit=100000`)).rooms as { id: string; name: string; metadata: Record<string, unknown> }[];
+      const rooms = (await everyPage(`${P()}/rooms`, "rooms")) as { id: string; name: string; metadata: Record<string, unknown> }[];
       const roomsByName = new Map(rooms.map((r) => [r.name, r]));
       for (const name of L.acked.rooms) {
         const r = roomsByName.get(name);
@@ -407,7 +417,7 @@ describe(`crash safety: kill -9 during a mixed write workload (${dialectName})`,
         expect((await client.getRoom(projectId, name)).id).toBe(L.attempted.rooms.get(name)!.id);
 
       // Grants: every acked one with its permissions exactly; every grant there is one the workload tried.
-      const grants = (await ok("GET", `${P()}/room-grants?limit=100000`)).room_grants as {
+      const grants = (await everyPage(`${P()}/room-grants`, "room_grants")) as {
         room: { id: string };
         user_id: string;
         permissions: { queues: { send: string[] } };

@@ -511,6 +511,22 @@ export interface ServerSettingsTable {
   updated_at: number;
 }
 
+/** An invitation mail and its single-use link (src/accounts); `token_sealed` until the mail was sent. */
+export interface InvitationsTable {
+  id: string;
+  user_id: string;
+  project_id: string | null;
+  token_hash: string;
+  token_sealed: string | null;
+  created_at: number;
+  expires_at: number;
+  sent_at: number | null;
+  attempts: number;
+  next_attempt_at: number | null;
+  last_error: string | null;
+  used_at: number | null;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -553,4 +569,5 @@ export interface Database {
   sync_updates: SyncUpdatesTable;
   oauth_clients: OAuthClientsTable;
   server_settings: ServerSettingsTable;
+  invitations: InvitationsTable;
 }

@@ -73,6 +73,11 @@ export class UsersService {
     await usersRepo.update(q, id, { is_server_admin: 1 });
   }
 
+  /** An invited user becomes a real account: a password (hashed by the caller: `hashPassword`), names, no longer invited. */
+  async acceptInvitation(id: string, input: { password_hash: string; first_name: string | null; last_name: string | null }, q: Queryable = this.db) {
+    await usersRepo.update(q, id, { password_hash: input.password_hash, invited: 0, first_name: input.first_name, last_name: input.last_name });
+  }
+
   async setPassword(id: string, password: string) {
     await usersRepo.update(this.db, id, { password_hash: await hashPassword(password), invited: 0 });
   }
