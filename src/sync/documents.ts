@@ -257,9 +257,10 @@ export class SyncDocuments {
   }
 
   /**
-   * One update from an opener (the base64 text of a Yjs v1 update): applied, checked against the schema, relayed to
-   * the document's other openers, and journaled; resolves once it is durable. A malformed update, or one the schema
-   * forbids, is refused (a ToolError) and neither relayed nor stored.
+   * One update from an opener (the base64 text of a Yjs v1 update): applied, checked against the schema, journaled and
+   * relayed to the document's other openers once durable. Resolves once applied, with `durable`: null when it is
+   * durable already (the file journal), else the promise of its commit (acknowledge it then). A malformed update, or
+   * one the schema forbids, is refused (a ToolError) and neither relayed nor stored.
    */
   update(od: OpenDoc, from: Opener, text: Buffer): Promise<{ durable: Promise<void> | null }> {
     if (text.length === 0) return Promise.resolve({ durable: null });
