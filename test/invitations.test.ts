@@ -1,39 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SMTPServer } from "smtp-server";
-import { simpleParser } from "mailparser";
 import { startServer, type TestServer } from "./helpers/server.js";
 import { ApiScope, ParticipantToken } from "./helpers/official.js";
 import { until } from "./helpers/room-client.js";
 import { verifyPassword } from "../src/core/crypto.js";
+import { invitationLink as linkOf, smtpRelay as relay } from "./helpers/smtp-relay.js";
 
-/** A real SMTP relay on loopback: every mail it accepts, parsed. */
-async function relay() {
-  const mails: { to: string; subject: string; text: string }[] = [];
-  let refuse = 0;
-  const srv = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ["STARTTLS"],
-    onData(stream, session, cb) {
-      if (refuse > 0) {
-        refuse--;
-        stream.resume();
-        stream.on("end", () => cb(Object.assign(new Error("try later"), { responseCode: 451 })));
-        return;
-      }
-      simpleParser(stream)
-        .then((m) => {
-          mails.push({ to: session.envelope.rcptTo.map((r) => r.address).join(","), subject: m.subject ?? "", text: m.text ?? "" });
-          cb();
-        })
-        .catch(cb);
-    },
-  });
-  await new Promise<void>((r) => srv.listen(0, "127.0.0.1", () => r()));
-  const port = (srv.server.address() as { port: number }).port;
-  return { mails, port, refuseNext: (n: number) => (refuse = n), close: () => new Promise<void>((r) => srv.close(() => r())) };
-}
-
-const linkOf = (text: string) => /https?:\/\/\S+\/accounts\/invitation\?token=[\w%-]+/.exec(text)![0];
 const tokenOf = (link: string) => decodeURIComponent(new URL(link).searchParams.get("token")!);
 /** What a browser sends: a form post that accepts HTML. */
 const form = (fields: Record<string, string>) => ({

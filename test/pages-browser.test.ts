@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { existsSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { startServer, type TestServer } from "./helpers/server.js";
+import { until } from "./helpers/room-client.js";
+import { invitationLink, smtpRelay } from "./helpers/smtp-relay.js";
+
+/**
+ * The account pages in a real browser: Debian's Chromium driven by playwright-core. The flow runs with JavaScript
+ * off (the pages must not need it); every page state is checked with axe-core (WCAG 2.x A/AA rules) with JavaScript
+ * on. Skipped without /usr/bin/chromium unless MESHAGENT_TEST_REQUIRE_BROWSER=1 (CI installs it).
+ */
+const CHROMIUM = "/usr/bin/chromium";
+const HAVE = existsSync(CHROMIUM);
+if (!HAVE && process.env.MESHAGENT_TEST_REQUIRE_BROWSER === "1") throw new Error(`MESHAGENT_TEST_REQUIRE_BROWSER=1 but ${CHROMIUM} is missing`);
+const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+async function axe(page: Page) {
+  await page.addScriptTag({ content: AXE });
+  const r = (await page.evaluate(() =>
+    (window as any).axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] } }),
+  )) as { violations: { id: string; help: string; nodes: { html: string }[] }[] };
+  return r.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.html).join(" | ")})`);
+}
+
+describe.runIf(HAVE)("account pages in headless Chromium (JavaScript off; axe-core checks)", () => {
+  let s: TestServer;
+  let relay: Awaited<ReturnType<typeof smtpRelay>>;
+  let browser: Browser;
+  beforeAll(async () => {
+    relay = await smtpRelay();
+    s = await startServer({ env: { MESHAGENT_SMTP_RELAY_URL: `smtp://127.0.0.1:${relay.port}` } });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await s?.close();
+    await relay?.close();
+  });
+
+  const invite = async (email: string) => {
+    await s.http("POST", `/accounts/projects/${s.admin.projectId}/users`, { json: { email } });
+    await until(() => relay.mails.some((m) => m.to === email), 10_000, "the invitation mail");
+    return invitationLink(relay.mails.find((m) => m.to === email)!.text);
+  };
+
+  /** The invitation flow in one page: the form, a refused password (names kept), the account, the used link. */
+  async function flow(page: Page, email: string, link: string, each: (state: string) => Promise<void>) {
+    await page.goto(link);
+    expect(await page.title()).toMatch(/Accept your invitation/);
+    expect(await page.textContent("main")).toContain(email);
+    await each("invitation page");
+    await page.getByLabel("First name (optional)").fill("Ada");
+    await page.getByLabel("Password", { exact: true }).fill("aaaaaaaaaaaa");
+    await page.getByLabel("Password again").fill("aaaaaaaaaaaa");
+    await page.getByRole("button", { name: "Create my account" }).click();
+    await page.getByRole("alert").waitFor();
+    expect(await page.getByRole("alert").textContent()).toMatch(/at least 5 different/);
+    expect(await page.getByLabel("First name (optional)").inputValue()).toBe("Ada");
+    await each("refused password");
+    await page.getByLabel("Password", { exact: true }).fill("a much better passphrase");
+    await page.getByLabel("Password again").fill("a much better passphrase");
+    await page.getByRole("button", { name: "Create my account" }).click();
+    await page.locator("h1", { hasText: "Your account is ready" }).waitFor();
+    await each("account ready");
+    expect(await s.ctx.users.byEmail(email)).toMatchObject({ invited: 0, first_name: "Ada" });
+    await page.goto(link);
+    expect(await page.locator("h1").textContent()).toBe("This link cannot be used any more");
+    await each("used link");
+  }
+
+  it("the invitation flow works with JavaScript off", async () => {
+    const email = `nojs-${Date.now()}@example.com`;
+    const ctx = await browser.newContext({ javaScriptEnabled: false });
+    try {
+      await flow(await ctx.newPage(), email, await invite(email), async () => {});
+    } finally {
+      await ctx.close();
+    }
+  }, 60_000);
+
+  it("every state of the invitation pages passes axe-core's WCAG 2.1 A/AA and best-practice rules", async () => {
+    const email = `axe-${Date.now()}@example.com`;
+    // The pages' CSP forbids scripts: the checker is injected past it.
+    const ctx = await browser.newContext({ bypassCSP: true });
+    const violations: string[] = [];
+    try {
+      const page = await ctx.newPage();
+      await flow(page, email, await invite(email), async (state) => {
+        violations.push(...(await axe(page)).map((v) => `${state}: ${v}`));
+      });
+      // The checker does find problems: an unlabelled field on an untitled page.
+      await page.setContent("<html><body><input></body></html>");
+      expect((await axe(page)).join("\n")).toMatch(/label/);
+    } finally {
+      await ctx.close();
+    }
+    expect(violations).toEqual([]);
+  }, 60_000);
+});
