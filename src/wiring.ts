@@ -17,6 +17,7 @@ import { OAuthClientsService } from "./oauth/service.js";
 import { AdminService } from "./admin/service.js";
 import { Mailer } from "./mailer/mailer.js";
 import { InvitationsService } from "./accounts/invitations.js";
+import { SignInService } from "./accounts/sign-in.js";
 import { ParticipantTokens } from "./tokens/service.js";
 import { SessionsService } from "./sessions/service.js";
 import { RoomServer } from "./room-server/server.js";
@@ -115,6 +116,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     () => config.publicUrl,
     pino({ level: config.logLevel, name: "invitations" }),
   );
+  const signIn = new SignInService(store.db, clock, users);
   bus.subscribeTx((q, ev) => invitations.onEvent(q, ev));
   bus.on((ev) => invitations.onCommitted(ev));
   const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }), calls);
@@ -249,6 +251,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     admin,
     mailer,
     invitations,
+    signIn,
     tokens,
     webhooks,
     /** MCP discovery (POST /mcp/discover): connects out through the guarded fetch of core/ssrf.ts. */

@@ -82,26 +82,54 @@ describe.runIf(HAVE)("account pages in headless Chromium (JavaScript off; axe-co
     await each("used link");
   }
 
-  it("the invitation flow works with JavaScript off", async () => {
+  /** Sign in (a wrong password first), the account page, the password page, sign out. */
+  async function account(page: Page, email: string, each: (state: string) => Promise<void>) {
+    await page.goto(`${s.url}/accounts`);
+    await page.locator("h1", { hasText: "Sign in" }).waitFor();
+    await each("sign-in page");
+    await page.getByLabel("Email").fill(email);
+    await page.getByLabel("Password").fill("not my password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").waitFor();
+    expect(await page.getByRole("alert").textContent()).toMatch(/wrong email or password/);
+    await each("wrong password");
+    await page.getByLabel("Password").fill("a much better passphrase");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator("h1", { hasText: "Your account" }).waitFor();
+    expect(await page.textContent("main")).toContain(email);
+    await each("account page");
+    await page.getByRole("link", { name: "Change your password" }).click();
+    await page.locator("h1", { hasText: "Change your password" }).waitFor();
+    await each("password page");
+    await page.getByRole("link", { name: "Back to your account" }).click();
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.locator("h1", { hasText: "Sign in" }).waitFor();
+  }
+
+  it("the invitation and account flows work with JavaScript off", async () => {
     const email = `nojs-${Date.now()}@example.com`;
     const ctx = await browser.newContext({ javaScriptEnabled: false });
     try {
-      await flow(await ctx.newPage(), email, await invite(email), async () => {});
+      const page = await ctx.newPage();
+      await flow(page, email, await invite(email), async () => {});
+      await account(page, email, async () => {});
     } finally {
       await ctx.close();
     }
   }, 60_000);
 
-  it("every state of the invitation pages passes axe-core's WCAG 2.1 A/AA and best-practice rules", async () => {
+  it("every state of the invitation and account pages passes axe-core's WCAG 2.1 A/AA and best-practice rules", async () => {
     const email = `axe-${Date.now()}@example.com`;
     // The pages' CSP forbids scripts: the checker is injected past it.
     const ctx = await browser.newContext({ bypassCSP: true });
     const violations: string[] = [];
     try {
       const page = await ctx.newPage();
-      await flow(page, email, await invite(email), async (state) => {
+      const each = async (state: string) => {
         violations.push(...(await axe(page)).map((v) => `${state}: ${v}`));
-      });
+      };
+      await flow(page, email, await invite(email), each);
+      await account(page, email, each);
       // The checker does find problems: an unlabelled field on an untitled page.
       await page.setContent("<html><body><input></body></html>");
       expect((await axe(page)).join("\n")).toMatch(/label/);

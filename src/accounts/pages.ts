@@ -49,13 +49,58 @@ const message = `{% extends "layout" %}{% block main %}
 <h1>{{ title }}</h1>
 {% if error %}<p class="error" role="alert">{{ text }}</p>{% else %}<p>{{ text }}</p>{% endif %}
 {% if next %}<p>{{ next }}</p>{% endif %}
+{% if link %}<p><a href="{{ link.href }}">{{ link.text }}</a></p>{% endif %}
+{% endblock %}`;
+
+const signIn = `{% extends "layout" %}{% block main %}
+<h1>Sign in</h1>
+{% if error %}<p class="error" role="alert" id="form-error">{{ error }}</p>{% endif %}
+<form method="post" action="/accounts/sign-in" {% if error %}aria-describedby="form-error"{% endif %}>
+<input type="hidden" name="next" value="{{ next }}">
+<label for="email">Email</label>
+<input id="email" name="email" type="email" autocomplete="username" required value="{{ email }}">
+<label for="password">Password</label>
+<input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Sign in</button>
+</form>
+{% endblock %}`;
+
+const home = `{% extends "layout" %}{% block main %}
+<h1>Your account</h1>
+<p>Signed in as <strong>{{ email }}</strong>.</p>
+<ul>
+<li><a href="/accounts/password">Change your password</a></li>
+</ul>
+<p>This server's API: <code>{{ api }}</code></p>
+<form method="post" action="/accounts/sign-out">
+<input type="hidden" name="csrf" value="{{ csrf }}">
+<button type="submit">Sign out</button>
+</form>
+{% endblock %}`;
+
+const password = `{% extends "layout" %}{% block main %}
+<h1>Change your password</h1>
+{% if error %}<p class="error" role="alert" id="form-error">{{ error }}</p>{% endif %}
+<form method="post" action="/accounts/password" {% if error %}aria-describedby="form-error"{% endif %}>
+<input type="hidden" name="csrf" value="{{ csrf }}">
+<label for="current">Current password</label>
+<input id="current" name="current" type="password" autocomplete="current-password" required>
+<label for="password">New password</label>
+<input id="password" name="password" type="password" autocomplete="new-password" required minlength="{{ min }}" aria-describedby="password-hint">
+<p class="hint" id="password-hint">At least {{ min }} characters, with at least 5 different ones. Your other signed-in browsers are signed out.</p>
+<label for="password_confirm">New password again</label>
+<input id="password_confirm" name="password_confirm" type="password" autocomplete="new-password" required minlength="{{ min }}">
+<button type="submit">Change password</button>
+</form>
+<p><a href="/accounts">Back to your account</a></p>
 {% endblock %}`;
 
 const templates: Record<string, nunjucks.Template> = {};
-const loader = { getSource: (name: string) => ({ src: { layout, invitation, message }[name as "layout"], path: name, noCache: false }) };
+const sources: Record<string, string> = { layout, invitation, message, signIn, home, password };
+const loader = { getSource: (name: string) => ({ src: sources[name], path: name, noCache: false }) };
 const envWithLoader = new nunjucks.Environment(loader as unknown as nunjucks.ILoader, { autoescape: true });
 
-function render(name: "invitation" | "message", ctx: Record<string, unknown>): string {
+function render(name: "invitation" | "message" | "signIn" | "home" | "password", ctx: Record<string, unknown>): string {
   templates[name] ??= envWithLoader.getTemplate(name);
   return templates[name].render(ctx);
 }
@@ -70,4 +115,9 @@ export const invitationPage = (ctx: {
   min: number;
 }) => render("invitation", { title: "Accept your invitation", ...ctx });
 
-export const messagePage = (ctx: { title: string; text: string; next?: string; error?: boolean }) => render("message", ctx);
+export const messagePage = (ctx: { title: string; text: string; next?: string; error?: boolean; link?: { href: string; text: string } }) =>
+  render("message", ctx);
+
+export const signInPage = (ctx: { next: string; email?: string; error?: string }) => render("signIn", { title: "Sign in", ...ctx });
+export const homePage = (ctx: { email: string; csrf: string; api: string }) => render("home", { title: "Your account", ...ctx });
+export const passwordPage = (ctx: { csrf: string; error?: string; min: number }) => render("password", { title: "Change your password", ...ctx });

@@ -1,5 +1,5 @@
 import type { Queryable } from "../store/db.js";
-import type { InvitationsTable } from "../store/schema.js";
+import type { AccountSessionsTable, InvitationsTable } from "../store/schema.js";
 
 export type InvitationRow = InvitationsTable;
 
@@ -46,4 +46,34 @@ export const invitationsRepo = {
   /** The other open invitations of a user end when one is accepted. */
   closeOthers: (q: Queryable, userId: string, now: number) =>
     q.updateTable("invitations").set({ used_at: now, token_sealed: null }).where("user_id", "=", userId).where("used_at", "is", null).execute(),
+};
+
+/** Sign-in SQL (src/accounts): browser sessions and failed sign-in counters. */
+export const signInRepo = {
+  insertSession: (q: Queryable, row: AccountSessionsTable) => q.insertInto("account_sessions").values(row).execute(),
+
+  sessionByHash: (q: Queryable, hash: string) =>
+    q
+      .selectFrom("account_sessions")
+      .innerJoin("users", "users.id", "account_sessions.user_id")
+      .select(["account_sessions.id", "account_sessions.user_id", "account_sessions.expires_at", "users.email", "users.disabled_at"])
+      .where("account_sessions.token_hash", "=", hash)
+      .executeTakeFirst(),
+
+  deleteSession: (q: Queryable, hash: string) => q.deleteFrom("account_sessions").where("token_hash", "=", hash).execute(),
+
+  /** A password change signs out the user's other browsers. */
+  deleteOtherSessions: (q: Queryable, userId: string, keepHash: string) =>
+    q.deleteFrom("account_sessions").where("user_id", "=", userId).where("token_hash", "!=", keepHash).execute(),
+
+  failures: (q: Queryable, key: string) => q.selectFrom("login_failures").selectAll().where("key", "=", key).executeTakeFirst(),
+
+  putFailures: (q: Queryable, row: { key: string; failures: number; window_start: number; locked_until: number | null }) =>
+    q
+      .insertInto("login_failures")
+      .values(row)
+      .onConflict((oc) => oc.column("key").doUpdateSet({ failures: row.failures, window_start: row.window_start, locked_until: row.locked_until }))
+      .execute(),
+
+  clearFailures: (q: Queryable, key: string) => q.deleteFrom("login_failures").where("key", "=", key).execute(),
 };

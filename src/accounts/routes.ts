@@ -4,7 +4,10 @@ import type { AppContext } from "../context.js";
 import type { AreaApp } from "../domain.js";
 import { ApiError } from "../core/errors.js";
 import { errors } from "../core/http.js";
-import { invitationPage, messagePage } from "./pages.js";
+import cookie from "@fastify/cookie";
+import { sha256Hex } from "../core/crypto.js";
+import { homePage, invitationPage, messagePage, passwordPage, signInPage } from "./pages.js";
+import { SESSION_TTL_MS } from "./sign-in.js";
 import { PASSWORD_MIN } from "./passwords.js";
 
 const FORM_LIMIT = 16 * 1024;
@@ -22,6 +25,12 @@ function html(reply: FastifyReply, status: number, body: string) {
 }
 
 const Page = Type.String({ description: "an HTML page" });
+const Redirect = Type.Null({ description: "a redirect (Location)" });
+const SESSION_COOKIE = "meshagent_session";
+/** A form's anti-forgery value: derived from the session token, so another site cannot know it. */
+const csrfOf = (session: string) => sha256Hex(`csrf\0${session}`).slice(0, 32);
+/** Where to go after signing in: only a path of this server (never another origin). */
+const safeNext = (v: unknown) => (typeof v === "string" && /^\/(?![/\\])[^\s]*$/.test(v) && v.length <= 2000 ? v : "/accounts");
 const wantsHtml = (req: FastifyRequest) => /\btext\/html\b/.test(String(req.headers.accept ?? ""));
 
 export async function accountRoutes(app: AreaApp, ctx: AppContext) {
@@ -32,6 +41,178 @@ export async function accountRoutes(app: AreaApp, ctx: AppContext) {
   });
 
   // Browsers (Accept: text/html) get an HTML page for a bad link or form; other clients the API's JSON error.
+  await app.register(cookie);
+  const { signIn } = ctx;
+  const secure = ctx.config.publicUrl.startsWith("https:");
+  const sessionOf = (req: FastifyRequest) => req.cookies[SESSION_COOKIE];
+  const setSession = (reply: FastifyReply, token: string) =>
+    reply.setCookie(SESSION_COOKIE, token, { httpOnly: true, sameSite: "lax", secure, path: "/", maxAge: SESSION_TTL_MS / 1000 });
+  const redirect = (reply: FastifyReply, to: string) => reply.code(303).header("cache-control", "no-store").header("location", to).send();
+  /** The signed-in user, or a redirect to the sign-in page (null). */
+  const signedIn = async (req: FastifyRequest, reply: FastifyReply, here: string) => {
+    const token = sessionOf(req);
+    const who = await signIn.session(token);
+    if (!who || !token) {
+      redirect(reply, `/accounts/sign-in?next=${encodeURIComponent(here)}`);
+      return null;
+    }
+    return { ...who, token };
+  };
+  const checkCsrf = (token: string, given: unknown) => {
+    if (typeof given !== "string" || given !== csrfOf(token)) throw new ApiError(403, "forbidden", "this form expired: reload the page and send it again");
+  };
+
+  app.get(
+    "/accounts/sign-in",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "sign_in_page",
+        description: "The sign-in form (HTML). Signed in already: a redirect to `next`.",
+        querystring: Type.Object({ next: Type.Optional(Type.String({ maxLength: 2000 })) }),
+        produces: ["text/html"],
+        response: { 200: Page, 303: Redirect },
+      },
+    },
+    async (req, reply) => {
+      const next = safeNext(req.query.next);
+      if (await signIn.session(sessionOf(req))) return redirect(reply, next);
+      return html(reply, 200, signInPage({ next }));
+    },
+  );
+
+  app.post(
+    "/accounts/sign-in",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "sign_in",
+        description:
+          "The sign-in form's post (email, password, next): a session cookie and a redirect to `next`. Wrong credentials 401; " +
+          "a disabled account 403; after 5 failures for an account (20 from an address) in 15 minutes, 429 for 15 minutes.",
+        consumes: ["application/x-www-form-urlencoded"],
+        body: Type.Object({
+          email: Type.String({ maxLength: 320 }),
+          password: Type.String({ maxLength: 2048 }),
+          next: Type.Optional(Type.String({ maxLength: 2000 })),
+        }),
+        produces: ["text/html"],
+        response: { 303: Redirect, ...errors(400, 401, 403, 429) },
+      },
+    },
+    async (req, reply) => {
+      const next = safeNext(req.body.next);
+      try {
+        const u = await signIn.check(req.body.email, req.body.password, req.ip);
+        setSession(reply, await signIn.startSession(u.id));
+        return redirect(reply, next);
+      } catch (e) {
+        if (e instanceof ApiError && wantsHtml(req)) return html(reply, e.status, signInPage({ next, email: req.body.email, error: e.message }));
+        throw e;
+      }
+    },
+  );
+
+  app.post(
+    "/accounts/sign-out",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "sign_out",
+        description: "Ends this browser's session (form field `csrf` from the account page) and redirects to the sign-in page.",
+        consumes: ["application/x-www-form-urlencoded"],
+        body: Type.Object({ csrf: Type.Optional(Type.String({ maxLength: 100 })) }),
+        response: { 303: Redirect, ...errors(403) },
+      },
+    },
+    async (req, reply) => {
+      const token = sessionOf(req);
+      if (token) {
+        checkCsrf(token, req.body.csrf);
+        await signIn.endSession(token);
+      }
+      reply.clearCookie(SESSION_COOKIE, { path: "/" });
+      return redirect(reply, "/accounts/sign-in");
+    },
+  );
+
+  app.get(
+    "/accounts",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "account_page",
+        description: "Your account (HTML); not signed in: a redirect to the sign-in page.",
+        produces: ["text/html"],
+        response: { 200: Page, 303: Redirect },
+      },
+    },
+    async (req, reply) => {
+      const me = await signedIn(req, reply, "/accounts");
+      if (!me) return reply;
+      return html(reply, 200, homePage({ email: me.email, csrf: csrfOf(me.token), api: ctx.config.publicUrl }));
+    },
+  );
+
+  app.get(
+    "/accounts/password",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "password_page",
+        description: "The password change form (HTML; signed in).",
+        produces: ["text/html"],
+        response: { 200: Page, 303: Redirect },
+      },
+    },
+    async (req, reply) => {
+      const me = await signedIn(req, reply, "/accounts/password");
+      if (!me) return reply;
+      return html(reply, 200, passwordPage({ csrf: csrfOf(me.token), min: PASSWORD_MIN }));
+    },
+  );
+
+  app.post(
+    "/accounts/password",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "change_password",
+        description: "The password change form's post (csrf, current, password, password_confirm): your other browsers are signed out.",
+        consumes: ["application/x-www-form-urlencoded"],
+        body: Type.Object({
+          csrf: Type.Optional(Type.String({ maxLength: 100 })),
+          current: Type.String({ maxLength: 2048 }),
+          password: Type.String({ maxLength: 2048 }),
+          password_confirm: Type.String({ maxLength: 2048 }),
+        }),
+        produces: ["text/html"],
+        response: { 200: Page, 303: Redirect, ...errors(400, 403) },
+      },
+    },
+    async (req, reply) => {
+      const me = await signedIn(req, reply, "/accounts/password");
+      if (!me) return reply;
+      try {
+        checkCsrf(me.token, req.body.csrf);
+        await signIn.changePassword(me.userId, me.token, req.body);
+        return html(
+          reply,
+          200,
+          messagePage({
+            title: "Password changed",
+            text: "Your password is changed; your other browsers are signed out.",
+            link: { href: "/accounts", text: "Back to your account" },
+          }),
+        );
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 400 && wantsHtml(req))
+          return html(reply, 400, passwordPage({ csrf: csrfOf(me.token), error: e.message, min: PASSWORD_MIN }));
+        throw e;
+      }
+    },
+  );
+
   const failure = (req: FastifyRequest, reply: FastifyReply, e: unknown) => {
     if (!(e instanceof ApiError) || !wantsHtml(req)) throw e;
     const title = e.status === 410 ? "This link cannot be used any more" : "Invitation not found";
@@ -93,7 +274,7 @@ export async function accountRoutes(app: AreaApp, ctx: AppContext) {
           messagePage({
             title: "Your account is ready",
             text: `You can now sign in as ${email}.`,
-            next: `With the MeshAgent CLI: meshagent auth login --api-url ${ctx.config.publicUrl}`,
+            link: { href: "/accounts/sign-in", text: "Sign in" },
           }),
         );
       } catch (e) {

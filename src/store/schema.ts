@@ -527,6 +527,23 @@ export interface InvitationsTable {
   used_at: number | null;
 }
 
+/** A signed-in browser (src/accounts): the cookie's token hash. */
+export interface AccountSessionsTable {
+  id: string;
+  user_id: string;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+}
+
+/** Failed sign-ins of one account (`account:<email>`) or address (`ip:<ip>`) in the current window (src/accounts). */
+export interface LoginFailuresTable {
+  key: string;
+  failures: number;
+  window_start: number;
+  locked_until: number | null;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -570,4 +587,6 @@ export interface Database {
   oauth_clients: OAuthClientsTable;
   server_settings: ServerSettingsTable;
   invitations: InvitationsTable;
+  account_sessions: AccountSessionsTable;
+  login_failures: LoginFailuresTable;
 }

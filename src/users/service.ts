@@ -78,6 +78,11 @@ export class UsersService {
     await usersRepo.update(q, id, { password_hash: input.password_hash, invited: 0, first_name: input.first_name, last_name: input.last_name });
   }
 
+  /** Store a new password hash (`hashPassword`). */
+  async setPasswordHash(id: string, password_hash: string, q: Queryable = this.db) {
+    await usersRepo.update(q, id, { password_hash, invited: 0 });
+  }
+
   async setPassword(id: string, password: string) {
     await usersRepo.update(this.db, id, { password_hash: await hashPassword(password), invited: 0 });
   }

@@ -17,6 +17,7 @@ import { m0015_sync } from "./0015_sync.js";
 import { m0016_oauth_clients } from "./0016_oauth_clients.js";
 import { m0017_server_admins } from "./0017_server_admins.js";
 import { m0018_invitations } from "./0018_invitations.js";
+import { m0019_account_sessions } from "./0019_account_sessions.js";
 
 /**
  * The one migration set, for SQLite and PostgreSQL alike. Names sort in order of application;
@@ -41,6 +42,7 @@ export const migrations: Record<string, Migration> = {
   "0016_oauth_clients": m0016_oauth_clients,
   "0017_server_admins": m0017_server_admins,
   "0018_invitations": m0018_invitations,
+  "0019_account_sessions": m0019_account_sessions,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,114 @@
+import type { Clock } from "../core/clock.js";
+import { hashPassword, randomSecret, sha256Hex, verifyPassword } from "../core/crypto.js";
+import { ApiError, badRequest, forbidden } from "../core/errors.js";
+import { newId } from "../core/ids.js";
+import { inTx, type DB } from "../store/db.js";
+import type { UsersService } from "../users/service.js";
+import { signInRepo } from "./repo.js";
+import { checkPassword } from "./passwords.js";
+
+export const SESSION_TTL_MS = 14 * 24 * 3600 * 1000;
+/** Failed sign-ins allowed per window before a lock: per account, per IP address. */
+export const ACCOUNT_FAILURES = 5;
+export const IP_FAILURES = 20;
+export const FAILURE_WINDOW_MS = 15 * 60 * 1000;
+export const LOCK_MS = 15 * 60 * 1000;
+
+const tooMany = (what: string, until: number, now: number) =>
+  new ApiError(
+    429,
+    "too_many_attempts",
+    `too many failed sign-ins ${what}: try again in ${Math.max(1, Math.ceil((until - now) / 60_000))} minute(s), or reset the password`,
+  );
+
+/**
+ * Sign-in with email and password (scrypt hashes, src/core/crypto.ts) and browser sessions. Guessing is slowed per
+ * account (5 failures in 15 minutes lock it for 15 minutes) and per IP address (20), counted in the store so every
+ * process sees them; unknown emails cost the same scrypt as known ones and answer the same "wrong email or password".
+ * A session is a random cookie token (only its hash is stored), valid 14 days; a disabled account's sessions stop.
+ */
+export class SignInService {
+  /** A hash to verify against when the email is unknown, so the answer takes as long. */
+  private dummy: Promise<string> | null = null;
+
+  constructor(
+    private readonly db: DB,
+    private readonly clock: Clock,
+    private readonly users: Pick<UsersService, "byEmail" | "get" | "setPasswordHash">,
+  ) {}
+
+  private async locked(key: string, what: string) {
+    const now = this.clock.now();
+    const f = await signInRepo.failures(this.db, key);
+    if (f?.locked_until && f.locked_until > now) throw tooMany(what, f.locked_until, now);
+  }
+
+  private async fail(key: string, max: number) {
+    const now = this.clock.now();
+    const f = await signInRepo.failures(this.db, key);
+    const fresh = !f || now - f.window_start > FAILURE_WINDOW_MS;
+    const failures = fresh ? 1 : f.failures + 1;
+    await signInRepo.putFailures(this.db, {
+      key,
+      failures,
+      window_start: fresh ? now : f.window_start,
+      locked_until: failures >= max ? now + LOCK_MS : null,
+    });
+  }
+
+  /** The user these credentials sign in, or a 401 / 403 / 429 that says why. */
+  async check(emailIn: string, password: string, ip: string) {
+    const email = emailIn.trim().toLowerCase();
+    if (!email || !password) throw badRequest("enter your email and your password");
+    const acct = `account:${email}`;
+    const addr = `ip:${ip}`;
+    await this.locked(addr, "from this address");
+    await this.locked(acct, "for this account");
+    const u = await this.users.byEmail(email);
+    this.dummy ??= hashPassword(randomSecret(16));
+    const ok = await verifyPassword(password, u?.password_hash ?? (await this.dummy));
+    if (!u || !u.password_hash || !ok) {
+      await this.fail(acct, ACCOUNT_FAILURES);
+      await this.fail(addr, IP_FAILURES);
+      throw new ApiError(401, "invalid_credentials", "wrong email or password");
+    }
+    if (u.disabled_at !== null) throw forbidden("this account is disabled: ask the server's administrator");
+    await signInRepo.clearFailures(this.db, acct);
+    return u;
+  }
+
+  /** A new session for a signed-in user: the cookie's value. */
+  async startSession(userId: string): Promise<string> {
+    const token = randomSecret(32);
+    const now = this.clock.now();
+    await signInRepo.insertSession(this.db, { id: newId(), user_id: userId, token_hash: sha256Hex(token), created_at: now, expires_at: now + SESSION_TTL_MS });
+    return token;
+  }
+
+  /** The user of a session cookie, or null (none, unknown, expired, disabled). */
+  async session(token: string | undefined) {
+    if (!token || token.length > 200) return null;
+    const s = await signInRepo.sessionByHash(this.db, sha256Hex(token));
+    if (!s || s.expires_at <= this.clock.now() || s.disabled_at !== null) return null;
+    return { userId: s.user_id, email: s.email };
+  }
+
+  async endSession(token: string | undefined) {
+    if (token) await signInRepo.deleteSession(this.db, sha256Hex(token));
+  }
+
+  /** Change the password (the current one required); the user's other browser sessions end. */
+  async changePassword(userId: string, sessionToken: string, input: { current: string; password: string; password_confirm: string }) {
+    const u = await this.users.get(userId);
+    if (!u) throw forbidden("sign in again");
+    if (!u.password_hash || !(await verifyPassword(input.current, u.password_hash)))
+      throw new ApiError(400, "invalid_credentials", "the current password is wrong");
+    if (input.password !== input.password_confirm) throw badRequest("the two new passwords differ", "password_mismatch");
+    checkPassword(input.password, u.email);
+    const hash = await hashPassword(input.password);
+    await inTx(this.db, async (tx) => {
+      await this.users.setPasswordHash(userId, hash, tx);
+      await signInRepo.deleteOtherSessions(tx, userId, sha256Hex(sessionToken));
+    });
+  }
+}
