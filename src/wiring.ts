@@ -116,7 +116,11 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     () => config.publicUrl,
     pino({ level: config.logLevel, name: "invitations" }),
   );
-  const signIn = new SignInService(store.db, clock, users);
+  const signIn = new SignInService(store.db, clock, users, {
+    mailer,
+    publicUrl: () => config.publicUrl,
+    log: pino({ level: config.logLevel, name: "accounts" }),
+  });
   bus.subscribeTx((q, ev) => invitations.onEvent(q, ev));
   bus.on((ev) => invitations.onCommitted(ev));
   const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }), calls);

@@ -106,6 +106,37 @@ describe.runIf(HAVE)("account pages in headless Chromium (JavaScript off; axe-co
     await page.locator("h1", { hasText: "Sign in" }).waitFor();
   }
 
+  /** Forgot password: the request form, the mail, the new-password form (a mismatch first), signed in with it. */
+  async function reset(page: Page, email: string, each: (state: string) => Promise<void>) {
+    await page.goto(`${s.url}/accounts/sign-in`);
+    await page.getByRole("link", { name: "Forgot your password?" }).click();
+    await page.locator("h1", { hasText: "Reset your password" }).waitFor();
+    await each("reset request page");
+    await page.getByLabel("Email").fill(email);
+    await page.getByRole("button", { name: "Send the link" }).click();
+    await page.locator("h1", { hasText: "Check your mail" }).waitFor();
+    await each("reset requested");
+    await until(() => relay.mails.some((m) => m.to === email && /reset/i.test(m.subject)), 10_000, "the reset mail");
+    const mail = relay.mails.find((m) => m.to === email && /reset/i.test(m.subject))!;
+    await page.goto(/https?:\/\/\S+\/accounts\/password-reset\/choose\?token=[\w%-]+/.exec(mail.text)![0]);
+    await each("choose a new password");
+    await page.getByLabel("New password", { exact: true }).fill("yet another phrase");
+    await page.getByLabel("New password again").fill("yet another phrasE");
+    await page.getByRole("button", { name: "Set the new password" }).click();
+    await page.getByRole("alert").waitFor();
+    await each("passwords differ");
+    await page.getByLabel("New password", { exact: true }).fill("yet another phrase");
+    await page.getByLabel("New password again").fill("yet another phrase");
+    await page.getByRole("button", { name: "Set the new password" }).click();
+    await page.locator("h1", { hasText: "Password changed" }).waitFor();
+    await each("password reset");
+    await page.getByRole("link", { name: "Sign in" }).click();
+    await page.getByLabel("Email").fill(email);
+    await page.getByLabel("Password").fill("yet another phrase");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.locator("h1", { hasText: "Your account" }).waitFor();
+  }
+
   it("the invitation and account flows work with JavaScript off", async () => {
     const email = `nojs-${Date.now()}@example.com`;
     const ctx = await browser.newContext({ javaScriptEnabled: false });
@@ -113,6 +144,7 @@ describe.runIf(HAVE)("account pages in headless Chromium (JavaScript off; axe-co
       const page = await ctx.newPage();
       await flow(page, email, await invite(email), async () => {});
       await account(page, email, async () => {});
+      await reset(page, email, async () => {});
     } finally {
       await ctx.close();
     }
@@ -130,6 +162,7 @@ describe.runIf(HAVE)("account pages in headless Chromium (JavaScript off; axe-co
       };
       await flow(page, email, await invite(email), each);
       await account(page, email, each);
+      await reset(page, email, each);
       // The checker does find problems: an unlabelled field on an untitled page.
       await page.setContent("<html><body><input></body></html>");
       expect((await axe(page)).join("\n")).toMatch(/label/);

@@ -3,6 +3,8 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { startServer, type TestServer } from "./helpers/server.js";
 import { ROOT, TSX_LOADER } from "./helpers/process.js";
+import { until } from "./helpers/room-client.js";
+import { smtpRelay } from "./helpers/smtp-relay.js";
 
 const formOf = (fields: Record<string, string>, cookie?: string) => ({
   body: new URLSearchParams(fields).toString(),
@@ -132,5 +134,73 @@ describe("sign-in for people (/accounts)", () => {
     });
     const password = /Password\s+(\S+)\s+<- shown once/.exec(out)![1];
     expect((await signIn("operator@example.com", password)).status).toBe(303);
+  });
+});
+
+describe("password reset by mail", () => {
+  let s: TestServer;
+  let relay: Awaited<ReturnType<typeof smtpRelay>>;
+  beforeAll(async () => {
+    relay = await smtpRelay();
+    s = await startServer({ env: { MESHAGENT_SMTP_RELAY_URL: `smtp://127.0.0.1:${relay.port}` } });
+  });
+  afterAll(async () => {
+    await s.close();
+    await relay.close();
+  });
+  const post = (path: string, fields: Record<string, string>) =>
+    fetch(s.url + path, {
+      method: "POST",
+      redirect: "manual",
+      headers: { "content-type": "application/x-www-form-urlencoded", accept: "text/html" },
+      body: new URLSearchParams(fields).toString(),
+    }).then(async (r) => ({ status: r.status, text: await r.text(), headers: r.headers }));
+  const get = (path: string) => fetch(s.url + path, { headers: { accept: "text/html" } }).then(async (r) => ({ status: r.status, text: await r.text() }));
+
+  it("request → mail → choose → signed in with the new password; the old one and other sessions end; the link works once", async () => {
+    const u = await s.user({});
+    await s.ctx.users.setPassword(u.userId, "the old passphrase");
+    const old = sessionCookie((await post("/accounts/sign-in", { email: u.email, password: "the old passphrase" })).headers)!;
+    const asked = await post("/accounts/password-reset", { email: u.email });
+    expect(asked.status).toBe(200);
+    expect(asked.text).toMatch(/Check your mail/);
+    await until(() => relay.mails.some((m) => m.to === u.email), 10_000, "the reset mail");
+    const link = /https?:\/\/\S+\/accounts\/password-reset\/choose\?token=[\w%-]+/.exec(relay.mails.find((m) => m.to === u.email)!.text)![0];
+    const token = decodeURIComponent(new URL(link).searchParams.get("token")!);
+    const page = await get(new URL(link).pathname + new URL(link).search);
+    expect(page.status).toBe(200);
+    expect(page.text).toContain(u.email);
+    expect((await post("/accounts/password-reset/choose", { token, password: "short", password_confirm: "short" })).text).toMatch(/at least 10/);
+    const done = await post("/accounts/password-reset/choose", { token, password: "a brand new phrase", password_confirm: "a brand new phrase" });
+    expect(done.status).toBe(200);
+    expect((await post("/accounts/sign-in", { email: u.email, password: "the old passphrase" })).status).toBe(401);
+    expect((await post("/accounts/sign-in", { email: u.email, password: "a brand new phrase" })).status).toBe(303);
+    expect((await fetch(`${s.url}/accounts`, { redirect: "manual", headers: { cookie: `meshagent_session=${old}` } })).status).toBe(303);
+    expect((await get(new URL(link).pathname + new URL(link).search)).status).toBe(410);
+    // a second request within a minute sends nothing more
+    await post("/accounts/password-reset", { email: u.email });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(relay.mails.filter((m) => m.to === u.email)).toHaveLength(1);
+  });
+
+  it("an unknown email gets the same answer and no mail; an expired link is a 410", async () => {
+    const before = relay.mails.length;
+    const r = await post("/accounts/password-reset", { email: "nobody-here@example.com" });
+    expect(r.status).toBe(200);
+    expect(r.text).toMatch(/Check your mail/);
+    await new Promise((res) => setTimeout(res, 300));
+    expect(relay.mails.length).toBe(before);
+    const u = await s.user({});
+    await post("/accounts/password-reset", { email: u.email });
+    await until(() => relay.mails.some((m) => m.to === u.email), 10_000, "the reset mail");
+    await s.ctx.store.db
+      .updateTable("password_resets")
+      .set({ expires_at: Date.now() - 1 })
+      .where("user_id", "=", u.userId)
+      .execute();
+    const link = /https?:\/\/\S+\/accounts\/password-reset\/choose\?token=[\w%-]+/.exec(relay.mails.find((m) => m.to === u.email)!.text)![0];
+    const page = await get(new URL(link).pathname + new URL(link).search);
+    expect(page.status).toBe(410);
+    expect(page.text).toMatch(/expired/);
   });
 });

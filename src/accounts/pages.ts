@@ -63,6 +63,34 @@ const signIn = `{% extends "layout" %}{% block main %}
 <input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">Sign in</button>
 </form>
+<p><a href="/accounts/password-reset">Forgot your password?</a></p>
+{% endblock %}`;
+
+const resetRequest = `{% extends "layout" %}{% block main %}
+<h1>Reset your password</h1>
+<p>Enter the email address of your account: we will mail you a link to choose a new password.</p>
+{% if error %}<p class="error" role="alert" id="form-error">{{ error }}</p>{% endif %}
+<form method="post" action="/accounts/password-reset" {% if error %}aria-describedby="form-error"{% endif %}>
+<label for="email">Email</label>
+<input id="email" name="email" type="email" autocomplete="username" required>
+<button type="submit">Send the link</button>
+</form>
+<p><a href="/accounts/sign-in">Back to sign in</a></p>
+{% endblock %}`;
+
+const resetChoose = `{% extends "layout" %}{% block main %}
+<h1>Choose a new password</h1>
+<p>For <strong>{{ email }}</strong>. Every browser signed in to this account is signed out.</p>
+{% if error %}<p class="error" role="alert" id="form-error">{{ error }}</p>{% endif %}
+<form method="post" action="/accounts/password-reset/choose" {% if error %}aria-describedby="form-error"{% endif %}>
+<input type="hidden" name="token" value="{{ token }}">
+<label for="password">New password</label>
+<input id="password" name="password" type="password" autocomplete="new-password" required minlength="{{ min }}" aria-describedby="password-hint">
+<p class="hint" id="password-hint">At least {{ min }} characters, with at least 5 different ones.</p>
+<label for="password_confirm">New password again</label>
+<input id="password_confirm" name="password_confirm" type="password" autocomplete="new-password" required minlength="{{ min }}">
+<button type="submit">Set the new password</button>
+</form>
 {% endblock %}`;
 
 const home = `{% extends "layout" %}{% block main %}
@@ -96,11 +124,11 @@ const password = `{% extends "layout" %}{% block main %}
 {% endblock %}`;
 
 const templates: Record<string, nunjucks.Template> = {};
-const sources: Record<string, string> = { layout, invitation, message, signIn, home, password };
+const sources: Record<string, string> = { layout, invitation, message, signIn, home, password, resetRequest, resetChoose };
 const loader = { getSource: (name: string) => ({ src: sources[name], path: name, noCache: false }) };
 const envWithLoader = new nunjucks.Environment(loader as unknown as nunjucks.ILoader, { autoescape: true });
 
-function render(name: "invitation" | "message" | "signIn" | "home" | "password", ctx: Record<string, unknown>): string {
+function render(name: "invitation" | "message" | "signIn" | "home" | "password" | "resetRequest" | "resetChoose", ctx: Record<string, unknown>): string {
   templates[name] ??= envWithLoader.getTemplate(name);
   return templates[name].render(ctx);
 }
@@ -121,3 +149,6 @@ export const messagePage = (ctx: { title: string; text: string; next?: string; e
 export const signInPage = (ctx: { next: string; email?: string; error?: string }) => render("signIn", { title: "Sign in", ...ctx });
 export const homePage = (ctx: { email: string; csrf: string; api: string }) => render("home", { title: "Your account", ...ctx });
 export const passwordPage = (ctx: { csrf: string; error?: string; min: number }) => render("password", { title: "Change your password", ...ctx });
+export const resetRequestPage = (ctx: { error?: string }) => render("resetRequest", { title: "Reset your password", ...ctx });
+export const resetChoosePage = (ctx: { token: string; email: string; error?: string; min: number }) =>
+  render("resetChoose", { title: "Choose a new password", ...ctx });

@@ -1,5 +1,5 @@
 import type { Queryable } from "../store/db.js";
-import type { AccountSessionsTable, InvitationsTable } from "../store/schema.js";
+import type { AccountSessionsTable, InvitationsTable, PasswordResetsTable } from "../store/schema.js";
 
 export type InvitationRow = InvitationsTable;
 
@@ -76,4 +76,23 @@ export const signInRepo = {
       .execute(),
 
   clearFailures: (q: Queryable, key: string) => q.deleteFrom("login_failures").where("key", "=", key).execute(),
+
+  /** A new password ends every browser session of the user. */
+  deleteSessionsOf: (q: Queryable, userId: string) => q.deleteFrom("account_sessions").where("user_id", "=", userId).execute(),
+
+  insertReset: (q: Queryable, row: PasswordResetsTable) => q.insertInto("password_resets").values(row).execute(),
+
+  resetByHash: (q: Queryable, hash: string) => q.selectFrom("password_resets").selectAll().where("token_hash", "=", hash).executeTakeFirst(),
+
+  /** The user's newest reset request (one mail a minute at most). */
+  latestReset: (q: Queryable, userId: string) =>
+    q.selectFrom("password_resets").select("created_at").where("user_id", "=", userId).orderBy("created_at", "desc").limit(1).executeTakeFirst(),
+
+  /** Spend a reset link, once; the user's other open links end with it. */
+  useResets: async (q: Queryable, id: string, userId: string, now: number) => {
+    const r = await q.updateTable("password_resets").set({ used_at: now }).where("id", "=", id).where("used_at", "is", null).executeTakeFirst();
+    if (Number(r.numUpdatedRows) === 0) return false;
+    await q.updateTable("password_resets").set({ used_at: now }).where("user_id", "=", userId).where("used_at", "is", null).execute();
+    return true;
+  },
 };

@@ -6,7 +6,7 @@ import { ApiError } from "../core/errors.js";
 import { errors } from "../core/http.js";
 import cookie from "@fastify/cookie";
 import { sha256Hex } from "../core/crypto.js";
-import { homePage, invitationPage, messagePage, passwordPage, signInPage } from "./pages.js";
+import { homePage, invitationPage, messagePage, passwordPage, resetChoosePage, resetRequestPage, signInPage } from "./pages.js";
 import { SESSION_TTL_MS } from "./sign-in.js";
 import { PASSWORD_MIN } from "./passwords.js";
 
@@ -213,9 +213,114 @@ export async function accountRoutes(app: AreaApp, ctx: AppContext) {
     },
   );
 
+  app.get(
+    "/accounts/password-reset",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "password_reset_page",
+        description: "The form to ask for a password reset link (HTML).",
+        produces: ["text/html"],
+        response: { 200: Page },
+      },
+    },
+    async (_req, reply) => html(reply, 200, resetRequestPage({})),
+  );
+
+  app.post(
+    "/accounts/password-reset",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "request_password_reset",
+        description:
+          "Mails a single-use link (valid one hour) to the account with this email, if there is one; the answer is the same either way. " +
+          "At most one mail a minute per account.",
+        consumes: ["application/x-www-form-urlencoded"],
+        body: Type.Object({ email: Type.String({ maxLength: 320 }) }),
+        produces: ["text/html"],
+        response: { 200: Page, ...errors(400) },
+      },
+    },
+    async (req, reply) => {
+      try {
+        await signIn.requestReset(req.body.email);
+      } catch (e) {
+        if (e instanceof ApiError && wantsHtml(req)) return html(reply, e.status, resetRequestPage({ error: e.message }));
+        throw e;
+      }
+      return html(
+        reply,
+        200,
+        messagePage({
+          title: "Check your mail",
+          text: "If an account has this address, a link to choose a new password is on its way. It works once, for one hour.",
+          link: { href: "/accounts/sign-in", text: "Back to sign in" },
+        }),
+      );
+    },
+  );
+
+  app.get(
+    "/accounts/password-reset/choose",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "password_reset_choose_page",
+        description: "The page a reset mail links to (`?token=`): a form for the new password. 404 unknown link, 410 used or expired.",
+        querystring: Type.Object({ token: Type.String({ maxLength: 200 }) }),
+        produces: ["text/html"],
+        response: { 200: Page, ...errors(400, 404, 410) },
+      },
+    },
+    async (req, reply) => {
+      try {
+        const { user } = await signIn.openReset(req.query.token);
+        return html(reply, 200, resetChoosePage({ token: req.query.token, email: user.email, min: PASSWORD_MIN }));
+      } catch (e) {
+        return failure(req, reply, e);
+      }
+    },
+  );
+
+  app.post(
+    "/accounts/password-reset/choose",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "complete_password_reset",
+        description: "The new password from a reset link (token, password, password_confirm): every session of the account ends.",
+        consumes: ["application/x-www-form-urlencoded"],
+        body: Type.Object({
+          token: Type.String({ maxLength: 200 }),
+          password: Type.String({ maxLength: 2048 }),
+          password_confirm: Type.String({ maxLength: 2048 }),
+        }),
+        produces: ["text/html"],
+        response: { 200: Page, ...errors(400, 404, 410) },
+      },
+    },
+    async (req, reply) => {
+      try {
+        await signIn.completeReset(req.body.token, req.body);
+        return html(
+          reply,
+          200,
+          messagePage({ title: "Password changed", text: "Your new password is set.", link: { href: "/accounts/sign-in", text: "Sign in" } }),
+        );
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 400 && wantsHtml(req)) {
+          const r = await signIn.openReset(req.body.token).catch(() => null);
+          if (r) return html(reply, 400, resetChoosePage({ token: req.body.token, email: r.user.email, error: e.message, min: PASSWORD_MIN }));
+        }
+        return failure(req, reply, e);
+      }
+    },
+  );
+
   const failure = (req: FastifyRequest, reply: FastifyReply, e: unknown) => {
     if (!(e instanceof ApiError) || !wantsHtml(req)) throw e;
-    const title = e.status === 410 ? "This link cannot be used any more" : "Invitation not found";
+    const title = e.status === 410 ? "This link cannot be used any more" : e.status === 404 ? "Link not found" : "Something is wrong with this link";
     return html(reply, e.status, messagePage({ title, text: e.message, error: true }));
   };
 

@@ -1,11 +1,12 @@
 import type { Clock } from "../core/clock.js";
 import { hashPassword, randomSecret, sha256Hex, verifyPassword } from "../core/crypto.js";
-import { ApiError, badRequest, forbidden } from "../core/errors.js";
+import { ApiError, badRequest, forbidden, gone, notFound } from "../core/errors.js";
 import { newId } from "../core/ids.js";
 import { inTx, type DB } from "../store/db.js";
 import type { UsersService } from "../users/service.js";
 import { signInRepo } from "./repo.js";
 import { checkPassword } from "./passwords.js";
+import type { Mailer } from "../mailer/mailer.js";
 
 export const SESSION_TTL_MS = 14 * 24 * 3600 * 1000;
 /** Failed sign-ins allowed per window before a lock: per account, per IP address. */
@@ -13,6 +14,8 @@ export const ACCOUNT_FAILURES = 5;
 export const IP_FAILURES = 20;
 export const FAILURE_WINDOW_MS = 15 * 60 * 1000;
 export const LOCK_MS = 15 * 60 * 1000;
+export const RESET_TTL_MS = 3600 * 1000;
+const RESET_EVERY_MS = 60 * 1000;
 
 const tooMany = (what: string, until: number, now: number) =>
   new ApiError(
@@ -35,6 +38,7 @@ export class SignInService {
     private readonly db: DB,
     private readonly clock: Clock,
     private readonly users: Pick<UsersService, "byEmail" | "get" | "setPasswordHash">,
+    private readonly reset?: { mailer: Mailer; publicUrl: () => string; log: { warn(obj: object, msg: string): void } },
   ) {}
 
   private async locked(key: string, what: string) {
@@ -110,5 +114,66 @@ export class SignInService {
       await this.users.setPasswordHash(userId, hash, tx);
       await signInRepo.deleteOtherSessions(tx, userId, sha256Hex(sessionToken));
     });
+  }
+
+  /**
+   * Mail a password reset link to the account with this email, if there is one that may sign in (the answer is the
+   * same either way, so the form does not tell who has an account). At most one mail a minute per account.
+   */
+  async requestReset(emailIn: string): Promise<void> {
+    const email = emailIn.trim();
+    if (!email || email.length > 320) throw badRequest("enter the email address of your account");
+    const u = await this.users.byEmail(email);
+    if (!u || u.disabled_at !== null || !this.reset) return;
+    const now = this.clock.now();
+    const last = await signInRepo.latestReset(this.db, u.id);
+    if (last && now - Number(last.created_at) < RESET_EVERY_MS) return;
+    const token = randomSecret(32);
+    await signInRepo.insertReset(this.db, {
+      id: newId(),
+      user_id: u.id,
+      token_hash: sha256Hex(token),
+      created_at: now,
+      expires_at: now + RESET_TTL_MS,
+      used_at: null,
+    });
+    const link = `${this.reset.publicUrl()}/accounts/password-reset/choose?token=${encodeURIComponent(token)}`;
+    // Not awaited: the answer takes as long whether the account exists or not.
+    void this.reset.mailer
+      .send({
+        to: u.email,
+        subject: "Reset your MeshAgent password",
+        text:
+          `Someone (you, we hope) asked to reset the password of ${u.email} on the MeshAgent server at ${this.reset.publicUrl()}.\n\n` +
+          `Choose a new password here (the link works once, for one hour):\n\n${link}\n\nIf it was not you, ignore this mail: your password stays as it is.\n`,
+      })
+      .catch((e) => this.reset!.log.warn({ err: e, user: u.id }, "password reset mail failed"));
+  }
+
+  /** The reset behind a link: 404 unknown, 410 used or expired. */
+  async openReset(token: string) {
+    if (!token || token.length > 200) throw notFound("reset link");
+    const r = await signInRepo.resetByHash(this.db, sha256Hex(token));
+    if (!r) throw notFound("reset link");
+    if (r.used_at !== null) throw gone("this reset link was already used: ask for a new one");
+    if (r.expires_at <= this.clock.now()) throw gone("this reset link expired (they last one hour): ask for a new one");
+    const u = await this.users.get(r.user_id);
+    if (!u || u.disabled_at !== null) throw notFound("reset link");
+    return { reset: r, user: u };
+  }
+
+  /** Set the new password from a reset link: the link is spent, every session ends, the lockout is lifted. */
+  async completeReset(token: string, input: { password: string; password_confirm: string }) {
+    const { reset, user } = await this.openReset(token);
+    if (input.password !== input.password_confirm) throw badRequest("the two passwords differ", "password_mismatch");
+    checkPassword(input.password, user.email);
+    const hash = await hashPassword(input.password);
+    await inTx(this.db, async (tx) => {
+      if (!(await signInRepo.useResets(tx, reset.id, user.id, this.clock.now()))) throw gone("this reset link was already used: ask for a new one");
+      await this.users.setPasswordHash(user.id, hash, tx);
+      await signInRepo.deleteSessionsOf(tx, user.id);
+      await signInRepo.clearFailures(tx, `account:${user.email.toLowerCase()}`);
+    });
+    return { email: user.email };
   }
 }

@@ -544,6 +544,16 @@ export interface LoginFailuresTable {
   locked_until: number | null;
 }
 
+/** A password reset link (src/accounts): only its hash. */
+export interface PasswordResetsTable {
+  id: string;
+  user_id: string;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -589,4 +599,5 @@ export interface Database {
   invitations: InvitationsTable;
   account_sessions: AccountSessionsTable;
   login_failures: LoginFailuresTable;
+  password_resets: PasswordResetsTable;
 }
