@@ -14,6 +14,7 @@ import { GrantsService } from "./grants/service.js";
 import { RoomConnector } from "./rooms/connect.js";
 import { SharesService } from "./shares/service.js";
 import { OAuthClientsService } from "./oauth/service.js";
+import { AuthorizationServer } from "./oauth/server.js";
 import { AdminService } from "./admin/service.js";
 import { Mailer } from "./mailer/mailer.js";
 import { InvitationsService } from "./accounts/invitations.js";
@@ -116,10 +117,27 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     () => config.publicUrl,
     pino({ level: config.logLevel, name: "invitations" }),
   );
-  const signIn = new SignInService(store.db, clock, users, {
+  const signIn = new SignInService(store.db, clock, users, sealer, {
     mailer,
     publicUrl: () => config.publicUrl,
     log: pino({ level: config.logLevel, name: "accounts" }),
+  });
+  // The OAuth 2.0 authorization server (oidc-provider): its tokens are resolved by the bearer check; revocations reach
+  // every process's cache through the invalidator. The official CLI's client is registered at first start.
+  const oauthServer = new AuthorizationServer({
+    db: store.db,
+    clock,
+    sealer,
+    masterKey: config.masterKey,
+    users,
+    publicUrl: () => config.publicUrl,
+    revoked: (key) => auth.revokeUserTokens(key),
+  });
+  auth.useOAuth(oauthServer);
+  await oauthServer.seed();
+  if (opts.listen !== false) oauthServer.start();
+  bus.on((ev) => {
+    if (ev.type === "oauth_client.deleted") void oauthServer.revokeClient(String((ev.data as { client_id: string }).client_id)).catch(() => {});
   });
   bus.subscribeTx((q, ev) => invitations.onEvent(q, ev));
   bus.on((ev) => invitations.onCommitted(ev));
@@ -256,6 +274,8 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     mailer,
     invitations,
     signIn,
+    /** The OAuth 2.0 authorization server (/oauth/*); `sweep()` removes expired artifacts. */
+    oauthServer,
     tokens,
     webhooks,
     /** MCP discovery (POST /mcp/discover): connects out through the guarded fetch of core/ssrf.ts. */
@@ -303,6 +323,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
       await documents.close();
       await webhookDispatcher.stop();
       await invitations.stop();
+      oauthServer.stop();
       mailer.close();
       calls.close();
       await schedulerEngine.stop();

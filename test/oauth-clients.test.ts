@@ -119,7 +119,8 @@ describe("OAuth clients (P/oauth/clients)", () => {
     await bad(body({ grant_types: ["password"] }), /grant_types\[0\]: "password" is not one of/);
     await bad(body({ grant_types: [] }), /at least one/);
     await bad(body({ response_types: [] }), /needs response_types/);
-    await bad(body({ grant_types: ["client_credentials"] }), /needs the authorization_code grant/);
+    await bad(body({ grant_types: ["client_credentials"] }), /client_credentials is not offered here/);
+    await bad(body({ grant_types: ["refresh_token"] }), /needs the authorization_code grant/);
     await bad(body({ scope: 'bad"scope' }), /not a valid scope token/);
     await bad(body({ metadata: { n: 1 } }), /metadata/);
     await bad({ scope: "x" }, /grant_types is required/);
@@ -130,7 +131,7 @@ describe("OAuth clients (P/oauth/clients)", () => {
     const un = await s.http("PUT", `${P}/oauth/clients/${off.json.client_id}`, { token: s.admin.userToken, json: { official: false } });
     expect(un.status).toBe(200);
     expect((await s.http("GET", `${P}/oauth/clients/${off.json.client_id}`)).json.official).toBe(false);
-    const ok = await s.http("POST", `${P}/oauth/clients`, { json: { grant_types: ["client_credentials"], scope: "" } });
+    const ok = await s.http("POST", `${P}/oauth/clients`, { json: { grant_types: ["urn:ietf:params:oauth:grant-type:device_code"], scope: "" } });
     expect(ok.status).toBe(201);
     expect(ok.json).toMatchObject({ response_types: [], redirect_uris: [] });
     const u = await s.http("PUT", `${P}/oauth/clients/${ok.json.client_id}`, { json: { grant_types: ["authorization_code"] } });

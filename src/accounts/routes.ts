@@ -4,63 +4,37 @@ import type { AppContext } from "../context.js";
 import type { AreaApp } from "../domain.js";
 import { ApiError } from "../core/errors.js";
 import { errors } from "../core/http.js";
-import cookie from "@fastify/cookie";
-import { sha256Hex } from "../core/crypto.js";
-import { homePage, invitationPage, messagePage, passwordPage, resetChoosePage, resetRequestPage, signInPage } from "./pages.js";
-import { SESSION_TTL_MS } from "./sign-in.js";
+import {
+  homePage,
+  invitationPage,
+  messagePage,
+  passwordPage,
+  resetChoosePage,
+  resetRequestPage,
+  signInPage,
+  signUpPage,
+  totpPage,
+  totpSetupPage,
+} from "./pages.js";
+import { csrfOf, html, installWeb, Page, Redirect, safeNext, SESSION_COOKIE, wantsHtml } from "./web.js";
+import { interactionRoutes } from "./interaction.js";
 import { PASSWORD_MIN } from "./passwords.js";
 
-const FORM_LIMIT = 16 * 1024;
-
-/** HTML answers: not cached, not framed, no referrer (the page's URL carries its token), no scripts. */
-function html(reply: FastifyReply, status: number, body: string) {
-  return reply
-    .code(status)
-    .header("cache-control", "no-store")
-    .header("referrer-policy", "no-referrer")
-    .header("x-frame-options", "DENY")
-    .header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
-    .type("text/html; charset=utf-8")
-    .send(body);
-}
-
-const Page = Type.String({ description: "an HTML page" });
-const Redirect = Type.Null({ description: "a redirect (Location)" });
-const SESSION_COOKIE = "meshagent_session";
-/** A form's anti-forgery value: derived from the session token, so another site cannot know it. */
-const csrfOf = (session: string) => sha256Hex(`csrf\0${session}`).slice(0, 32);
-/** Where to go after signing in: only a path of this server (never another origin). */
-const safeNext = (v: unknown) => (typeof v === "string" && /^\/(?![/\\])[^\s]*$/.test(v) && v.length <= 2000 ? v : "/accounts");
-const wantsHtml = (req: FastifyRequest) => /\btext\/html\b/.test(String(req.headers.accept ?? ""));
+/** What the sign-up page says when sign-up is not open. */
+export const signupClosed = (policy: string) => ({
+  title: "Sign-up is not open",
+  text:
+    policy === "invite"
+      ? "This server takes new people by invitation: ask someone in your team to invite your email address, then follow the link in the mail."
+      : "This server takes no new accounts: ask its administrator.",
+  error: true,
+});
 
 export async function accountRoutes(app: AreaApp, ctx: AppContext) {
-  const { invitations } = ctx;
-  // HTML forms post application/x-www-form-urlencoded (only in this area's context).
-  app.addContentTypeParser("application/x-www-form-urlencoded", { parseAs: "string", bodyLimit: FORM_LIMIT }, (_req, body, done) => {
-    done(null, Object.fromEntries(new URLSearchParams(body as string)));
-  });
-
-  // Browsers (Accept: text/html) get an HTML page for a bad link or form; other clients the API's JSON error.
-  await app.register(cookie);
-  const { signIn } = ctx;
-  const secure = ctx.config.publicUrl.startsWith("https:");
-  const sessionOf = (req: FastifyRequest) => req.cookies[SESSION_COOKIE];
-  const setSession = (reply: FastifyReply, token: string) =>
-    reply.setCookie(SESSION_COOKIE, token, { httpOnly: true, sameSite: "lax", secure, path: "/", maxAge: SESSION_TTL_MS / 1000 });
-  const redirect = (reply: FastifyReply, to: string) => reply.code(303).header("cache-control", "no-store").header("location", to).send();
-  /** The signed-in user, or a redirect to the sign-in page (null). */
-  const signedIn = async (req: FastifyRequest, reply: FastifyReply, here: string) => {
-    const token = sessionOf(req);
-    const who = await signIn.session(token);
-    if (!who || !token) {
-      redirect(reply, `/accounts/sign-in?next=${encodeURIComponent(here)}`);
-      return null;
-    }
-    return { ...who, token };
-  };
-  const checkCsrf = (token: string, given: unknown) => {
-    if (typeof given !== "string" || given !== csrfOf(token)) throw new ApiError(403, "forbidden", "this form expired: reload the page and send it again");
-  };
+  const { invitations, signIn } = ctx;
+  const web = await installWeb(app, ctx);
+  const { sessionOf, setSession, redirect, signedIn, checkCsrf } = web;
+  await interactionRoutes(app, ctx, web);
 
   app.get(
     "/accounts/sign-in",
@@ -77,7 +51,7 @@ export async function accountRoutes(app: AreaApp, ctx: AppContext) {
     async (req, reply) => {
       const next = safeNext(req.query.next);
       if (await signIn.session(sessionOf(req))) return redirect(reply, next);
-      return html(reply, 200, signInPage({ next }));
+      return html(reply, 200, signInPage({ next, ...(await signupLink(next)) }));
     },
   );
 
@@ -104,12 +78,225 @@ export async function accountRoutes(app: AreaApp, ctx: AppContext) {
       const next = safeNext(req.body.next);
       try {
         const u = await signIn.check(req.body.email, req.body.password, req.ip);
+        if (u.totp_sealed) return html(reply, 200, totpPage({ email: u.email, pending: signIn.secondStep(u.id), action: "/accounts/sign-in/code", next }));
         setSession(reply, await signIn.startSession(u.id));
         return redirect(reply, next);
       } catch (e) {
-        if (e instanceof ApiError && wantsHtml(req)) return html(reply, e.status, signInPage({ next, email: req.body.email, error: e.message }));
+        if (e instanceof ApiError && wantsHtml(req))
+          return html(reply, e.status, signInPage({ next, email: req.body.email, error: e.message, ...(await signupLink(next)) }));
         throw e;
       }
+    },
+  );
+
+  /** The sign-up link, when the server's policy is open. */
+  const signupLink = async (next?: string) =>
+    (await ctx.admin.signupPolicy()) === "open"
+      ? { signup: `/accounts/sign-up${next && next !== "/accounts" ? `?next=${encodeURIComponent(next)}` : ""}` }
+      : {};
+
+  app.post(
+    "/accounts/sign-in/code",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "sign_in_code",
+        description:
+          "The second step of a sign-in for accounts with two-step verification (pending, code, next): the 6-digit TOTP code. " +
+          "A code works once; wrong codes count as failed sign-ins.",
+        consumes: ["application/x-www-form-urlencoded"],
+        body: Type.Object({
+          pending: Type.String({ maxLength: 1000 }),
+          code: Type.String({ maxLength: 20 }),
+          next: Type.Optional(Type.String({ maxLength: 2000 })),
+        }),
+        produces: ["text/html"],
+        response: { 303: Redirect, ...errors(400, 401, 429) },
+      },
+    },
+    async (req, reply) => {
+      const next = safeNext(req.body.next);
+      try {
+        const u = await signIn.completeSecondStep(req.body.pending, req.body.code, req.ip);
+        setSession(reply, await signIn.startSession(u.id));
+        return redirect(reply, next);
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 401 && wantsHtml(req)) {
+          const who = await signIn.pendingUser(req.body.pending);
+          if (who) return html(reply, 401, totpPage({ email: who.email, pending: req.body.pending, action: "/accounts/sign-in/code", next, error: e.message }));
+        }
+        if (e instanceof ApiError && wantsHtml(req)) return html(reply, e.status, signInPage({ next, error: e.message }));
+        throw e;
+      }
+    },
+  );
+
+  app.get(
+    "/accounts/sign-up",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "sign_up_page",
+        description: "The sign-up form (HTML), when the server's sign-up policy is `open`; otherwise a page that says how to get an account (403).",
+        querystring: Type.Object({ next: Type.Optional(Type.String({ maxLength: 2000 })) }),
+        produces: ["text/html"],
+        response: { 200: Page, ...errors(403) },
+      },
+    },
+    async (req, reply) => {
+      const next = req.query.next ? safeNext(req.query.next) : undefined;
+      const policy = await ctx.admin.signupPolicy();
+      if (policy !== "open") {
+        if (!wantsHtml(req)) throw new ApiError(403, "signup_closed", signupClosed(policy).text);
+        return html(reply, 403, messagePage(signupClosed(policy)));
+      }
+      return html(reply, 200, signUpPage({ ...(next ? { next } : {}), min: PASSWORD_MIN }));
+    },
+  );
+
+  app.post(
+    "/accounts/sign-up",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "sign_up",
+        description:
+          "The sign-up form's post (email, password, password_confirm, first_name, last_name, next): creates the account, signs in " +
+          "and redirects to `next`. 403 when sign-up is not open, 409 when the email has an account, 400 for a weak password.",
+        consumes: ["application/x-www-form-urlencoded"],
+        body: Type.Object({
+          email: Type.String({ maxLength: 320 }),
+          password: Type.String({ maxLength: 2048 }),
+          password_confirm: Type.String({ maxLength: 2048 }),
+          first_name: Type.Optional(Type.String({ maxLength: 400 })),
+          last_name: Type.Optional(Type.String({ maxLength: 400 })),
+          next: Type.Optional(Type.String({ maxLength: 2000 })),
+        }),
+        produces: ["text/html"],
+        response: { 303: Redirect, ...errors(400, 403, 409) },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      const next = safeNext(b.next);
+      const policy = await ctx.admin.signupPolicy();
+      if (policy !== "open") {
+        const m = signupClosed(policy);
+        if (wantsHtml(req)) return html(reply, 403, messagePage(m));
+        throw new ApiError(403, "signup_closed", m.text);
+      }
+      try {
+        const u = await signIn.signUp(b);
+        setSession(reply, await signIn.startSession(u.id));
+        return redirect(reply, next);
+      } catch (e) {
+        if (e instanceof ApiError && wantsHtml(req))
+          return html(
+            reply,
+            e.status,
+            signUpPage({ next, email: b.email, first_name: b.first_name ?? "", last_name: b.last_name ?? "", error: e.message, min: PASSWORD_MIN }),
+          );
+        throw e;
+      }
+    },
+  );
+
+  app.get(
+    "/accounts/two-factor",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "two_factor_page",
+        description: "Two-step verification (HTML; signed in): turn TOTP on (a new key and its otpauth:// link) or off.",
+        produces: ["text/html"],
+        response: { 200: Page, 303: Redirect },
+      },
+    },
+    async (req, reply) => {
+      const me = await signedIn(req, reply, "/accounts/two-factor");
+      if (!me) return reply;
+      const u = await ctx.users.get(me.userId);
+      if (u?.totp_sealed) return html(reply, 200, totpSetupPage({ csrf: csrfOf(me.token), enabled: true }));
+      return html(reply, 200, totpSetupPage({ csrf: csrfOf(me.token), enabled: false, ...signIn.totpSetup(me.email) }));
+    },
+  );
+
+  app.post(
+    "/accounts/two-factor",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "enable_two_factor",
+        description: "Turns two-step verification on (csrf, secret, code): the code must come from the key shown.",
+        consumes: ["application/x-www-form-urlencoded"],
+        body: Type.Object({
+          csrf: Type.Optional(Type.String({ maxLength: 100 })),
+          secret: Type.String({ maxLength: 200 }),
+          code: Type.String({ maxLength: 20 }),
+        }),
+        produces: ["text/html"],
+        response: { 200: Page, 303: Redirect, ...errors(400, 403) },
+      },
+    },
+    async (req, reply) => {
+      const me = await signedIn(req, reply, "/accounts/two-factor");
+      if (!me) return reply;
+      checkCsrf(me.token, req.body.csrf);
+      try {
+        await signIn.enableTotp(me.userId, req.body.secret, req.body.code);
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 400 && wantsHtml(req)) {
+          const secret = req.body.secret;
+          const uri = signIn.totpSetup(me.email).uri.replace(/secret=[^&]+/, `secret=${encodeURIComponent(secret)}`);
+          return html(reply, 400, totpSetupPage({ csrf: csrfOf(me.token), enabled: false, secret, uri, error: e.message }));
+        }
+        throw e;
+      }
+      return html(
+        reply,
+        200,
+        messagePage({
+          title: "Two-step verification is on",
+          text: "Signing in now asks for a code from your app.",
+          link: { href: "/accounts", text: "Back to your account" },
+        }),
+      );
+    },
+  );
+
+  app.post(
+    "/accounts/two-factor/disable",
+    {
+      config: { access: "public" },
+      schema: {
+        summary: "disable_two_factor",
+        description: "Turns two-step verification off (csrf, code: a current code).",
+        consumes: ["application/x-www-form-urlencoded"],
+        body: Type.Object({ csrf: Type.Optional(Type.String({ maxLength: 100 })), code: Type.String({ maxLength: 20 }) }),
+        produces: ["text/html"],
+        response: { 200: Page, 303: Redirect, ...errors(400, 403) },
+      },
+    },
+    async (req, reply) => {
+      const me = await signedIn(req, reply, "/accounts/two-factor");
+      if (!me) return reply;
+      checkCsrf(me.token, req.body.csrf);
+      try {
+        await signIn.disableTotp(me.userId, req.body.code);
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 400 && wantsHtml(req))
+          return html(reply, 400, totpSetupPage({ csrf: csrfOf(me.token), enabled: true, error: e.message }));
+        throw e;
+      }
+      return html(
+        reply,
+        200,
+        messagePage({
+          title: "Two-step verification is off",
+          text: "Signing in asks for your password only.",
+          link: { href: "/accounts", text: "Back to your account" },
+        }),
+      );
     },
   );
 
@@ -150,7 +337,8 @@ export async function accountRoutes(app: AreaApp, ctx: AppContext) {
     async (req, reply) => {
       const me = await signedIn(req, reply, "/accounts");
       if (!me) return reply;
-      return html(reply, 200, homePage({ email: me.email, csrf: csrfOf(me.token), api: ctx.config.publicUrl }));
+      const u = await ctx.users.get(me.userId);
+      return html(reply, 200, homePage({ email: me.email, csrf: csrfOf(me.token), api: ctx.config.publicUrl, totp: !!u?.totp_sealed }));
     },
   );
 
@@ -366,12 +554,13 @@ export async function accountRoutes(app: AreaApp, ctx: AppContext) {
           last_name: Type.Optional(Type.String({ maxLength: 400 })),
         }),
         produces: ["text/html"],
-        response: { 200: Page, ...errors(400, 404, 410) },
+        response: { 200: Page, ...errors(400, 403, 404, 410) },
       },
     },
     async (req, reply) => {
       const b = req.body;
       try {
+        if ((await ctx.admin.signupPolicy()) === "closed") throw new ApiError(403, "signup_closed", signupClosed("closed").text);
         const { email } = await invitations.accept(b.token, b);
         return html(
           reply,

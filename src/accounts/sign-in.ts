@@ -7,6 +7,14 @@ import type { UsersService } from "../users/service.js";
 import { signInRepo } from "./repo.js";
 import { checkPassword } from "./passwords.js";
 import type { Mailer } from "../mailer/mailer.js";
+import { generateSecret, generateURI, verify as verifyTotp } from "otplib";
+import type { Sealer } from "../core/crypto.js";
+
+/** How long the second step of a sign-in (the TOTP code) may wait after the password. */
+export const SECOND_STEP_MS = 5 * 60 * 1000;
+const TOTP_PERIOD_S = 30;
+const PENDING_AAD = "sign_in_second_step";
+const totpAad = (userId: string) => `totp:${userId}`;
 
 export const SESSION_TTL_MS = 14 * 24 * 3600 * 1000;
 /** Failed sign-ins allowed per window before a lock: per account, per IP address. */
@@ -37,9 +45,93 @@ export class SignInService {
   constructor(
     private readonly db: DB,
     private readonly clock: Clock,
-    private readonly users: Pick<UsersService, "byEmail" | "get" | "setPasswordHash">,
+    private readonly users: Pick<UsersService, "byEmail" | "get" | "setPasswordHash" | "setTotp" | "useTotpStep" | "create">,
+    private readonly sealer: Sealer,
     private readonly reset?: { mailer: Mailer; publicUrl: () => string; log: { warn(obj: object, msg: string): void } },
   ) {}
+
+  // Two-step verification (TOTP, RFC 6238, otplib): 6 digits, 30 s steps, one step of clock drift either way; a code
+  // works once. Wrong codes count as failed sign-ins (the same lockout as passwords).
+
+  /** After the password: a sealed, short-lived value the code form sends back (it names the user; it cannot be forged). */
+  secondStep(userId: string): string {
+    return this.sealer.seal(JSON.stringify({ u: userId, exp: this.clock.now() + SECOND_STEP_MS }), PENDING_AAD);
+  }
+
+  private async checkCode(userId: string, sealed: string, code: string): Promise<boolean> {
+    const secret = this.sealer.open(sealed, totpAad(userId));
+    const token = code.replace(/\s/g, "");
+    if (!/^\d{6}$/.test(token)) return false;
+    const epoch = Math.floor(this.clock.now() / 1000);
+    const r = await verifyTotp({ secret, token, epoch, epochTolerance: TOTP_PERIOD_S });
+    if (!r.valid) return false;
+    return this.users.useTotpStep(userId, Math.floor(epoch / TOTP_PERIOD_S) + r.delta);
+  }
+
+  /** The code of the second step: the user it signs in, or 401 (wrong or reused code) / 400 (the step expired). */
+  async completeSecondStep(pending: string, code: string, ip: string) {
+    let claim: { u: string; exp: number };
+    try {
+      claim = JSON.parse(this.sealer.open(pending, PENDING_AAD)) as { u: string; exp: number };
+    } catch {
+      throw badRequest("this sign-in expired: start again with your password");
+    }
+    if (claim.exp <= this.clock.now()) throw badRequest("this sign-in expired (5 minutes): start again with your password");
+    const u = await this.users.get(claim.u);
+    if (!u || u.disabled_at !== null || !u.totp_sealed) throw badRequest("this sign-in cannot go on: start again");
+    const acct = `account:${u.email.toLowerCase()}`;
+    await this.locked(acct, "for this account");
+    if (!(await this.checkCode(u.id, u.totp_sealed, code))) {
+      await this.fail(acct, ACCOUNT_FAILURES);
+      await this.fail(`ip:${ip}`, IP_FAILURES);
+      throw new ApiError(401, "invalid_code", "that code is not right (or was used already): enter the current one");
+    }
+    await signInRepo.clearFailures(this.db, acct);
+    return u;
+  }
+
+  /** The user a pending second step is for (to show the code form again), or null. */
+  async pendingUser(pending: string) {
+    try {
+      const claim = JSON.parse(this.sealer.open(pending, PENDING_AAD)) as { u: string; exp: number };
+      return claim.exp > this.clock.now() ? ((await this.users.get(claim.u)) ?? null) : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** A new secret to enroll (nothing is stored until a code from it is confirmed). */
+  totpSetup(email: string) {
+    const secret = generateSecret();
+    return { secret, uri: generateURI({ issuer: "MeshAgent", label: email, secret }) };
+  }
+
+  async enableTotp(userId: string, secret: string, code: string) {
+    if (!/^[A-Z2-7]{16,128}=*$/.test(secret)) throw badRequest("the key is not valid: reload the page");
+    const token = code.replace(/\s/g, "");
+    const epoch = Math.floor(this.clock.now() / 1000);
+    const r = /^\d{6}$/.test(token) ? await verifyTotp({ secret, token, epoch, epochTolerance: TOTP_PERIOD_S }) : { valid: false as const };
+    if (!r.valid) throw badRequest("that code is not right: check the app's clock and enter the current code", "invalid_code");
+    await this.users.setTotp(userId, this.sealer.seal(secret, totpAad(userId)), Math.floor(epoch / TOTP_PERIOD_S) + r.delta);
+  }
+
+  async disableTotp(userId: string, code: string) {
+    const u = await this.users.get(userId);
+    if (!u?.totp_sealed) return;
+    if (!(await this.checkCode(userId, u.totp_sealed, code))) throw badRequest("that code is not right: enter the current one", "invalid_code");
+    await this.users.setTotp(userId, null);
+  }
+
+  /** Sign-up (when the server's policy lets this person in): a new account with a password, signed in. */
+  async signUp(input: { email: string; password: string; password_confirm: string; first_name?: string; last_name?: string }) {
+    const email = input.email.trim();
+    if (input.password !== input.password_confirm) throw badRequest("the two passwords differ", "password_mismatch");
+    checkPassword(input.password, email);
+    if (await this.users.byEmail(email))
+      throw new ApiError(409, "conflict", "an account with this email exists already: sign in, reset its password, or use the invitation you were mailed");
+    const name = (v?: string) => (v && v.trim() ? v.trim().slice(0, 200) : null);
+    return this.users.create({ email, password: input.password, first_name: name(input.first_name), last_name: name(input.last_name) });
+  }
 
   private async locked(key: string, what: string) {
     const now = this.clock.now();

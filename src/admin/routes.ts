@@ -77,6 +77,79 @@ export async function adminRoutes(app: AreaApp, ctx: AppContext) {
     },
     async (req) => admin.updateSettings(req.body),
   );
+
+  app.get(
+    "/admin/oauth/clients",
+    {
+      config: { access: "server_admin" },
+      schema: {
+        summary: "admin_list_oauth_clients",
+        description: "The instance-wide OAuth clients (not a project's): the official CLI's, registered at first start, and those added here.",
+        response: { 200: Type.Object({ clients: Type.Array(Type.Ref("ServerOAuthClient")) }) },
+      },
+    },
+    async () => ({ clients: await ctx.oauthServer.serverClients() }),
+  );
+
+  app.post(
+    "/admin/oauth/clients",
+    {
+      config: { access: "server_admin" },
+      schema: {
+        summary: "admin_create_oauth_client",
+        description:
+          "Registers an instance-wide client: `public` (PKCE, no secret: apps on a device, single-page apps) or confidential (its " +
+          "`client_secret` is in this answer only). `official` (default true) skips the consent page.",
+        body: Type.Object({
+          redirect_uris: Type.Array(Type.String(), { maxItems: 20 }),
+          grant_types: Type.Optional(Type.Array(Type.String(), { maxItems: 3 })),
+          scope: Type.Optional(Type.String({ maxLength: 2000 })),
+          name: Type.Optional(Type.String({ maxLength: 200 })),
+          public: Type.Optional(Type.Boolean()),
+          official: Type.Optional(Type.Boolean()),
+        }),
+        response: {
+          201: Type.Object({ ...ServerOAuthClient.properties, client_secret: Type.Optional(Type.String()) }),
+          ...errors(400),
+        },
+      },
+    },
+    async (req, reply) => {
+      reply.code(201);
+      return ctx.oauthServer.createServerClient(req.body);
+    },
+  );
+
+  app.delete(
+    "/admin/oauth/clients/:client_id",
+    {
+      config: { access: "server_admin" },
+      schema: {
+        summary: "admin_delete_oauth_client",
+        description: "Deletes an instance-wide client; every token it was given stops working at once (204).",
+        params: Type.Object({ client_id: Type.String({ minLength: 1, maxLength: 200 }) }),
+        response: { 204: Type.Null({ description: "no body" }), ...errors(404) },
+      },
+    },
+    async (req, reply) => {
+      await ctx.oauthServer.deleteServerClient(req.params.client_id);
+      return reply.code(204).send(null);
+    },
+  );
 }
 
-export const adminSchemas = [AdminUser, Settings];
+const ServerOAuthClient = Type.Object(
+  {
+    client_id: Type.String(),
+    public: Type.Boolean(),
+    grant_types: Type.Array(Type.String()),
+    redirect_uris: Type.Array(Type.String()),
+    scope: Type.String(),
+    metadata: Type.Record(Type.String(), Type.String()),
+    official: Type.Boolean(),
+    created_at: Type.String(),
+  },
+  { $id: "ServerOAuthClient" },
+);
+
+export const adminSchemas = [AdminUser, Settings, ServerOAuthClient];

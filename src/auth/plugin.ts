@@ -3,6 +3,7 @@ import { errors } from "../core/http.js";
 import { unauthorized } from "../core/errors.js";
 import type { AuthService } from "./service.js";
 import type { ParticipantPrincipal, Principal, ProjectAccess, Role } from "./principal.js";
+import { checkScopes, scopeNeeds, type ScopeNeeds } from "./scopes.js";
 
 /**
  * Who may call a route, declared on it as `config: { access }` and enforced by one preHandler:
@@ -20,6 +21,8 @@ export type Access = (typeof ACCESS_LEVELS)[number];
 declare module "fastify" {
   interface FastifyContextConfig {
     access?: Access;
+    /** Scopes an OAuth token needs here besides those the access level and path imply (src/auth/scopes.ts). */
+    scopes?: string[];
   }
   interface FastifyRequest {
     /** The caller; set by the access gate on every route whose access is not `public`. */
@@ -36,7 +39,7 @@ export const ACCESS_ERRORS: Record<Access, number[]> = {
   public: [],
   principal: [401],
   user: [401, 403],
-  member: [401, 404],
+  member: [401, 403, 404],
   developer: [401, 403, 404],
   admin: [401, 403, 404],
   participant: [401],
@@ -48,13 +51,15 @@ export const callerUser = (req: FastifyRequest) => req.principal as Extract<Prin
 /** The participant behind a `participant` route. */
 export const callerParticipant = (req: FastifyRequest) => req.principal as ParticipantPrincipal;
 
-function gate(auth: AuthService, access: Access): preHandlerAsyncHookHandler | null {
+function gate(auth: AuthService, access: Access, needs: ScopeNeeds): preHandlerAsyncHookHandler | null {
   const min = PROJECT_ROLES[access];
+  const scoped = (req: FastifyRequest, p: Principal) => checkScopes(p, needs, req.params as Record<string, string>);
   if (min)
     return async (req) => {
       const projectId = (req.params as { project_id?: string }).project_id;
       req.projectAccess = await auth.projectAccess(req, projectId ?? "", min);
       req.principal = req.projectAccess.principal;
+      scoped(req, req.principal);
     };
   switch (access) {
     case "public":
@@ -62,14 +67,17 @@ function gate(auth: AuthService, access: Access): preHandlerAsyncHookHandler | n
     case "principal":
       return async (req) => {
         req.principal = await auth.principal(req);
+        scoped(req, req.principal);
       };
     case "user":
       return async (req) => {
         req.principal = await auth.user(req);
+        scoped(req, req.principal);
       };
     case "server_admin":
       return async (req) => {
         req.principal = await auth.serverAdmin(req);
+        scoped(req, req.principal);
       };
     case "participant":
       return async (req) => {
@@ -104,7 +112,7 @@ export function installAccessGate(app: FastifyInstance, auth: AuthService) {
     if (access === "public") schema.security = [];
     schema.response = { ...errors(...ACCESS_ERRORS[access]), ...(schema.response ?? {}) };
     route.schema = schema;
-    const check = gate(auth, access);
+    const check = gate(auth, access, scopeNeeds(route.url, access, route.config?.scopes));
     if (check) {
       const own = route.preHandler ? (Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]) : [];
       route.preHandler = [check, ...own];

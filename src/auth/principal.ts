@@ -1,7 +1,19 @@
 import { forbidden } from "../core/errors.js";
 
 /** Who is calling: a project API key, a user (access token), or a participant JWT (a room service acting in a room). */
-export type Principal = { kind: "api_key"; keyId: string; projectId: string } | { kind: "user"; userId: string; tokenId: string } | ParticipantPrincipal;
+export type Principal = { kind: "api_key"; keyId: string; projectId: string } | UserPrincipal | ParticipantPrincipal;
+
+/**
+ * A user: a personal access token (every right the user has), or an OAuth access token, which carries `scopes` (only
+ * what they allow: src/auth/scopes.ts) and, when a project's client got it, that `projectId` (it acts there only).
+ */
+export interface UserPrincipal {
+  kind: "user";
+  userId: string;
+  tokenId: string;
+  scopes?: string[];
+  projectId?: string;
+}
 
 /**
  * A verified participant JWT (minted by connect_room / connect_share, or signed by a client with its API key).

@@ -8,16 +8,26 @@ import { InvalidatedCache, type Invalidator } from "../core/invalidation.js";
 import type { ApiKeysService } from "../api-keys/service.js";
 import { USER_TOKEN_PREFIX, type UsersService } from "../users/service.js";
 import { MEMBERSHIP_TOPIC, membershipKey, type ProjectsService } from "../projects/service.js";
-import { requireRole, type ParticipantPrincipal, type Principal, type ProjectAccess, type Role } from "./principal.js";
+import { checkScopeRole, scopeRole } from "./scopes.js";
+import { atLeast, requireRole, type ParticipantPrincipal, type Principal, type ProjectAccess, type Role } from "./principal.js";
 import { grantOf, type ParticipantTokens } from "../tokens/service.js";
 
 const JWT_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+/** oidc-provider's opaque access tokens: 43 base64url characters. */
+const OAUTH_RE = /^[A-Za-z0-9_-]{43}$/;
 
 interface CachedUserToken {
   tokenId: string;
   userId: string;
   expiresAt: number | null;
   hash: string;
+  scopes?: string[];
+  projectId?: string;
+}
+
+/** Resolves OAuth access tokens (src/oauth/server.ts). */
+export interface OAuthTokenLookup {
+  lookup(token: string): Promise<{ userId: string; grantId: string; scopes: string[]; projectId: string | null; expiresAt: number } | null>;
 }
 
 const TOPIC = "user_token";
@@ -46,9 +56,18 @@ export class AuthService {
     invalidator.subscribe(TOPIC, (key) => {
       this.epoch++;
       if (key === "*") this.userTokens.clear();
-      else for (const [h, t] of this.userTokens) if (t.tokenId === key || t.userId === key) this.userTokens.delete(h);
+      else if (key.endsWith("*")) {
+        const prefix = key.slice(0, -1);
+        for (const [h, t] of this.userTokens) if (t.tokenId.startsWith(prefix)) this.userTokens.delete(h);
+      } else for (const [h, t] of this.userTokens) if (t.tokenId === key || t.userId === key || h === key) this.userTokens.delete(h);
     });
     this.memberships = new InvalidatedCache(invalidator, MEMBERSHIP_TOPIC, 100_000);
+  }
+
+  private oauth?: OAuthTokenLookup;
+  /** OAuth access tokens are resolved by the authorization server (built after this service). */
+  useOAuth(oauth: OAuthTokenLookup) {
+    this.oauth = oauth;
   }
 
   /** Revoke one of a user's tokens: deleted, and no process accepts it from now on. */
@@ -88,6 +107,28 @@ export class AuthService {
       if (!safeEqualHex(hash, t.hash)) return null;
       if (t.expiresAt !== null && t.expiresAt <= this.clock.now()) return null;
       return { kind: "user", userId: t.userId, tokenId: t.tokenId };
+    }
+    if (this.oauth && OAUTH_RE.test(token)) {
+      const hash = sha256Hex(token);
+      let t = this.userTokens.get(hash);
+      if (!t) {
+        const epoch = this.epoch;
+        const a = await this.oauth.lookup(token);
+        if (!a) return null;
+        const u = await this.users.get(a.userId);
+        if (!u || u.disabled_at !== null) return null;
+        t = {
+          tokenId: `oauth:${a.grantId}`,
+          userId: a.userId,
+          expiresAt: a.expiresAt,
+          hash,
+          scopes: a.scopes,
+          ...(a.projectId ? { projectId: a.projectId } : {}),
+        };
+        if (epoch === this.epoch) this.userTokens.set(hash, t);
+      }
+      if (t.expiresAt !== null && t.expiresAt <= this.clock.now()) return null;
+      return { kind: "user", userId: t.userId, tokenId: t.tokenId, scopes: t.scopes!, ...(t.projectId ? { projectId: t.projectId } : {}) };
     }
     if (this.participants && JWT_RE.test(token)) {
       const claims = await this.participants.verify(token).catch(() => null);
@@ -148,6 +189,7 @@ export class AuthService {
     const principal = await this.principal(req);
     const access = await this.accessFor(principal, projectId);
     if (!access) throw notFound("project");
+    checkScopeRole(principal, min);
     requireRole(access, min);
     return access;
   }
@@ -172,10 +214,14 @@ export class AuthService {
       if (principal.projectId !== projectId) return null;
       return { projectId, principal, role: "member", isOwner: false, canCreateRooms: false, canUseLlmProxy: false };
     }
+    // A project client's OAuth token acts in that project only.
+    if (principal.projectId && principal.projectId !== projectId) return null;
     const row = await this.membership(projectId, principal.userId);
     if (!row) return null;
     const isOwner = row.owner_user_id === principal.userId;
-    const role: Role = isOwner || row.is_admin ? "admin" : row.is_developer ? "developer" : "member";
+    let role: Role = isOwner || row.is_admin ? "admin" : row.is_developer ? "developer" : "member";
+    // An OAuth token acts with no more than its scopes allow.
+    if (principal.scopes && !atLeast(scopeRole(principal.scopes), role)) role = scopeRole(principal.scopes);
     return {
       projectId,
       principal,

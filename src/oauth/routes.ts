@@ -19,9 +19,7 @@ const OAuthClient = Type.Object(
 );
 
 const Fields = {
-  grant_types: Nullable(
-    Type.Array(Type.String(), { description: "authorization_code, refresh_token, client_credentials, urn:ietf:params:oauth:grant-type:device_code" }),
-  ),
+  grant_types: Nullable(Type.Array(Type.String(), { description: "authorization_code, refresh_token, urn:ietf:params:oauth:grant-type:device_code" })),
   response_types: Nullable(Type.Array(Type.String(), { description: '["code"] with authorization_code, else []' })),
   redirect_uris: Nullable(Type.Array(Type.String(), { description: "https URLs, or http on localhost / 127.0.0.1 / [::1]; no fragment" })),
   scope: Nullable(Type.String({ description: "space-separated scopes the client may ask for" })),

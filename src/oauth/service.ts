@@ -8,8 +8,8 @@ import { pageOffset, pageSize } from "../core/paging.js";
 import { inTx, type DB } from "../store/db.js";
 import { oauthClientsRepo, type OAuthClientRow } from "./repo.js";
 
-/** The grants a client may be registered for (RFC 6749, RFC 8628). */
-export const GRANT_TYPES = ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:device_code"];
+/** The grants a client may be registered for (client_credentials is not offered: machines use project API keys). */
+export const GRANT_TYPES = ["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"];
 export const RESPONSE_TYPES = ["code"];
 const MAX_URIS = 20;
 const MAX_METADATA_KEYS = 50;
@@ -125,6 +125,8 @@ export class OAuthClientsService {
         patch.official = input.official ? 1 : 0;
       }
     }
+    if (Array.isArray(input.grant_types) && input.grant_types.includes("client_credentials"))
+      throw badRequest("grant_types: client_credentials is not offered here: a program acting for a project uses a project API key");
     if (input.grant_types !== undefined && input.grant_types !== null)
       patch.grant_types = JSON.stringify(stringList(input.grant_types, "grant_types", GRANT_TYPES, GRANT_TYPES.length));
     if (input.response_types !== undefined && input.response_types !== null)

@@ -114,7 +114,7 @@ export async function projectRoutes(app: AreaApp, ctx: AppContext) {
   app.post(
     "/accounts/projects/:project_id/users",
     {
-      config: { access: "admin" },
+      config: { access: "admin", scopes: ["create_users"] },
       schema: {
         summary: "add_user_to_project",
         description: "Adds a member by user_id (or, as an extension, by email: an unknown email becomes an invited user). 409 if already a member.",

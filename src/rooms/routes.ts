@@ -46,7 +46,7 @@ export async function roomRoutes(app: AreaApp, ctx: AppContext) {
   app.post(
     "/accounts/projects/:project_id/rooms",
     {
-      config: { access: "member" },
+      config: { access: "member", scopes: ["create_rooms"] },
       schema: {
         summary: "create_room",
         description:
@@ -123,7 +123,7 @@ export async function roomRoutes(app: AreaApp, ctx: AppContext) {
   app.put(
     "/accounts/projects/:project_id/rooms/:room_id",
     {
-      config: { access: "developer" },
+      config: { access: "developer", scopes: ["update_room"] },
       schema: {
         summary: "update_room",
         description: "Renames a room (grants, shares and everything else stay with it) and replaces metadata/annotations when given.",
@@ -138,7 +138,7 @@ export async function roomRoutes(app: AreaApp, ctx: AppContext) {
   app.delete(
     "/accounts/projects/:project_id/rooms/:room_id",
     {
-      config: { access: "developer" },
+      config: { access: "developer", scopes: ["delete_room"] },
       schema: {
         summary: "delete_room",
         description: "Deletes the room and, in the same transaction, everything that belongs to it (grants, shares, and other areas' rows).",
@@ -156,7 +156,7 @@ export async function roomRoutes(app: AreaApp, ctx: AppContext) {
     "/accounts/projects/:project_id/rooms/:room_name/connect",
     {
       // Not in the audit log: minting a token changes nothing stored, and it is the hot path of every join.
-      config: { access: "member", audit: false },
+      config: { access: "member", audit: false, scopes: ["connect_room"] },
       schema: {
         summary: "connect_room",
         description:

@@ -23,6 +23,10 @@ export interface UsersTable {
   is_server_admin: number;
   /** Set while the account is disabled: its tokens are refused. */
   disabled_at: number | null;
+  /** The TOTP second factor's secret, sealed (src/accounts); null when the user has none. */
+  totp_sealed: string | null;
+  /** The last TOTP time step accepted (a code works once). */
+  totp_last_step: number | null;
 }
 
 export interface ProjectsTable {
@@ -554,6 +558,33 @@ export interface PasswordResetsTable {
   used_at: number | null;
 }
 
+/** One artifact of the authorization server (src/oauth): an oidc-provider model instance, keyed by its id's hash. */
+export interface OAuthArtifactsTable {
+  model: string;
+  id_hash: string;
+  payload: string;
+  grant_id: string | null;
+  user_code: string | null;
+  uid: string | null;
+  account_id: string | null;
+  client_id: string | null;
+  expires_at: number | null;
+  consumed_at: number | null;
+  created_at: number;
+}
+
+/** An instance-wide OAuth client (src/oauth); `secret_sealed` null for a public client. */
+export interface OAuthServerClientsTable {
+  client_id: string;
+  secret_sealed: string | null;
+  grant_types: string;
+  redirect_uris: string;
+  scope: string;
+  metadata: string;
+  official: number;
+  created_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   projects: ProjectsTable;
@@ -600,4 +631,6 @@ export interface Database {
   account_sessions: AccountSessionsTable;
   login_failures: LoginFailuresTable;
   password_resets: PasswordResetsTable;
+  oauth_artifacts: OAuthArtifactsTable;
+  oauth_server_clients: OAuthServerClientsTable;
 }

@@ -8,6 +8,16 @@ export const usersRepo = {
   byEmail: (q: Queryable, email: string) => q.selectFrom("users").selectAll().where("email_lower", "=", email.toLowerCase()).executeTakeFirst(),
   insert: (q: Queryable, row: UserRow) => q.insertInto("users").values(row).execute(),
   update: (q: Queryable, id: string, patch: Partial<UserRow>) => q.updateTable("users").set(patch).where("id", "=", id).execute(),
+  /** Records a TOTP step as used, if it is later than the last one (false: that code or a later one was used). */
+  useTotpStep: async (q: Queryable, id: string, step: number) => {
+    const r = await q
+      .updateTable("users")
+      .set({ totp_last_step: step })
+      .where("id", "=", id)
+      .where((eb) => eb.or([eb("totp_last_step", "is", null), eb("totp_last_step", "<", step)]))
+      .executeTakeFirst();
+    return Number(r.numUpdatedRows) > 0;
+  },
   /** Whether two users share at least one project (profiles are visible to project co-members). */
   shareAProject: async (q: Queryable, a: string, b: string) => {
     const row = await q

@@ -14,8 +14,10 @@ const Params = Type.Object({ user_id: Type.String({ minLength: 1, description: "
 const UserToken = Type.Object(
   {
     id: Type.String(),
-    kind: Type.String({ description: "`pat` (personal access token) or `oauth` (an OAuth access token)" }),
-    name: Type.String(),
+    kind: Type.String({ description: "`pat` (personal access token) or `oauth` (an application you allowed: an OAuth grant, all its tokens)" }),
+    name: Type.String({ description: "the token's name; for `oauth`, the application's name or client id" }),
+    client_id: Type.Optional(Type.String({ description: "`oauth`: the application's client id" })),
+    scope: Type.Optional(Type.String({ description: "`oauth`: the scopes it was given" })),
     created_at: Type.String(),
     expires_at: Type.Optional(Type.String()),
     current: Type.Boolean({ description: "the token this request was made with" }),
@@ -30,13 +32,16 @@ export async function profileRoutes(app: AreaApp, ctx: AppContext) {
       config: { access: "user" },
       schema: {
         summary: "list_user_tokens",
-        description: "The tokens you hold that have not expired (never their values), newest first.",
+        description:
+          "The tokens you hold that have not expired (never their values), newest first: personal access tokens, then the OAuth grants " +
+          "you gave applications (`oauth:<grant id>`; revoking one ends every token the application got from it).",
         response: { 200: Type.Object({ tokens: Type.Array(Type.Ref("UserToken")) }) },
       },
     },
     async (req) => {
       const me = callerUser(req);
-      return { tokens: await ctx.users.tokens(me.userId, me.tokenId) };
+      const grants = (await ctx.oauthServer.grantsOf(me.userId)).map((g) => ({ ...g, current: g.id === me.tokenId }));
+      return { tokens: [...(await ctx.users.tokens(me.userId, me.tokenId)), ...grants] };
     },
   );
   app.post(
@@ -70,7 +75,9 @@ export async function profileRoutes(app: AreaApp, ctx: AppContext) {
       },
     },
     async (req, reply) => {
-      await ctx.auth.revokeToken(callerUser(req).userId, req.params.token_id);
+      const me = callerUser(req);
+      if (req.params.token_id.startsWith("oauth:")) await ctx.oauthServer.revokeGrant(me.userId, req.params.token_id.slice(6));
+      else await ctx.auth.revokeToken(me.userId, req.params.token_id);
       return reply.code(204).send(null);
     },
   );

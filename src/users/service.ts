@@ -63,6 +63,8 @@ export class UsersService {
       created_at: this.clock.now(),
       is_server_admin: 0,
       disabled_at: null,
+      totp_sealed: null,
+      totp_last_step: null,
     };
     await usersRepo.insert(q, row);
     return row;
@@ -81,6 +83,16 @@ export class UsersService {
   /** Store a new password hash (`hashPassword`). */
   async setPasswordHash(id: string, password_hash: string, q: Queryable = this.db) {
     await usersRepo.update(q, id, { password_hash, invited: 0 });
+  }
+
+  /** The sealed TOTP secret (null turns the second factor off). */
+  async setTotp(id: string, totp_sealed: string | null, lastStep: number | null = null) {
+    await usersRepo.update(this.db, id, { totp_sealed, totp_last_step: lastStep });
+  }
+
+  /** Spends a TOTP time step: false when it (or a later one) was used already. */
+  useTotpStep(id: string, step: number) {
+    return usersRepo.useTotpStep(this.db, id, step);
   }
 
   async setPassword(id: string, password: string) {
