@@ -135,6 +135,60 @@ describe("sign-in for people (/accounts)", () => {
     const password = /Password\s+(\S+)\s+<- shown once/.exec(out)![1];
     expect((await signIn("operator@example.com", password)).status).toBe(303);
   });
+
+  it("sign-up follows the server's policy: invite and closed refuse, open creates and signs in; a taken email is a 409", async () => {
+    const setPolicy = (p: string) => s.http("PUT", "/admin/settings", { token: s.admin.userToken, json: { signup_policy: p } });
+    const email = `signup-${Date.now()}@example.com`;
+    const form = { email, password: "a sign-up passphrase", password_confirm: "a sign-up passphrase" };
+    await setPolicy("invite");
+    const page = await http("GET", "/accounts/sign-up", { headers: { accept: "text/html" } });
+    expect([page.status, page.text]).toEqual([403, expect.stringContaining("by invitation")]);
+    expect((await http("GET", "/accounts/sign-in", { headers: { accept: "text/html" } })).text).not.toContain("/accounts/sign-up");
+    const json = await http("POST", "/accounts/sign-up", {
+      body: new URLSearchParams(form).toString(),
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+    });
+    expect([json.status, json.json.error.code]).toEqual([403, "signup_closed"]);
+    await setPolicy("open");
+    expect((await http("GET", "/accounts/sign-in", { headers: { accept: "text/html" } })).text).toContain('href="/accounts/sign-up"');
+    const weak = await http("POST", "/accounts/sign-up", formOf({ ...form, password: "1234567890", password_confirm: "1234567890" }));
+    expect([weak.status, weak.text]).toEqual([400, expect.stringContaining("most used")]);
+    const ok = await http("POST", "/accounts/sign-up", formOf({ ...form, next: "/accounts/password" }));
+    expect([ok.status, ok.headers.get("location")]).toEqual([303, "/accounts/password"]);
+    expect(sessionCookie(ok.headers)).toBeTruthy();
+    expect(await s.ctx.users.byEmail(email)).toMatchObject({ invited: 0 });
+    expect((await http("POST", "/accounts/sign-up", formOf(form))).status).toBe(409);
+    await setPolicy("closed");
+    expect((await http("GET", "/accounts/sign-up", { headers: { accept: "text/html" } })).text).toContain("takes no new accounts");
+    await setPolicy("invite");
+  });
+
+  it("two-step verification: the code after the password, once only; wrong codes count toward the lockout", async () => {
+    const { generate } = await import("otplib");
+    const p = await person();
+    const { secret } = s.ctx.signIn.totpSetup(p.email);
+    const now = Math.floor(Date.now() / 1000);
+    await s.ctx.signIn.enableTotp(p.userId, secret, await generate({ secret, epoch: now }));
+    const first = await signIn(p.email, p.password);
+    expect([first.status, sessionCookie(first.headers)]).toEqual([200, undefined]);
+    expect(first.text).toContain('<label for="code">Authentication code</label>');
+    const pending = /name="pending" value="([^"]+)"/.exec(first.text)![1];
+    const code = (c: string) => http("POST", "/accounts/sign-in/code", formOf({ pending, code: c, next: "/accounts" }));
+    const wrong = await code("123456");
+    expect([wrong.status, wrong.text]).toEqual([401, expect.stringContaining("not right")]);
+    // the code used to turn it on is spent; the next step's works, once
+    expect((await code(await generate({ secret, epoch: now }))).status).toBe(401);
+    const next = await generate({ secret, epoch: now + 30 });
+    const ok = await code(next);
+    expect([ok.status, ok.headers.get("location")]).toEqual([303, "/accounts"]);
+    expect((await code(next)).status).toBe(401);
+    // a forged or stale pending value gets nowhere
+    expect((await http("POST", "/accounts/sign-in/code", formOf({ pending: "v2:nope", code: next }))).status).toBe(400);
+    for (let i = 0; i < 4; i++) await code("000000");
+    const locked = await code("111111");
+    expect([locked.status, locked.text]).toEqual([429, expect.stringContaining("too many failed sign-ins")]);
+    expect(logs.join("")).not.toContain(secret);
+  });
 });
 
 describe("password reset by mail", () => {
