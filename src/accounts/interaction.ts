@@ -44,7 +44,7 @@ export async function interactionRoutes(app: AreaApp, ctx: AppContext, web: Web)
   const { sessionOf, setSession, redirect } = web;
 
   const details = async (req: FastifyRequest, reply: FastifyReply) => {
-    const provider = oauthServer.provider();
+    const provider = await oauthServer.provider();
     const d = await provider.interactionDetails(req.raw, reply.raw).catch(() => null);
     if (!d || d.uid !== (req.params as { uid: string }).uid) return null;
     const client = await provider.Client.find(String(d.params.client_id));
@@ -68,7 +68,7 @@ export async function interactionRoutes(app: AreaApp, ctx: AppContext, web: Web)
     );
   };
   const finish = async (req: FastifyRequest, reply: FastifyReply, result: InteractionResults) => {
-    const to = await oauthServer.provider().interactionResult(req.raw, reply.raw, result, { mergeWithLastSubmission: false });
+    const to = await (await oauthServer.provider()).interactionResult(req.raw, reply.raw, result, { mergeWithLastSubmission: false });
     return redirect(reply, to);
   };
   const here = (uid: string) => `/oauth/interaction/${encodeURIComponent(uid)}`;
@@ -208,7 +208,7 @@ export async function interactionRoutes(app: AreaApp, ctx: AppContext, web: Web)
       if (d.prompt.name !== "consent" || !accountId) return expired(req, reply);
       if (req.body.csrf !== consentCsrf(d.uid, accountId)) throw new ApiError(403, "forbidden", "this form expired: reload the page and send it again");
       if (req.body.decision === "deny") return finish(req, reply, { error: "access_denied", error_description: "the user did not allow it" });
-      const provider = oauthServer.provider();
+      const provider = await oauthServer.provider();
       const grant = (d.grantId ? await provider.Grant.find(d.grantId) : undefined) ?? new provider.Grant({ accountId, clientId: client.clientId });
       const missing = d.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
       if (missing.missingOIDCScope?.length) grant.addOIDCScope(missing.missingOIDCScope.join(" "));

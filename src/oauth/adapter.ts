@@ -1,4 +1,3 @@
-import { errors } from "oidc-provider";
 import type { Clock } from "../core/clock.js";
 import { sha256Hex, type Sealer } from "../core/crypto.js";
 import type { DB } from "../store/db.js";
@@ -74,8 +73,15 @@ type Payload = Record<string, unknown> & { jti?: string; grantId?: string; userC
  * whole grant (every token issued from it), so two concurrent uses cannot both win. Destroyed tokens and revoked
  * grants are announced (`revoked`) so each process drops them from its bearer cache at once.
  */
-export function artifactAdapter(deps: { db: DB; clock: Clock; sealer: Sealer; revoked: (key: string) => Promise<unknown> }) {
-  const { db, clock, sealer, revoked } = deps;
+export function artifactAdapter(deps: {
+  db: DB;
+  clock: Clock;
+  sealer: Sealer;
+  revoked: (key: string) => Promise<unknown>;
+  /** The provider's invalid_grant error, for a second use. */
+  reused: (message: string) => Error;
+}) {
+  const { db, clock, sealer, revoked, reused } = deps;
   return class ArtifactAdapter {
     constructor(private readonly model: string) {}
 
@@ -146,7 +152,7 @@ export function artifactAdapter(deps: { db: DB; clock: Clock; sealer: Sealer; re
       // Used already (two requests raced with the same code or refresh token): refuse, and end the grant.
       const r = await artifactsRepo.byId(db, this.model, sha256Hex(id));
       if (r?.grant_id) await this.revokeGrant(r.grant_id);
-      throw new errors.InvalidGrant(`${this.model === "RefreshToken" ? "refresh token" : "grant"} already used`);
+      throw reused(`${this.model === "RefreshToken" ? "refresh token" : "grant"} already used`);
     }
 
     async destroy(id: string) {

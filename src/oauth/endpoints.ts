@@ -85,7 +85,7 @@ export async function authorizationServerRoutes(app: AreaApp, ctx: AppContext) {
                 .send({ error: "invalid_request", error_description: "this device sign-in was started in another browser, or expired: start again" });
           }
           reply.hijack();
-          ctx.oauthServer.handle(req.raw, reply.raw);
+          await ctx.oauthServer.handle(req.raw, reply.raw);
         },
       });
   });

@@ -1,6 +1,10 @@
 import { createECDH, createHmac } from "node:crypto";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import Provider, { errors, interactionPolicy, type Configuration, type KoaContextWithOIDC } from "oidc-provider";
+import type Provider from "oidc-provider";
+import type { Configuration, KoaContextWithOIDC } from "oidc-provider";
+
+/** oidc-provider, imported on first use: it warns about Node 20 when imported, and commands like bootstrap never need it. */
+type OidcModule = typeof import("oidc-provider");
 import type { Clock } from "../core/clock.js";
 import { iso } from "../core/clock.js";
 import { badRequest, notFound } from "../core/errors.js";
@@ -70,7 +74,7 @@ export function allowedScopes(clientScope: string, requested: Iterable<string>):
  * The provider's prompts, but official clients are never asked for consent: oidc-provider asks native (loopback)
  * clients every time, which would put a consent page in front of the official CLI's every login.
  */
-function consentPolicy() {
+function consentPolicy({ interactionPolicy }: OidcModule) {
   const policy = interactionPolicy.base();
   const checks = policy.get("consent")!.checks;
   const native = checks.get("native_client_prompt")!;
@@ -110,7 +114,7 @@ type Ctx = KoaContextWithOIDC;
  * Sign-in and consent are our account pages (src/oauth/interaction.ts): the provider sends the browser there.
  */
 export class AuthorizationServer {
-  private provider_?: Provider;
+  private provider_?: Promise<Provider>;
   private callback_?: (req: IncomingMessage, res: ServerResponse) => void;
 
   constructor(
@@ -127,22 +131,23 @@ export class AuthorizationServer {
   ) {}
 
   /** The provider, built on first use (the issuer is the public URL, known once the server listens). */
-  provider(): Provider {
-    return (this.provider_ ??= this.build());
+  provider(): Promise<Provider> {
+    return (this.provider_ ??= import("oidc-provider").then((m) => this.build(m)));
   }
 
   /** Hands a request to the provider (its routes: /oauth/*, /.well-known/openid-configuration). */
-  handle(req: IncomingMessage, res: ServerResponse) {
-    this.callback_ ??= this.provider().callback();
+  async handle(req: IncomingMessage, res: ServerResponse) {
+    this.callback_ ??= (await this.provider()).callback();
     this.callback_(req, res);
   }
 
-  private build(): Provider {
+  private build(oidc: OidcModule): Provider {
+    const { errors } = oidc;
     const { db, clock, sealer, users } = this.deps;
     const issuer = this.deps.publicUrl();
     const cookieKey = createHmac("sha256", this.deps.masterKey).update("meshagent oauth cookies").digest("base64url");
     const config: Configuration = {
-      adapter: artifactAdapter({ db, clock, sealer, revoked: this.deps.revoked }) as never,
+      adapter: artifactAdapter({ db, clock, sealer, revoked: this.deps.revoked, reused: (m) => new errors.InvalidGrant(m) }) as never,
       clients: [],
       async findAccount(_ctx, id) {
         const u = await users.get(id);
@@ -162,7 +167,7 @@ export class AuthorizationServer {
       jwks: { keys: [signingJwk(this.deps.masterKey)] as never },
       cookies: { keys: [cookieKey], long: { signed: true, httpOnly: true, sameSite: "lax" }, short: { signed: true, httpOnly: true, sameSite: "lax" } },
       extraClientMetadata: { properties: CLIENT_EXTRA },
-      interactions: { url: (_ctx, interaction) => `/oauth/interaction/${interaction.uid}`, policy: consentPolicy() },
+      interactions: { url: (_ctx, interaction) => `/oauth/interaction/${interaction.uid}`, policy: consentPolicy(oidc) },
       pkce: { required: () => true },
       rotateRefreshToken: true,
       issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed("refresh_token"),
@@ -223,7 +228,7 @@ export class AuthorizationServer {
         page(ctx, oauthErrorPage({ error: String(out.error), description: String(out.error_description ?? "") }));
       },
     };
-    const provider = new Provider(issuer, config);
+    const provider = new oidc.Provider(issuer, config);
     provider.proxy = true;
     return provider;
   }
