@@ -2,11 +2,11 @@ import type { Clock } from "../core/clock.js";
 import { sha256Hex, type Sealer } from "../core/crypto.js";
 import type { DB } from "../store/db.js";
 import { artifactsRepo, type OAuthClientRow } from "./repo.js";
-import { clientSecretAad } from "./service.js";
+import { clientSecretAad, GRANT_TYPES } from "./service.js";
 import type { OAuthServerClientsTable } from "../store/schema.js";
 
-/** The grants the authorization server runs (client_credentials is not offered: machines use project API keys). */
-export const SERVED_GRANTS = new Set(["authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"]);
+/** The grants the authorization server runs (rows registered earlier may name client_credentials: it is dropped). */
+const SERVED_GRANTS = new Set(GRANT_TYPES);
 /** The models looked up by uid or user code. */
 const BY_UID = new Set(["Session", "DeviceCode", "Interaction"]);
 const LOOPBACK = /^http:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?\//;

@@ -13,7 +13,8 @@ import type { DB } from "../store/db.js";
 import type { UsersService } from "../users/service.js";
 import { artifactAdapter, CLIENT_EXTRA } from "./adapter.js";
 import { artifactsRepo } from "./repo.js";
-import { checkRedirectUri, clientSecretAad } from "./service.js";
+import { checkRedirectUri, clientSecretAad, GRANT_TYPES } from "./service.js";
+import type { OAuthServerClientsTable } from "../store/schema.js";
 import { deviceConfirmPage, deviceInputPage, deviceSuccessPage, oauthErrorPage } from "../accounts/pages.js";
 import { randomSecret } from "../core/crypto.js";
 
@@ -244,9 +245,9 @@ export class AuthorizationServer {
     let grant = grantId ? await provider.Grant.find(grantId) : undefined;
     if (!client["urn:meshagent:official"]) return grant;
     grant ??= new provider.Grant({ clientId: client.clientId, accountId: session.accountId });
-    const scopes = allowedScopes(String(client["urn:meshagent:scope"] ?? ""), requestedScopes(ctx));
-    grant.addResourceScope(API_RESOURCE, scopes.join(" "));
-    if (requestedScopes(ctx).includes("openid")) grant.addOIDCScope("openid email");
+    const requested = requestedScopes(ctx);
+    grant.addResourceScope(API_RESOURCE, allowedScopes(String(client["urn:meshagent:scope"] ?? ""), requested).join(" "));
+    if (requested.includes("openid")) grant.addOIDCScope("openid email");
     await grant.save();
     return grant;
   }
@@ -341,7 +342,7 @@ export class AuthorizationServer {
 
   async createServerClient(input: { redirect_uris: string[]; grant_types?: string[]; scope?: string; name?: string; public?: boolean; official?: boolean }) {
     const grants = input.grant_types ?? ["authorization_code", "refresh_token"];
-    for (const g of grants) if (!["authorization_code", "refresh_token", DEVICE_CODE].includes(g)) throw badRequest(`grant_types: "${g}" is not served here`);
+    for (const g of grants) if (!GRANT_TYPES.includes(g)) throw badRequest(`grant_types: "${g}" is not served here`);
     const uris = input.redirect_uris.map((u, i) => checkRedirectUri(u, `redirect_uris[${i}]`));
     if (grants.includes("authorization_code") && !uris.length) throw badRequest("a client with the authorization_code grant needs a redirect URI");
     const clientId = randomSecret(24).replace(/[-_]/g, "x");
@@ -366,16 +367,7 @@ export class AuthorizationServer {
   }
 }
 
-function serverClientJson(r: {
-  client_id: string;
-  secret_sealed: string | null;
-  grant_types: string;
-  redirect_uris: string;
-  scope: string;
-  metadata: string;
-  official: number;
-  created_at: number;
-}) {
+function serverClientJson(r: OAuthServerClientsTable) {
   return {
     client_id: r.client_id,
     public: r.secret_sealed === null,
