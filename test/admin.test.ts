@@ -79,4 +79,36 @@ describe("server administrators (/admin)", () => {
     expect(bad.json.error.message).toMatch(/one of open, invite, closed/);
     expect((await root.put("/admin/settings", {})).json).toEqual({ signup_policy: "open" });
   });
+
+  it("instance-wide OAuth clients: the official CLI's from the start; create (public or with a secret), refuse bad input, delete", async () => {
+    const post = (token: string, json: unknown) => s.http("POST", "/admin/oauth/clients", { token, json });
+    const list = await as(s.admin.userToken).get("/admin/oauth/clients");
+    expect(list.json.clients).toContainEqual(
+      expect.objectContaining({
+        client_id: "p8xy1ZUi73jJUJbNfTg92HUSDpCSZJcc",
+        public: true,
+        official: true,
+        redirect_uris: ["http://localhost:8765/callback"],
+      }),
+    );
+    const pub = await post(s.admin.userToken, { redirect_uris: ["http://127.0.0.1:9000/cb"], public: true, name: "Console" });
+    expect(pub.status).toBe(201);
+    expect(pub.json).toMatchObject({ public: true, official: true, metadata: { client_name: "Console" } });
+    expect(pub.json.client_secret).toBeUndefined();
+    const conf = await post(s.admin.userToken, { redirect_uris: ["https://ops.example.com/cb"], official: false });
+    expect([conf.status, typeof conf.json.client_secret, conf.json.official]).toEqual([201, "string", false]);
+    expect(JSON.stringify((await as(s.admin.userToken).get("/admin/oauth/clients")).json)).not.toContain(conf.json.client_secret);
+    const badUri = await post(s.admin.userToken, { redirect_uris: ["http://example.com/cb"] });
+    expect([badUri.status, badUri.json.error.message]).toEqual([400, expect.stringMatching(/https, or http on a loopback host/)]);
+    expect((await post(s.admin.userToken, { redirect_uris: [], grant_types: ["authorization_code"] })).status).toBe(400);
+    expect((await post(s.admin.userToken, { redirect_uris: ["https://a.example/cb"], grant_types: ["client_credentials"] })).status).toBe(400);
+    // a project admin, another project's key, a user who is not a server admin: refused
+    const other = await s.otherProject();
+    const projectAdmin = await s.user({ is_admin: true });
+    expect((await post(other.apiKey, { redirect_uris: ["https://a.example/cb"] })).status).toBe(403);
+    expect((await post(projectAdmin.token, { redirect_uris: ["https://a.example/cb"] })).status).toBe(403);
+    expect((await s.http("DELETE", `/admin/oauth/clients/${pub.json.client_id}`, { token: projectAdmin.token })).status).toBe(403);
+    expect((await s.http("DELETE", `/admin/oauth/clients/${pub.json.client_id}`, { token: s.admin.userToken })).status).toBe(204);
+    expect((await s.http("DELETE", `/admin/oauth/clients/${pub.json.client_id}`, { token: s.admin.userToken })).status).toBe(404);
+  });
 });
