@@ -112,7 +112,8 @@ describe("room developer toolkit with the official DeveloperClient 0.39.9", () =
     await until(
       async () => {
         events = (await s.client().listSessionEvents(s.admin.projectId, sessionId)).filter((e: any) => e.type === "developer.log");
-        return events.some((e) => e.data.type === "after");
+        // Every record written above (the last one after "after"): session events are stored asynchronously.
+        return events.filter((e) => e.data.type !== "probe").length >= 7;
       },
       5000,
       "the records in list_session_events",
