@@ -281,6 +281,21 @@ describe("the OAuth 2.0 authorization server (/oauth/*)", () => {
     expect((await token(s.url, { grant_type: "refresh_token", refresh_token: t2.refresh_token, client_id: CLI_CLIENT_ID })).status).toBe(400);
   });
 
+  it("the protocol endpoints ignore Idempotency-Key (the provider answers them itself): a repeated key still gets an answer", async () => {
+    const send = () =>
+      fetch(`${s.url}/oauth/revoke`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "idempotency-key": "same-key", authorization: `Bearer ${s.admin.apiKey}` },
+        body: "",
+        signal: AbortSignal.timeout(5000),
+      });
+    for (let i = 0; i < 3; i++) {
+      const r = await send();
+      expect(r.status).toBe(400);
+      expect(((await r.json()) as any).error).toBe("invalid_request");
+    }
+  });
+
   it("no password, code or token in the logs", async () => {
     const p = await person();
     const t = await cliLogin(p);

@@ -71,7 +71,8 @@ export async function authorizationServerRoutes(app: AreaApp, ctx: AppContext) {
       op.route({
         method: e.methods,
         url: e.url,
-        config: { access: "public" },
+        // The provider writes the response itself (a hijacked reply): nothing an Idempotency-Key could store and replay.
+        config: { access: "public", idempotency: false },
         // Their errors are the protocol's (RFC 6749 §5.2 JSON, or an HTML page for a browser), not the API's error shape.
         schema: { summary: e.summary, description: e.description, tags: ["oauth"], "x-error-shape": "oauth", ...(e.form ? { consumes: FORM } : {}) },
         handler: async (req, reply) => {
