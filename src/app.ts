@@ -14,6 +14,7 @@ import { MAX_PARAM_LENGTH, clientErrorHandler, frameworkErrors, refuseNulInUrl }
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { installAccessGate } from "./auth/plugin.js";
 import { installIdempotency } from "./idempotency/index.js";
+import { installUsageMeter } from "./billing/hook.js";
 import { installAuditLog } from "./audit/hook.js";
 import { installRateLimits } from "./auth/rate-limit.js";
 import { domains } from "./domains.js";
@@ -144,6 +145,8 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
   installAccessGate(app, ctx.auth);
   // Every mutating call on those routes is recorded in the audit log before its answer goes out.
   installAuditLog(app, ctx.audit, ctx.auth);
+  // API requests are metered per project and client (usage_type "api").
+  installUsageMeter(app, ctx.meter);
   for (const d of domains) {
     const routes = d.routes;
     if (!routes) continue;

@@ -10,6 +10,7 @@ import type { RoomsConfig } from "./room-server/config.js";
 import type { IdempotencyConfig } from "./idempotency/service.js";
 import type { RateLimitConfig } from "./auth/rate-limit.js";
 import type { McpConfig } from "./mcp/service.js";
+import type { BillingConfig } from "./billing/service.js";
 
 export type { RoomsConfig };
 
@@ -53,6 +54,8 @@ export interface Config {
   rooms: RoomsConfig;
   /** Scheduled tasks. */
   scheduler: SchedulerConfig;
+  /** Billing: the payment provider, the billing job, enforcement (MESHAGENT_BILLING_*, MESHAGENT_STRIPE_*). */
+  billing: BillingConfig;
   /** Audit-log entries older than this many days are deleted (0 = keep forever). */
   auditRetentionDays: number;
   /** The container runtime (src/runtime). */
@@ -418,6 +421,49 @@ export const ConfigSchema = Type.Object({
     unit: "ms",
     description: "total time one `POST /mcp/discover` may take (connecting, listing tools, reading OAuth metadata)",
   }),
+  MESHAGENT_BILLING_PROVIDER: Type.Union([Type.Literal("local"), Type.Literal("stripe")], {
+    default: "local",
+    description: "payment provider: `local` (checkout is a page of this server where a project admin confirms; no payments) or `stripe`",
+  }),
+  MESHAGENT_BILLING_ENFORCE: Type.Boolean({
+    default: false,
+    description: "refuse connect_room, connect_share, service starts and queue sends (402) for projects with a negative balance and no active subscription",
+  }),
+  MESHAGENT_BILLING_ENABLED: Type.Boolean({
+    default: true,
+    description: "run the billing job in this process (pricing, renewals, auto-recharge); several processes may run it at once",
+  }),
+  MESHAGENT_BILLING_INTERVAL: Type.Number({ minimum: 1, default: 60, unit: "s", description: "how often the billing job runs" }),
+  MESHAGENT_BILLING_GRACE: Type.Number({
+    minimum: 0,
+    default: 60,
+    unit: "s",
+    description: "how long after an hour ends its usage is priced (usage written just before the hour's end has committed by then)",
+  }),
+  MESHAGENT_BILLING_LOW_BALANCE: Type.Number({
+    default: 0,
+    description: "balance (in the pricing currency) under which `billing.balance_low` fires when the project set no auto-recharge threshold",
+  }),
+  MESHAGENT_BILLING_METER_FLUSH: Type.Number({
+    minimum: 0.05,
+    default: 5,
+    unit: "s",
+    description: "how often counted usage (API requests, webhook deliveries) is written; a kill -9 loses at most this much of it",
+  }),
+  MESHAGENT_BILLING_CHECKOUT_TTL: Type.Integer({ minimum: 60, default: 86400, unit: "s", description: "how long a checkout URL stays valid" }),
+  MESHAGENT_STRIPE_SECRET_KEY: Type.Optional(Type.String({ secret: true, description: "Stripe secret key (sk_…), with MESHAGENT_BILLING_PROVIDER=stripe" })),
+  MESHAGENT_STRIPE_WEBHOOK_SECRET: Type.Optional(
+    Type.String({ secret: true, description: "signing secret (whsec_…) of the Stripe endpoint that posts to `/billing/stripe/webhook`" }),
+  ),
+  MESHAGENT_STRIPE_PRICE_ID: Type.Optional(Type.String({ description: "the recurring Stripe price (price_…) a subscription checkout sells" })),
+  MESHAGENT_STRIPE_API_URL: Type.Optional(
+    Type.String({
+      pattern: HTTP_URL,
+      expected: "an http(s) URL",
+      defaultText: "Stripe's API",
+      description: "another Stripe API base (a local stand-in for tests)",
+    }),
+  ),
   MESHAGENT_SCHEDULER_ENABLED: Type.Boolean({
     default: true,
     description: "run the scheduled-task engine in this process (`false`: tasks are stored, other processes fire them)",
@@ -633,6 +679,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!!v.MESHAGENT_SMTP_TLS_CERT !== !!v.MESHAGENT_SMTP_TLS_KEY) {
     throw new ConfigError("MESHAGENT_SMTP_TLS_CERT and MESHAGENT_SMTP_TLS_KEY must be set together");
   }
+  if (v.MESHAGENT_BILLING_PROVIDER === "stripe" && !v.MESHAGENT_STRIPE_SECRET_KEY)
+    throw new ConfigError("MESHAGENT_BILLING_PROVIDER=stripe needs MESHAGENT_STRIPE_SECRET_KEY (and MESHAGENT_STRIPE_WEBHOOK_SECRET for its webhooks)");
   const webhookTimeoutMs = v.MESHAGENT_WEBHOOK_TIMEOUT_MS;
   const webhookLeaseMs = v.MESHAGENT_WEBHOOK_LEASE_MS ?? webhookTimeoutMs + 15_000;
   if (webhookLeaseMs <= webhookTimeoutMs) {
@@ -721,6 +769,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       minIntervalSeconds: v.MESHAGENT_SCHEDULE_MIN_INTERVAL,
       misfireGraceSeconds: v.MESHAGENT_SCHEDULE_MISFIRE_GRACE,
       runRetentionDays: v.MESHAGENT_SCHEDULE_RUN_RETENTION_DAYS,
+    },
+    billing: {
+      provider: v.MESHAGENT_BILLING_PROVIDER,
+      enforce: v.MESHAGENT_BILLING_ENFORCE,
+      enabled: v.MESHAGENT_BILLING_ENABLED,
+      intervalMs: ms(v.MESHAGENT_BILLING_INTERVAL),
+      graceMs: ms(v.MESHAGENT_BILLING_GRACE),
+      lowBalanceMicros: Math.round(v.MESHAGENT_BILLING_LOW_BALANCE * 1e6),
+      meterFlushMs: ms(v.MESHAGENT_BILLING_METER_FLUSH),
+      checkoutTtlMs: ms(v.MESHAGENT_BILLING_CHECKOUT_TTL),
+      stripe: {
+        secretKey: v.MESHAGENT_STRIPE_SECRET_KEY,
+        webhookSecret: v.MESHAGENT_STRIPE_WEBHOOK_SECRET,
+        priceId: v.MESHAGENT_STRIPE_PRICE_ID,
+        apiUrl: v.MESHAGENT_STRIPE_API_URL,
+      },
     },
     auditRetentionDays: v.MESHAGENT_AUDIT_RETENTION_DAYS,
     docker: { host: dockerHost(v.MESHAGENT_DOCKER_HOST ?? v.DOCKER_HOST) },

@@ -23,6 +23,7 @@ import { hostingDomain } from "./hosting/index.js";
 import { oauthDomain } from "./oauth/index.js";
 import { adminDomain } from "./admin/index.js";
 import { accountsDomain } from "./accounts/index.js";
+import { billingDomain } from "./billing/index.js";
 
 /** Every area of the app, in registration order. A new area adds its `index.ts` here (and its migration). */
 export const domains: Domain[] = [
@@ -50,4 +51,5 @@ export const domains: Domain[] = [
   oauthDomain,
   adminDomain,
   accountsDomain,
+  billingDomain,
 ];

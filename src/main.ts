@@ -26,6 +26,8 @@ async function serve() {
   ctx.schedulerEngine.start(app.log);
   // Invitation mails due (sent right after their commit; the sweep retries failures and crashes).
   ctx.invitations.start();
+  // The billing job (unless MESHAGENT_BILLING_ENABLED=false): prices closed hours, renews, auto-recharges.
+  if (config.billing.enabled) ctx.billingEngine.start();
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -85,6 +87,50 @@ program
 Wrote MESHAGENT_API_URL, MESHAGENT_API_KEY and MESHAGENT_PROJECT_ID to ${envFile}.
 The API key and token are shown only now; run bootstrap again for new ones.`);
       }
+    } finally {
+      await ctx.close();
+    }
+  });
+
+const billingCmd = program.command("billing").description("operator commands of the billing ledger");
+billingCmd
+  .command("adjust <project_id> <amount>")
+  .description("credit (positive) or debit (negative) a project's balance, with a reason (recorded in the audit log)")
+  .requiredOption("--reason <text>", "why (kept on the transaction)")
+  .option("--key <key>", "idempotency key: running the same adjustment again changes nothing")
+  .option("--json", "print one line of JSON")
+  .action(async (projectId: string, amount: string, opts: { reason: string; key?: string; json?: boolean }) => {
+    const value = Number(amount);
+    if (!Number.isFinite(value) || value === 0) {
+      console.error(`amount must be a non-zero number (e.g. 25 or -3.5), got "${amount}"`);
+      process.exit(2);
+    }
+    const config = loadConfig();
+    const ctx = await createContext(config, { listen: false });
+    try {
+      await ctx.projects.get(projectId);
+      const r = await ctx.billing.adjust(projectId, value, opts.reason, "operator:cli", opts.key);
+      await ctx.audit.record({
+        project_id: projectId,
+        actor: "operator:cli",
+        operation: "adjust_balance",
+        method: "CLI",
+        route: "npm run billing -- adjust",
+        target_id: r.transaction?.id ?? null,
+        request_id: `cli-${process.pid}`,
+        ip: null,
+        status: 200,
+      });
+      if (opts.json) process.stdout.write(JSON.stringify(r) + "\n");
+      else
+        console.log(
+          r.created
+            ? `Adjusted ${projectId} by ${value} ${ctx.billing.currency.toUpperCase()} (${opts.reason}); balance now ${r.balance}.`
+            : `Nothing changed: an adjustment with key "${opts.key}" exists; balance ${r.balance}.`,
+        );
+    } catch (err) {
+      console.error(`billing adjust failed: ${(err as Error).message}`);
+      process.exitCode = 1;
     } finally {
       await ctx.close();
     }

@@ -53,6 +53,12 @@ import { TaskContainers } from "./hosting/tasks.js";
 import { SyncDocuments } from "./sync/documents.js";
 import { syncToolkit } from "./sync/toolkit.js";
 import { FileJournal, StoreJournal } from "./sync/journal.js";
+import { BillingService } from "./billing/service.js";
+import { UsageMeter } from "./billing/meter.js";
+import { BillingEngine } from "./billing/engine.js";
+import { UsageReports } from "./billing/usage.js";
+import { LocalProvider } from "./billing/providers.js";
+import { StripeProvider } from "./billing/stripe.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}) {
@@ -141,9 +147,34 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   });
   bus.subscribeTx((q, ev) => invitations.onEvent(q, ev));
   bus.on((ev) => invitations.onCommitted(ev));
+  // Billing: usage.recorded events become usage records in their own transactions; counted usage (API requests, webhook
+  // deliveries) is flushed every MESHAGENT_BILLING_METER_FLUSH; the billing job prices closed hours into debits.
+  const meter = new UsageMeter(store.db, clock, config.billing.meterFlushMs, pino({ level: config.logLevel, name: "billing" }));
+  meter.subscribe(bus);
+  const stripeProvider = config.billing.provider === "stripe" ? new StripeProvider(config.billing.stripe) : null;
+  const billing = new BillingService(
+    {
+      db: store.db,
+      clock,
+      bus,
+      pricing,
+      provider: stripeProvider ?? new LocalProvider(() => config.publicUrl),
+      log: pino({ level: config.logLevel, name: "billing" }),
+    },
+    config.billing,
+  );
+  const billingEngine = new BillingEngine(
+    { db: store.db, clock, pricing, billing, meter, log: pino({ level: config.logLevel, name: "billing" }) },
+    { intervalMs: config.billing.intervalMs, graceMs: config.billing.graceMs },
+  );
+  // MESHAGENT_BILLING_ENFORCE: connect_share, service starts and queue sends ask the ledger too (connect_room's route does).
+  shares.admit = (projectId) => billing.enforce(projectId);
+  const usageReports = new UsageReports({ db: store.db, dialect: store.dialect, clock, pricing });
+  if (opts.listen !== false) meter.start();
   const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }), calls);
   // What a webhook may subscribe to: the union of the events every domain declares.
   const catalog = new EventCatalog(domains.flatMap((d) => d.events ?? []));
+  webhookDispatcher.onAttempt = (projectId) => meter.count(projectId, { usage_type: "webhooks", unit: "delivery", quantity: 1 });
   const webhooks = new WebhooksService(store.db, clock, sealer, bus, config.webhooks, webhookDispatcher, catalog);
   const mcp = new McpDiscovery(config.mcp);
   const blobs = await openBlobStore(config);
@@ -203,6 +234,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
       nodeId: () => roomServer.nodeId,
       isNodeDead: (id) => roomServer.ownership.isNodeDead(id),
       failOrphanedRuns: (isOrphan) => schedulerEngine.failOrphanedContainerRuns(isOrphan),
+      refusal: (projectId) => billing.refusal(projectId),
       log: pino({ level: config.logLevel, name: "hosting" }),
     },
     config.hosting,
@@ -246,6 +278,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
       calls,
       hosting,
       toolkits: { sync: syncToolkit(documents, { sessions, bus, db: store.db }) },
+      refusal: (projectId) => billing.refusal(projectId),
       storageBusy: (room, path) =>
         documents.isOpen(room, path) ? `"${path}" is open as a sync document; it cannot be replaced, deleted or moved until every participant closed it` : null,
     },
@@ -317,11 +350,23 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     launcher,
     /** Sync documents open in this process (the room `sync` toolkit). */
     documents,
+    /** The ledger, checkout, subscriptions, auto-recharge and enforcement (src/billing). */
+    billing,
+    /** Usage metering: usage.recorded events and counted usage into usage_records. */
+    meter,
+    /** The billing job (pricing, renewals, auto-recharge); `serve` starts it unless MESHAGENT_BILLING_ENABLED=false. */
+    billingEngine,
+    /** get_usage. */
+    usageReports,
+    /** The Stripe client when MESHAGENT_BILLING_PROVIDER=stripe (its webhook route verifies with it). */
+    stripe: stripeProvider?.stripe ?? null,
     async close() {
       await roomServer.stop();
       await hosting.close();
       await documents.close();
       await webhookDispatcher.stop();
+      await billingEngine.stop();
+      await meter.stop();
       await invitations.stop();
       oauthServer.stop();
       mailer.close();

@@ -51,7 +51,8 @@ describe("sessions (contract §6.6), their events, spans and metrics", () => {
     await until(async () => !(await s.client().listActiveSessions(s.admin.projectId)).some((x) => x.id === sessionId), 10_000, "session end");
     const ended = events.find((e) => e.type === "room.ended" && e.data.session_id === sessionId)!;
     expect(ended.data).toMatchObject({ room_name: "s-life", reason: "empty" });
-    const usage = events.filter((e) => e.type === "usage.recorded" && e.data.session_id === sessionId);
+    // Participant time (the session's other usage, e.g. queue messages sent through the toolkit, has its own types).
+    const usage = events.filter((e) => e.type === "usage.recorded" && e.data.session_id === sessionId && e.data.usage_type === "room");
     expect(usage.map((u) => u.data.role).sort()).toEqual(["agent", "user"]);
     for (const u of usage) expect(u.data).toMatchObject({ usage_type: "room", unit: "participant_second", quantity: expect.any(Number) });
 

@@ -226,6 +226,22 @@ const password = `{% extends "layout" %}{% block main %}
 <p><a href="/accounts">Back to your account</a></p>
 {% endblock %}`;
 
+const checkout = `{% extends "layout" %}{% block main %}
+<h1>{{ heading }}</h1>
+<p>Project <strong>{{ project }}</strong>, signed in as <strong>{{ email }}</strong>.</p>
+{% if error %}<p class="error" role="alert">{{ error }}</p>{% endif %}
+<dl>
+<dt>Item</dt><dd>{{ item }}</dd>
+<dt>Price</dt><dd>{{ price }}</dd>
+</dl>
+<p class="hint">This server has no payment network (the local payment provider): confirming records the purchase and saves this project's payment method for auto-recharge.</p>
+<form method="post" action="/billing/checkout/{{ id }}">
+<input type="hidden" name="csrf" value="{{ csrf }}">
+<button type="submit" name="action" value="confirm">Confirm purchase</button>
+<button type="submit" name="action" value="cancel" class="secondary">Cancel</button>
+</form>
+{% endblock %}`;
+
 const templates: Record<string, nunjucks.Template> = {};
 const sources: Record<string, string> = {
   layout,
@@ -242,6 +258,7 @@ const sources: Record<string, string> = {
   consent,
   deviceInput,
   deviceConfirm,
+  checkout,
 };
 const loader = { getSource: (name: string) => ({ src: sources[name], path: name, noCache: false }) };
 const envWithLoader = new nunjucks.Environment(loader as unknown as nunjucks.ILoader, { autoescape: true });
@@ -288,3 +305,6 @@ export const passwordPage = (ctx: { csrf: string; error?: string; min: number })
 export const resetRequestPage = (ctx: { error?: string }) => render("resetRequest", { title: "Reset your password", ...ctx });
 export const resetChoosePage = (ctx: { token: string; email: string; error?: string; min: number }) =>
   render("resetChoose", { title: "Choose a new password", ...ctx });
+
+export const checkoutPage = (ctx: { id: string; heading: string; project: string; email: string; item: string; price: string; csrf: string; error?: string }) =>
+  render("checkout", { title: ctx.heading, ...ctx });

@@ -48,6 +48,8 @@ export interface HostDeps {
   /** Scheduled runs left `submitting` by dead processes: recorded as failed (SchedulerEngine.failOrphanedContainerRuns). */
   failOrphanedRuns?: (isOrphan: (runId: number, startedAt: number) => Promise<boolean>) => Promise<void>;
   log: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
+  /** Why the project may not start services now (billing enforcement), else null. */
+  refusal?: (projectId: string) => Promise<string | null>;
 }
 
 interface Instance {
@@ -393,6 +395,12 @@ export class ServiceHost implements RoomHosting {
           return false;
         }
         this.set(inst, "pending");
+        const refused = await this.deps.refusal?.(room.project_id);
+        if (refused) {
+          this.set(inst, "failed", { lastError: `payment required: ${refused}` });
+          await this.publish(inst, "service.failed", { error: inst.lastError });
+          return false;
+        }
         if ((await this.projectContainers(room.project_id)) >= this.config.maxContainersPerProject) {
           this.set(inst, "failed", {
             lastError: `limit: the project already has ${this.config.maxContainersPerProject} containers running (MESHAGENT_CONTAINER_MAX_PER_PROJECT)`,

@@ -36,6 +36,8 @@ export type RoomServerConfig = Omit<RoomsConfig, "otlpBodyLimit" | "otlpMaxRowsP
 };
 
 export interface RoomServerDeps {
+  /** Why a project may not send to queues now (billing enforcement), else null. */
+  refusal?: (projectId: string) => Promise<string | null>;
   db: DB;
   clock: Clock;
   bus: EventBus;
@@ -162,7 +164,7 @@ export class RoomServer {
       },
     });
     this.toolkits = {
-      queues: queuesToolkit(deps.queues),
+      queues: queuesToolkit(deps.queues, deps.refusal),
       messaging: messagingToolkit(),
       storage: storageToolkit(deps.storage, {
         changed: (room, type, data) => this.storageChanged(room, type, data),
@@ -328,6 +330,7 @@ export class RoomServer {
     )
       return;
     const toolCalls = s.toolCalls - f.toolCalls;
+    const queueSends = s.queueSends - f.queueSends;
     r.flushed = { ...s };
     const now = this.deps.clock.now();
     const m = (name: string, unit: string, v: number) => this.deps.sessions.serverMetric(r.session.id, name, "sum", unit, v, now);
@@ -342,10 +345,12 @@ export class RoomServer {
       ])
       .catch(() => {});
     // Usage: the calls routed to hosted toolkits since the last flush, one usage.recorded per flush.
-    if (toolCalls > 0) {
+    if (toolCalls > 0 || queueSends > 0) {
       const from = this.toolCallsReportedAt.get(r) ?? Number(r.session.created_at);
       this.toolCallsReportedAt.set(r, now);
-      void this.deps.sessions.toolCallUsage(r.session, toolCalls, from, now).catch(() => {});
+      if (toolCalls > 0) void this.deps.sessions.toolCallUsage(r.session, toolCalls, from, now).catch(() => {});
+      // Messages sent to the room's queues through the toolkit, metered the same way (usage_type "queue").
+      if (queueSends > 0) void this.deps.sessions.intervalUsage(r.session, "queue", "message", queueSends, from, now).catch(() => {});
     }
   }
   private toolCallsReportedAt = new WeakMap<ActiveRoom<Connection>, number>();

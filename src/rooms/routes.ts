@@ -166,11 +166,15 @@ export async function roomRoutes(app: AreaApp, ctx: AppContext) {
         params: ByName,
         response: {
           200: Type.Object({ jwt: Type.String(), room_name: Type.String(), project_id: Type.String(), room_url: Type.String() }),
-          ...errors(403),
+          ...errors(402, 403),
         },
       },
     },
-    async (req) => ctx.roomConnector.connect(req.projectAccess, req.params.room_name),
+    async (req) => {
+      // MESHAGENT_BILLING_ENFORCE: a project with a negative balance and no subscription is refused (402).
+      await ctx.billing.enforce(req.params.project_id);
+      return ctx.roomConnector.connect(req.projectAccess, req.params.room_name);
+    },
   );
 }
 

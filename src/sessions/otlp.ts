@@ -262,7 +262,55 @@ function respond(reply: FastifyReply, signal: Signal, proto: boolean, rejected: 
   return reply.code(200).type("application/json").send(partial);
 }
 
+/** An LLM token count reported by an agent: what the `gen_ai.client.token.usage` metric's points add. */
+export interface LlmTokens {
+  provider: string | null;
+  model: string | null;
+  unit: "input_token" | "output_token";
+  quantity: number;
+  series: string;
+  cumulative: boolean;
+}
+
+/**
+ * The OpenTelemetry GenAI token metric (`gen_ai.client.token.usage`, a histogram of tokens per call): each point's sum,
+ * by `gen_ai.token.type` (input | output), provider (`gen_ai.provider.name`, else `gen_ai.system`) and model
+ * (`gen_ai.response.model`, else `gen_ai.request.model`). Cumulative points carry totals: `series` keys them so the
+ * caller counts only what grew.
+ */
+export function llmTokensOf(body: Obj): LlmTokens[] {
+  const out: LlmTokens[] = [];
+  for (const rm of list(body.resourceMetrics))
+    for (const sm of list(rm.scopeMetrics ?? rm.instrumentationLibraryMetrics))
+      for (const m of list(sm.metrics)) {
+        if (text(m.name) !== "gen_ai.client.token.usage") continue;
+        const data = isObj(m.histogram) ? m.histogram : isObj(m.sum) ? m.sum : null;
+        if (!data) continue;
+        const cumulative = num(data.aggregationTemporality) === 2;
+        for (const dp of list(data.dataPoints)) {
+          const a = attributes(dp.attributes);
+          const type = a["gen_ai.token.type"];
+          if (type !== "input" && type !== "output") continue;
+          const quantity = num(dp.sum) ?? num(dp.asInt) ?? num(dp.asDouble) ?? 0;
+          const str = (v: unknown) => (typeof v === "string" && v ? v.slice(0, 200) : null);
+          const provider = str(a["gen_ai.provider.name"]) ?? str(a["gen_ai.system"]);
+          const model = str(a["gen_ai.response.model"]) ?? str(a["gen_ai.request.model"]);
+          out.push({
+            provider,
+            model,
+            unit: `${type}_token`,
+            quantity,
+            cumulative,
+            series: JSON.stringify([provider, model, type, text(dp.startTimeUnixNano)]),
+          });
+        }
+      }
+  return out;
+}
+
 export async function otlpRoutes(app: AreaApp, ctx: AppContext) {
+  // The last total of each cumulative token series, per session and participant (to count only what grew).
+  const totals = new Map<string, number>();
   // Every body arrives as bytes: protobuf, JSON, or either one compressed (inflated as it streams in, the body limit
   // enforced on the inflated bytes: src/core/inflate.ts).
   app.addHook("preParsing", inflatingBodies(ctx.config.rooms.otlpBodyLimit));
@@ -318,6 +366,18 @@ export async function otlpRoutes(app: AreaApp, ctx: AppContext) {
     const points = metricsOf(body, session.id, who, ctx.clock.now());
     const a = await admit(session.id, points.length, "data points");
     await ctx.sessions.addMetrics(session.id, points.slice(0, a.keep));
+    // LLM tokens agents report (OTel GenAI semantic conventions) are metered as usage (usage_type "llm").
+    for (const t of llmTokensOf(body)) {
+      let quantity = t.quantity;
+      if (t.cumulative) {
+        const key = `${session.id}\0${who}\0${t.series}`;
+        const last = totals.get(key) ?? 0;
+        quantity = t.quantity >= last ? t.quantity - last : t.quantity;
+        if (totals.size > 100_000) totals.clear();
+        totals.set(key, t.quantity);
+      }
+      if (quantity > 0) await ctx.sessions.llmUsage(session, { provider: t.provider, model: t.model, unit: t.unit, quantity, participant_name: text(who) });
+    }
     return respond(reply, "metrics", proto, a.rejected, a.message);
   });
 

@@ -223,14 +223,39 @@ export class SessionsService {
    * "call", quantity}` for the interval.
    */
   toolCallUsage(s: SessionRow, quantity: number, from: number, to: number): Promise<void> {
+    return this.intervalUsage(s, "tool_calls", "call", quantity, from, to);
+  }
+
+  /** LLM tokens an agent reported over OTLP: one usage.recorded `{usage_type: "llm", unit: input_token|output_token}`. */
+  async llmUsage(s: SessionRow, t: { provider: string | null; model: string | null; unit: string; quantity: number; participant_name: string }) {
+    const after = await this.bus.publish(this.db, {
+      type: USAGE_EVENT,
+      project_id: s.project_id,
+      data: {
+        usage_type: "llm",
+        unit: t.unit,
+        quantity: t.quantity,
+        provider: t.provider,
+        model: t.model,
+        room_id: s.room_id,
+        room_name: s.room_name,
+        session_id: s.id,
+        participant_name: t.participant_name,
+      },
+    });
+    after();
+  }
+
+  /** One usage.recorded of a room's counted activity over `[from, to]` (tool calls, queue messages). */
+  intervalUsage(s: SessionRow, usageType: string, unit: string, quantity: number, from: number, to: number): Promise<void> {
     return this.serial(s.id, async () => {
       const after = await inTx(this.db, (tx) =>
         this.bus.publish(tx, {
           type: USAGE_EVENT,
           project_id: s.project_id,
           data: {
-            usage_type: "tool_calls",
-            unit: "call",
+            usage_type: usageType,
+            unit,
             quantity,
             room_id: s.room_id,
             room_name: s.room_name,

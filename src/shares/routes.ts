@@ -84,7 +84,7 @@ export async function shareRoutes(app: AreaApp, ctx: AppContext) {
         params: Type.Object({ share_id: Type.String({ minLength: 1 }) }),
         response: {
           200: Type.Object({ jwt: Type.String(), room_name: Type.String(), project_id: Type.String(), settings: AnyObject, room_url: Type.String() }),
-          ...errors(404, 410),
+          ...errors(402, 404, 410),
         },
       },
     },

@@ -71,6 +71,9 @@ export function shareJson(r: ShareRow) {
 
 /** Shares: links that let anyone holding the id join a room with the share's terms, no account needed. */
 export class SharesService {
+  /** Refuses a connect (throws) when the project may not join rooms now (billing enforcement); set by the wiring. */
+  admit: (projectId: string) => Promise<void> = async () => {};
+
   constructor(
     private readonly db: DB,
     private readonly clock: Clock,
@@ -162,6 +165,7 @@ export class SharesService {
     const room = await this.rooms.byId(share.project_id, share.room_id);
     const settings = JSON.parse(share.settings) as Record<string, unknown>;
     const terms = shareTerms(settings);
+    await this.admit(share.project_id);
     await this.tokens.projectKey(share.project_id);
     if (!(await sharesRepo.takeUse(this.db, share.id))) {
       if (!(await sharesRepo.byId(this.db, share.id))) throw notFound("share");

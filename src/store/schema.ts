@@ -633,4 +633,105 @@ export interface Database {
   password_resets: PasswordResetsTable;
   oauth_artifacts: OAuthArtifactsTable;
   oauth_server_clients: OAuthServerClientsTable;
+  billing_accounts: BillingAccountsTable;
+  billing_transactions: BillingTransactionsTable;
+  usage_records: UsageRecordsTable;
+  billing_periods: BillingPeriodsTable;
+  billing_charges: BillingChargesTable;
+  billing_checkouts: BillingCheckoutsTable;
+  billing_provider_events: BillingProviderEventsTable;
+}
+
+export interface BillingAccountsTable {
+  project_id: string;
+  balance_micros: number;
+  auto_recharge_enabled: number;
+  auto_recharge_amount_micros: number | null;
+  auto_recharge_threshold_micros: number | null;
+  monthly_budget_micros: number | null;
+  auto_recharge_paused: number;
+  auto_recharge_error: string | null;
+  last_recharge_at: number | null;
+  balance_low: number;
+  plan: string | null;
+  subscription_status: string | null;
+  subscription_ref: string | null;
+  period_start: number | null;
+  period_end: number | null;
+  cancel_at_period_end: number;
+  customer_ref: string | null;
+  payment_method: string | null;
+  updated_at: number;
+}
+
+export interface BillingTransactionsTable {
+  seq: Generated<number>;
+  id: string;
+  project_id: string;
+  amount_micros: number;
+  kind: string;
+  reference: string | null;
+  reference_type: string | null;
+  description: string;
+  dedupe: string;
+  actor: string | null;
+  created_at: number;
+}
+
+export interface UsageRecordsTable {
+  id: Generated<number>;
+  project_id: string;
+  usage_type: string;
+  unit: string;
+  quantity: number;
+  room_name: string | null;
+  user_id: string | null;
+  role: string | null;
+  provider: string | null;
+  model: string | null;
+  client: string | null;
+  annotations: string | null;
+  recorded_at: number;
+}
+
+export interface BillingPeriodsTable {
+  period_start: number;
+  period_end: number;
+  records: number;
+  charges: number;
+  priced_at: number;
+}
+
+export interface BillingChargesTable {
+  project_id: string;
+  period_start: number;
+  price_id: string;
+  usage_type: string;
+  quantity: number;
+  billable: number;
+  amount_micros: number;
+  transaction_id: string | null;
+}
+
+export interface BillingCheckoutsTable {
+  id: string;
+  project_id: string;
+  kind: string;
+  plan: string | null;
+  amount_micros: number | null;
+  provider: string;
+  provider_ref: string | null;
+  success_url: string;
+  cancel_url: string;
+  status: string;
+  actor: string | null;
+  created_at: number;
+  expires_at: number;
+  completed_at: number | null;
+}
+
+export interface BillingProviderEventsTable {
+  id: string;
+  type: string;
+  received_at: number;
 }

@@ -106,6 +106,8 @@ export interface WebhookCallDelivery {
  * briefly), sends them with bounded concurrency, and writes every attempt back in small batches.
  */
 export class WebhookDispatcher {
+  /** Each delivery attempt made (usage metering: usage_type "webhooks", unit "delivery"); set by the wiring. */
+  onAttempt?: (projectId: string) => void;
   readonly worker = `${process.pid}-${randomBytes(4).toString("hex")}`;
   private running = false;
   private loopDone: Promise<void> = Promise.resolve();
@@ -331,6 +333,7 @@ export class WebhookDispatcher {
     };
     const base = { delivery: row, attempt, now };
     if (signal.aborted) return { ...base, outcome: "release" };
+    this.onAttempt?.(hook.projectId);
     if (out.status === null) this.troubled.set(row.webhook_id, this.leaseClock.now() + TROUBLED_MS);
     else this.troubled.delete(row.webhook_id);
     if (out.final) return { ...base, outcome: out.final };

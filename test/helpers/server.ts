@@ -120,6 +120,7 @@ export async function startServer(
   // The scheduler engine runs like in `serve` (MESHAGENT_SCHEDULER_ENABLED=false leaves it to explicit ctx.schedulerEngine.tick()).
   ctx.schedulerEngine.start();
   ctx.invitations.start();
+  if (config.billing.enabled) ctx.billingEngine.start();
   const addr = app.server.address();
   const port = typeof addr === "object" && addr ? addr.port : 0;
   const url = `http://127.0.0.1:${port}`;

@@ -24,13 +24,15 @@ function flag(call: ToolCall, key: string, fallback: boolean): boolean {
  * not lost. A waiting receive is a long poll that sleeps without holding up other requests of the socket, and ends
  * when the socket closes.
  */
-export function queuesToolkit(queues: QueuesService): Toolkit {
+export function queuesToolkit(queues: QueuesService, refusal?: (projectId: string) => Promise<string | null>): Toolkit {
   return {
     tools: {
       async send(call) {
         const n = name(call);
         call.conn.scope.queueSend(n);
         if (!("message" in call.args)) throw invalid("message is required");
+        const refused = await refusal?.(call.room.session.project_id);
+        if (refused) throw new ToolError(`payment required (402): ${refused}`, ErrorCode.PERMISSION_DENIED);
         const create = flag(call, "create", true);
         await withKnown(call, n, create, (c) => queues.send(call.room.id, n, call.args.message, { create: c }));
         call.room.stats.queueSends++;

@@ -20,6 +20,7 @@ import { m0018_invitations } from "./0018_invitations.js";
 import { m0019_account_sessions } from "./0019_account_sessions.js";
 import { m0020_password_resets } from "./0020_password_resets.js";
 import { m0021_oauth_server } from "./0021_oauth_server.js";
+import { m0022_billing } from "./0022_billing.js";
 
 /**
  * The one migration set, for SQLite and PostgreSQL alike. Names sort in order of application;
@@ -47,6 +48,7 @@ export const migrations: Record<string, Migration> = {
   "0019_account_sessions": m0019_account_sessions,
   "0020_password_resets": m0020_password_resets,
   "0021_oauth_server": m0021_oauth_server,
+  "0022_billing": m0022_billing,
 };
 
 export const migrationProvider: MigrationProvider = {
