@@ -9,6 +9,7 @@ import { browser } from "./helpers/oauth.js";
 import { ManualClock } from "../src/core/clock.js";
 import { PERIOD_MS } from "../src/billing/engine.js";
 import { inTx } from "../src/store/db.js";
+import { joinRoom, mintToken, roomWsUrl, within } from "./helpers/room-client.js";
 
 const HOUR = 3600_000;
 const DAY = 24 * HOUR;
@@ -244,9 +245,10 @@ describe("billing: ledger, metering, pricing, auto-recharge, checkout", () => {
       model: "gpt-4o-mini",
       annotations: { team: "blue" },
     });
+    // Read with the API key: these reads are API requests too, counted under their own client.
     const get = async (q: string) => {
       const r = await s.http("GET", `/accounts/projects/${p.projectId}/usage?start=${encodeURIComponent(new Date(t - DAY).toISOString())}&${q}`, {
-        token: p.userToken,
+        token: p.apiKey,
       });
       expect(r.status, q + " " + r.text).toBe(200);
       return r.json.usage as any[];
@@ -511,5 +513,22 @@ describe("billing enforcement (MESHAGENT_BILLING_ENFORCE)", () => {
     await expect(s.client().connectRoom(p, "paid-room")).rejects.toThrow(/402/);
     await s.ctx.billing.adjust(p, 5, "top-up", null);
     expect((await connect()).status).toBe(200);
+  });
+
+  it("queue sends in the project's rooms are refused while it owes, and work again once it does not", async () => {
+    const p = s.admin.projectId;
+    await s.client().createRoom({ projectId: p, name: "paid-queue" });
+    const room = await joinRoom(roomWsUrl(s, "paid-queue"), await mintToken(s.admin.apiKey, "paid-queue", { name: "sender" }));
+    try {
+      await within(room.queues.send("q", { n: 1 }, { create: true }), 10_000, "send");
+      const owed = await s.ctx.billing.adjust(p, -100, "big spend", null);
+      expect(owed.balance).toBeLessThan(0);
+      // The ledger's change drops this process's cached decision at once (other processes follow within two seconds).
+      await expect(within(room.queues.send("q", { n: 2 }, { create: true }), 10_000, "refused send")).rejects.toThrow(/payment required/);
+      await s.ctx.billing.adjust(p, 200, "paid up", null);
+      await within(room.queues.send("q", { n: 3 }, { create: true }), 10_000, "send again");
+    } finally {
+      room.dispose();
+    }
   });
 });

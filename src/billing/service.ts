@@ -423,16 +423,25 @@ export class BillingService {
         fns.push(r.after);
       } else {
         const [start, end] = paid.period ?? [now, addMonth(now)];
-        await billingRepo.ensureAccount(tx, c.project_id, now);
-        await billingRepo.updateAccount(tx, c.project_id, {
-          plan: c.plan,
-          subscription_status: "active",
-          subscription_ref: paid.subscription_ref ?? `local_${c.id}`,
-          period_start: start,
-          period_end: end,
-          cancel_at_period_end: 0,
-          updated_at: now,
-        });
+        const acct = await billingRepo.ensureAccount(tx, c.project_id, now);
+        // Stripe may announce the subscription (customer.subscription.created) before the checkout completed: what it
+        // said about its status and period stands.
+        const known = !!paid.subscription_ref && acct.subscription_ref === paid.subscription_ref;
+        await billingRepo.updateAccount(
+          tx,
+          c.project_id,
+          known
+            ? { plan: c.plan, updated_at: now }
+            : {
+                plan: c.plan,
+                subscription_status: "active",
+                subscription_ref: paid.subscription_ref ?? `local_${c.id}`,
+                period_start: start,
+                period_end: end,
+                cancel_at_period_end: 0,
+                updated_at: now,
+              },
+        );
         fns.push(
           await this.deps.bus.publish(tx, {
             type: "billing.subscription.updated",

@@ -48,6 +48,8 @@ export class StripeProvider implements PaymentProvider {
   }
 
   async checkout(c: CheckoutRequest) {
+    if (c.kind === "subscription" && !this.settings.priceId)
+      throw new ApiError(409, "no_plan", "subscriptions need MESHAGENT_STRIPE_PRICE_ID (the plan's recurring Stripe price)");
     const customer = await this.customer(c);
     const common = {
       customer,
@@ -121,9 +123,10 @@ const seconds = (v: unknown) => (typeof v === "number" ? v * 1000 : null);
 
 /**
  * `POST /billing/stripe/webhook`: the signature (Stripe-Signature, MESHAGENT_STRIPE_WEBHOOK_SECRET) is checked on the
- * raw body; each event id is handled once. `checkout.session.completed` completes our checkout (credits credited, or
- * the subscription started); `customer.subscription.created|updated|deleted` keep the subscription's status, period
- * and cancel-at-period-end. Other events are acknowledged and ignored.
+ * raw body; each event id is handled once (recorded after it was handled, so one whose handling failed is handled
+ * again on Stripe's retry). `checkout.session.completed` completes our checkout (credits credited, or the subscription
+ * started); `customer.subscription.created|updated|deleted` keep the subscription's status, period and
+ * cancel-at-period-end. Other events are acknowledged and ignored.
  */
 export async function handleStripeEvent(
   deps: { db: DB; clock: Clock; billing: BillingService; stripe: Stripe; webhookSecret?: string },
@@ -138,7 +141,17 @@ export async function handleStripeEvent(
   } catch (err) {
     throw new ApiError(400, "invalid_signature", `the Stripe signature does not verify: ${(err as Error).message}`);
   }
-  if (!(await billingRepo.firstSeen(deps.db, event.id, event.type, deps.clock.now()))) return { received: true, duplicate: true };
+  // The event id is recorded once it was handled, not before: an event whose handling failed (a 500) is handled again
+  // when Stripe retries it. Handling twice (a concurrent delivery, a crash before the record) is harmless: a checkout
+  // completes once, and a subscription event writes the same values again.
+  const seen = await deps.db.selectFrom("billing_provider_events").select("id").where("id", "=", event.id).executeTakeFirst();
+  if (seen) return { received: true, duplicate: true };
+  const result = await dispatchStripeEvent(deps, event);
+  await billingRepo.firstSeen(deps.db, event.id, event.type, deps.clock.now());
+  return result;
+}
+
+async function dispatchStripeEvent(deps: { db: DB; billing: BillingService }, event: Stripe.Event): Promise<{ received: true; ignored?: boolean }> {
   // eslint-disable-next-line @typescript-eslint/no-explicit-any -- Stripe event objects vary by type; read defensively
   const obj = event.data.object as unknown as Record<string, any>;
   if (event.type === "checkout.session.completed" || event.type === "checkout.session.async_payment_succeeded") {
