@@ -1,28 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { createServer, type Server } from "node:http";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { axe, HAVE_CHROMIUM, launchChromium } from "./helpers/browser.js";
 
 /**
  * The local payment provider's checkout page in Debian's Chromium (playwright-core), JavaScript off: sign in, confirm a
  * credits purchase, land on the app's success URL; cancel another. axe-core (WCAG 2.x A/AA) checks each page state.
  */
-const CHROMIUM = "/usr/bin/chromium";
-const HAVE = existsSync(CHROMIUM);
-if (!HAVE && process.env.MESHAGENT_TEST_REQUIRE_BROWSER === "1") throw new Error(`MESHAGENT_TEST_REQUIRE_BROWSER=1 but ${CHROMIUM} is missing`);
-const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-
-async function axe(page: Page) {
-  await page.addScriptTag({ content: AXE });
-  const r = (await page.evaluate(() =>
-    (window as any).axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] } }),
-  )) as { violations: { id: string; help: string; nodes: { html: string }[] }[] };
-  return r.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.html).join(" | ")})`);
-}
-
-describe.runIf(HAVE)("the local checkout page in headless Chromium", () => {
+describe.runIf(HAVE_CHROMIUM)("the local checkout page in headless Chromium", () => {
   let s: TestServer;
   let browser: Browser;
   let app: Server;
@@ -38,19 +24,7 @@ describe.runIf(HAVE)("the local checkout page in headless Chromium", () => {
     appUrl = `http://127.0.0.1:${(app.address() as { port: number }).port}`;
     s = await startServer({ env: { MESHAGENT_BILLING_ENABLED: "false" } });
     await s.ctx.users.setPassword(s.admin.userId, password);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();

@@ -1,8 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { existsSync, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { startServer, type TestServer } from "./helpers/server.js";
+import { axe, HAVE_CHROMIUM, launchChromium } from "./helpers/browser.js";
 import { until } from "./helpers/room-client.js";
 import { invitationLink, smtpRelay } from "./helpers/smtp-relay.js";
 import { createServer, type Server } from "node:http";
@@ -14,20 +13,7 @@ import { CLI_CLIENT_ID, pkce } from "./helpers/oauth.js";
  * off (the pages must not need it); every page state is checked with axe-core (WCAG 2.x A/AA rules) with JavaScript
  * on. Skipped without /usr/bin/chromium unless MESHAGENT_TEST_REQUIRE_BROWSER=1 (CI installs it).
  */
-const CHROMIUM = "/usr/bin/chromium";
-const HAVE = existsSync(CHROMIUM);
-if (!HAVE && process.env.MESHAGENT_TEST_REQUIRE_BROWSER === "1") throw new Error(`MESHAGENT_TEST_REQUIRE_BROWSER=1 but ${CHROMIUM} is missing`);
-const AXE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-
-async function axe(page: Page) {
-  await page.addScriptTag({ content: AXE });
-  const r = (await page.evaluate(() =>
-    (window as any).axe.run(document, { runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] } }),
-  )) as { violations: { id: string; help: string; nodes: { html: string }[] }[] };
-  return r.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.html).join(" | ")})`);
-}
-
-describe.runIf(HAVE)("account pages in headless Chromium (JavaScript off; axe-core checks)", () => {
+describe.runIf(HAVE_CHROMIUM)("account pages in headless Chromium (JavaScript off; axe-core checks)", () => {
   let s: TestServer;
   let relay: Awaited<ReturnType<typeof smtpRelay>>;
   let browser: Browser;
@@ -46,19 +32,7 @@ describe.runIf(HAVE)("account pages in headless Chromium (JavaScript off; axe-co
     appUrl = `http://127.0.0.1:${(app.address() as { port: number }).port}/cb`;
     relay = await smtpRelay();
     s = await startServer({ env: { MESHAGENT_SMTP_RELAY_URL: `smtp://127.0.0.1:${relay.port}` } });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium();
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
