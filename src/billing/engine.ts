@@ -1,6 +1,6 @@
 import type { Clock } from "../core/clock.js";
 import { iso } from "../core/clock.js";
-import { inTx, type DB } from "../store/db.js";
+import { inTx, type DB, type Queryable } from "../store/db.js";
 import type { PricingService, ResolvedPrice } from "../pricing/service.js";
 import { billingRepo, type ChargeRow } from "./repo.js";
 import { MICROS, monthStart, type BillingService } from "./service.js";
@@ -21,12 +21,14 @@ export interface PeriodResult {
 }
 
 /**
- * The billing job. Each run: prices every closed usage period (an hour of usage records, closed `graceMs` after its
+ * The billing job. Each run: rolls up and prices every closed usage period (an hour of usage records, closed `graceMs` after its
  * end) into debit transactions, renews or ends local subscriptions, and runs due auto-recharges.
  *
+ * Each closed hour is first rolled up (usage_rollups claims it): stored bytes are sampled into byte-hour records and the
+ * hour's records summed per project, type, unit, provider and model into usage_hourly, which get_usage reads too.
+ *
  * Pricing a period is one store transaction: claim the period (its row in billing_periods; a second process waits for
- * the first to commit and finds it claimed), sample stored bytes into byte-hour records, sum the period's records per
- * project, type, unit, provider and model, price each sum with the prices in force at the period's start — less the
+ * the first to commit and finds it claimed), roll it up if that is not done, price each of its sums with the prices in force at the period's start — less the
  * plan's free allowance left for the month — into billing_charges, and post one debit per project and usage type
  * (dedupe `usage:<period>:<type>`). A run that dies mid-way commits nothing; the next prices the period. Nothing is
  * charged twice and no period is skipped: periods are priced in order, from the first record on.
@@ -41,14 +43,57 @@ export class BillingEngine {
     private config: { intervalMs: number; graceMs: number },
   ) {}
 
-  /** The first period not priced yet. */
-  private async nextPeriod(): Promise<number> {
-    const last = await billingRepo.lastPeriodEnd(this.deps.db);
-    if (last !== null) return last;
+  /** Where a job that has done nothing yet starts: the first record's hour, else the last closed hour. */
+  private async firstHour(): Promise<number> {
     const first = await billingRepo.firstUsageAt(this.deps.db);
     // Nothing recorded yet: start with the last closed period (its storage is sampled, the rest is empty).
     const from = first ?? this.deps.clock.now() - this.config.graceMs - PERIOD_MS;
     return Math.floor(from / PERIOD_MS) * PERIOD_MS;
+  }
+
+  private closed(start: number) {
+    return start + PERIOD_MS + this.config.graceMs <= this.deps.clock.now();
+  }
+
+  /**
+   * Roll up one closed hour, inside the caller's transaction (false: already rolled up): stored bytes are sampled into
+   * byte-hour records (one per project with data), then the hour's records are summed into usage_hourly.
+   */
+  async rollPeriod(tx: Queryable, start: number): Promise<boolean> {
+    const end = start + PERIOD_MS;
+    if (!(await billingRepo.claimRollup(tx, start, end, this.deps.clock.now()))) return false;
+    const stored = await billingRepo.storedBytes(tx);
+    await billingRepo.insertUsage(
+      tx,
+      stored.map((s) => ({
+        project_id: s.project_id,
+        usage_type: "storage",
+        unit: "byte_hour",
+        quantity: Number(s.bytes) * (PERIOD_MS / 3600_000),
+        room_name: null,
+        user_id: null,
+        role: null,
+        provider: null,
+        model: null,
+        client: null,
+        annotations: null,
+        recorded_at: end - 1,
+      })),
+    );
+    await billingRepo.rollup(tx, start, end);
+    return true;
+  }
+
+  /** Roll up every closed hour not rolled up yet (at most `max`), in order; the number rolled up. */
+  async rollClosedHours(max = 1000): Promise<number> {
+    await this.deps.meter.flush();
+    let done = 0;
+    for (let i = 0; i < max && !this.stopped; i++) {
+      const start = (await billingRepo.lastRollupEnd(this.deps.db)) ?? (await this.firstHour());
+      if (!this.closed(start)) break;
+      if (await inTx(this.deps.db, (tx) => this.rollPeriod(tx, start))) done++;
+    }
+    return done;
   }
 
   /** Price every closed period not priced yet (at most MAX_PERIODS_PER_RUN). */
@@ -56,8 +101,8 @@ export class BillingEngine {
     await this.deps.meter.flush();
     const out: PeriodResult[] = [];
     for (let i = 0; i < MAX_PERIODS_PER_RUN && !this.stopped; i++) {
-      const start = await this.nextPeriod();
-      if (start + PERIOD_MS + this.config.graceMs > this.deps.clock.now()) break;
+      const start = (await billingRepo.lastPeriodEnd(this.deps.db)) ?? (await this.firstHour());
+      if (!this.closed(start)) break;
       const r = await this.pricePeriod(start);
       if (r) out.push(r);
     }
@@ -71,27 +116,10 @@ export class BillingEngine {
     const now = this.deps.clock.now();
     const res = await inTx(this.deps.db, async (tx) => {
       if (!(await billingRepo.claimPeriod(tx, start, end, now))) return null;
-      // Stored bytes are sampled once per period, when it is priced: one byte-hour record per project with data.
-      const stored = await billingRepo.storedBytes(tx);
-      await billingRepo.insertUsage(
-        tx,
-        stored.map((s) => ({
-          project_id: s.project_id,
-          usage_type: "storage",
-          unit: "byte_hour",
-          quantity: Number(s.bytes) * (PERIOD_MS / 3600_000),
-          room_name: null,
-          user_id: null,
-          role: null,
-          provider: null,
-          model: null,
-          client: null,
-          annotations: null,
-          recorded_at: end - 1,
-        })),
-      );
-      const groups = await billingRepo.periodGroups(tx, start, end);
-      const records = await billingRepo.countPeriodRecords(tx, start, end);
+      // Its rollup, unless the rollup job made it already.
+      await this.rollPeriod(tx, start);
+      const groups = await billingRepo.hourGroups(tx, start);
+      const records = groups.reduce((a, g) => a + g.records, 0);
       // Sum per (project, price): several groups (providers, models) may share a price.
       const perPrice = new Map<string, { projectId: string; price: ResolvedPrice; quantity: number }>();
       for (const g of groups) {
@@ -161,6 +189,7 @@ export class BillingEngine {
   async tick() {
     if (this.running) return this.running;
     this.running = (async () => {
+      await this.rollClosedHours();
       const priced = await this.priceClosedPeriods();
       await this.deps.billing.renewLocalSubscriptions();
       const recharges = await this.deps.billing.runRecharges();

@@ -145,29 +145,84 @@ export const billingRepo = {
       .executeTakeFirst();
     return r?.t == null ? null : n(r.t);
   },
-  /** Usage of `[start, end)` summed per project, type, unit, provider and model. */
-  periodGroups: async (q: Queryable, start: number, end: number): Promise<PeriodGroup[]> => {
-    const rows = await q
-      .selectFrom("usage_records")
-      .select(["project_id", "usage_type", "unit", "provider", "model"])
-      .select((eb) => eb.fn.sum<number>("quantity").as("quantity"))
-      .where("recorded_at", ">=", start)
-      .where("recorded_at", "<", end)
-      .groupBy(["project_id", "usage_type", "unit", "provider", "model"])
-      .execute();
-    return rows.map((r) => ({ ...r, quantity: n(r.quantity) }));
-  },
-  countPeriodRecords: async (q: Queryable, start: number, end: number) => {
-    const r = await q
-      .selectFrom("usage_records")
-      .where("recorded_at", ">=", start)
-      .where("recorded_at", "<", end)
-      .select((eb) => eb.fn.countAll<number>().as("c"))
-      .executeTakeFirst();
-    return n(r?.c);
-  },
   /** Stored bytes per project now (project and room storage): what a period's byte-hours are sampled from. */
   storedBytes: (q: Queryable) => q.selectFrom("storage_usage").select(["project_id", "bytes"]).where("bytes", ">", 0).execute(),
+
+  // ------------------------------------------------------------------ hourly rollups
+  /** The end of the last rolled-up hour (the rollup job works in order from there), or null. */
+  lastRollupEnd: async (q: Queryable) => {
+    const r = await q
+      .selectFrom("usage_rollups")
+      .select((eb) => eb.fn.max<number>("period_end").as("t"))
+      .executeTakeFirst();
+    return r?.t == null ? null : n(r.t);
+  },
+  /** The rolled-up hours that start in `[from, to)`, in order. */
+  rolledHours: async (q: Queryable, from: number, to: number) => {
+    const rows = await q
+      .selectFrom("usage_rollups")
+      .select("period_start")
+      .where("period_start", ">=", from)
+      .where("period_start", "<", to)
+      .orderBy("period_start")
+      .execute();
+    return rows.map((r) => n(r.period_start));
+  },
+  /** Claim an hour for its rollup (false: it is rolled up, or being rolled up by a transaction this one waited for). */
+  claimRollup: async (q: Queryable, start: number, end: number, now: number) => {
+    const r = await q
+      .insertInto("usage_rollups")
+      .values({ period_start: start, period_end: end, rows: 0, rolled_at: now })
+      .onConflict((oc) => oc.column("period_start").doNothing())
+      .executeTakeFirst();
+    return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
+  },
+  /** Sum the hour's records into usage_hourly in one statement; the rows written. */
+  rollup: async (q: Queryable, start: number, end: number) => {
+    const r = await q
+      .insertInto("usage_hourly")
+      .columns(["project_id", "period_start", "usage_type", "unit", "provider", "model", "quantity", "records"])
+      .expression(
+        q
+          .selectFrom("usage_records")
+          .select(["project_id", sql<number>`${sql.lit(Math.trunc(start))}`.as("period_start"), "usage_type", "unit", "provider", "model"])
+          .select((eb) => [eb.fn.sum<number>("quantity").as("quantity"), eb.fn.countAll<number>().as("records")])
+          .where("recorded_at", ">=", start)
+          .where("recorded_at", "<", end)
+          .groupBy(["project_id", "usage_type", "unit", "provider", "model"]),
+      )
+      .executeTakeFirst();
+    const rows = Number(r.numInsertedOrUpdatedRows ?? 0);
+    await q.updateTable("usage_rollups").set({ rows }).where("period_start", "=", start).execute();
+    return rows;
+  },
+  /** One rolled-up hour: what the pricing job prices. */
+  hourGroups: async (q: Queryable, start: number): Promise<(PeriodGroup & { records: number })[]> => {
+    const rows = await q
+      .selectFrom("usage_hourly")
+      .select(["project_id", "usage_type", "unit", "provider", "model", "quantity", "records"])
+      .where("period_start", "=", start)
+      .execute();
+    return rows.map((r) => ({ ...r, quantity: n(r.quantity), records: n(r.records) }));
+  },
+  /** get_usage over rolled-up hours `[from, to)` (reports without room, user, client or annotation dimensions). */
+  reportHourly: async (q: Queryable, f: UsageFilter, from: number, to: number, bucketMs: number, originMs: number, by: ("provider" | "model")[]) => {
+    const size = sql.lit(Math.trunc(bucketMs));
+    const origin = sql.lit(Math.trunc(originMs));
+    const bucket = sql<number>`(((period_start - ${origin}) / ${size}) * ${size} + ${origin})`;
+    let s = q
+      .selectFrom("usage_hourly")
+      .select([bucket.as("bucket"), "usage_type", "unit", ...by])
+      .select((eb) => [eb.fn.sum<number>("quantity").as("quantity"), eb.fn.sum<number>("records").as("records")])
+      .where("project_id", "=", f.projectId)
+      .where("period_start", ">=", from)
+      .where("period_start", "<", to);
+    if (f.provider) s = s.where("provider", "=", f.provider);
+    if (f.model) s = s.where("model", "=", f.model);
+    if (f.usageType) s = s.where("usage_type", "=", f.usageType);
+    const rows = await s.groupBy([sql`1`, "usage_type", "unit", ...by] as never).execute();
+    return rows.map((r) => ({ ...r, bucket: n(r.bucket), quantity: n(r.quantity), records: n(r.records) }));
+  },
 
   // ------------------------------------------------------------------ priced periods and charges
   lastPeriodEnd: async (q: Queryable) => {
@@ -228,7 +283,11 @@ export const billingRepo = {
    * Annotations filter on the stored JSON (each key must hold the given string).
    */
   report: async (q: Queryable, dialect: Dialect, f: UsageFilter, bucketMs: number, originMs: number, by: Dimension[]) => {
-    const bucket = sql<number>`(((recorded_at - ${originMs}) / ${bucketMs}) * ${bucketMs} + ${originMs})`;
+    // Integer literals, not parameters: better-sqlite3 binds JS numbers as REAL, which would make this a float division
+    // (one group per timestamp). Both are the server's own constants (interval sizes), never input.
+    const size = sql.lit(Math.trunc(bucketMs));
+    const origin = sql.lit(Math.trunc(originMs));
+    const bucket = sql<number>`(((recorded_at - ${origin}) / ${size}) * ${size} + ${origin})`;
     let s = q
       .selectFrom("usage_records")
       .select([bucket.as("bucket"), "usage_type", "unit", ...by])

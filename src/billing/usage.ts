@@ -123,7 +123,7 @@ export class UsageReports {
     const sqlInterval = interval === "month" ? "day" : interval;
     const size = { hour: HOUR, day: DAY, week: 7 * DAY }[sqlInterval];
     const by = REPORTS[report].by;
-    const rows = await billingRepo.report(this.deps.db, this.deps.dialect, filter, size, sqlInterval === "week" ? MONDAY : 0, by);
+    const rows = await this.rows(report, filter, size, sqlInterval === "week" ? MONDAY : 0, by);
     const out = new Map<string, Record<string, unknown> & { quantity: number; records: number; _t: number }>();
     for (const r of rows) {
       const t = floorTo(r.bucket, interval);
@@ -150,6 +150,34 @@ export class UsageReports {
         .sort((a, b) => a._t - b._t || String(a.usage_type).localeCompare(String(b.usage_type)) || String(a.unit).localeCompare(String(b.unit)))
         .map(({ _t, ...e }) => e),
     };
+  }
+
+  /**
+   * The summed rows of a report: from the hourly rollups for the whole hours they cover (the `usage` and `models` reports
+   * without room, user, client or annotation filters), from the raw records for the rest of the range.
+   */
+  private async rows(report: string, f: UsageFilter, size: number, origin: number, by: Dimension[]) {
+    const raw = (g: UsageFilter) => billingRepo.report(this.deps.db, this.deps.dialect, g, size, origin, by);
+    const rollable = (report === "usage" || report === "models") && !f.users?.length && !f.room && !f.client && !f.annotations;
+    const first = Math.ceil(f.start / HOUR) * HOUR;
+    const last = Math.floor(f.end / HOUR) * HOUR;
+    if (!rollable || first >= last) return raw(f);
+    // Runs of consecutive rolled-up hours; the gaps between them (and the partial hours at the ends) come from the records.
+    const runs: [number, number][] = [];
+    for (const h of await billingRepo.rolledHours(this.deps.db, first, last)) {
+      const r = runs.at(-1);
+      if (r && r[1] === h) r[1] = h + HOUR;
+      else runs.push([h, h + HOUR]);
+    }
+    if (!runs.length || runs.length > 8) return raw(f);
+    const parts = runs.map(([a, b]) => billingRepo.reportHourly(this.deps.db, f, a, b, size, origin, by as ("provider" | "model")[]));
+    let at = f.start;
+    for (const [a, b] of runs) {
+      if (at < a) parts.push(raw({ ...f, start: at, end: a }));
+      at = b;
+    }
+    if (at < f.end) parts.push(raw({ ...f, start: at }));
+    return (await Promise.all(parts)).flat();
   }
 
   private async cost(f: UsageFilter, interval: Interval) {

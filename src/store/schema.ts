@@ -637,6 +637,8 @@ export interface Database {
   billing_transactions: BillingTransactionsTable;
   usage_records: UsageRecordsTable;
   billing_periods: BillingPeriodsTable;
+  usage_hourly: UsageHourlyTable;
+  usage_rollups: UsageRollupsTable;
   billing_charges: BillingChargesTable;
   billing_checkouts: BillingCheckoutsTable;
   billing_provider_events: BillingProviderEventsTable;
@@ -734,4 +736,22 @@ export interface BillingProviderEventsTable {
   id: string;
   type: string;
   received_at: number;
+}
+
+export interface UsageHourlyTable {
+  project_id: string;
+  period_start: number;
+  usage_type: string;
+  unit: string;
+  provider: string | null;
+  model: string | null;
+  quantity: number;
+  records: number;
+}
+
+export interface UsageRollupsTable {
+  period_start: number;
+  period_end: number;
+  rows: number;
+  rolled_at: number;
 }

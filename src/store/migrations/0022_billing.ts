@@ -64,6 +64,26 @@ export const m0022_billing: Migration = tablesMigration({
     "index usage_records_project": "(project_id, recorded_at, usage_type, unit, quantity)",
     "index usage_records_time": "(recorded_at)",
   },
+  // Usage per project and hour, per type, unit, provider and model: rolled up from usage_records once the hour closed
+  // (usage_rollups says which hours are), and read by get_usage and the pricing job instead of the raw records.
+  usage_hourly: {
+    project_id: "text not null references projects.id on delete cascade",
+    period_start: "bigint not null",
+    usage_type: "text not null",
+    unit: "text not null",
+    provider: "text",
+    model: "text",
+    quantity: "double precision not null",
+    records: "integer not null",
+    "index usage_hourly_project": "(project_id, period_start, usage_type, unit, quantity, records)",
+    "index usage_hourly_period": "(period_start)",
+  },
+  usage_rollups: {
+    period_start: "bigint primary key",
+    period_end: "bigint not null",
+    rows: "integer not null",
+    rolled_at: "bigint not null",
+  },
   billing_periods: {
     period_start: "bigint primary key",
     period_end: "bigint not null",
