@@ -151,11 +151,9 @@ export const billingRepo = {
   // ------------------------------------------------------------------ hourly rollups
   /** The end of the last rolled-up hour (the rollup job works in order from there), or null. */
   lastRollupEnd: async (q: Queryable) => {
-    const r = await q
-      .selectFrom("usage_rollups")
-      .select((eb) => eb.fn.max<number>("period_end").as("t"))
-      .executeTakeFirst();
-    return r?.t == null ? null : n(r.t);
+    // The latest row by its key (an index lookup, where max(period_end) would read them all).
+    const r = await q.selectFrom("usage_rollups").select("period_end").orderBy("period_start", "desc").limit(1).executeTakeFirst();
+    return r ? n(r.period_end) : null;
   },
   /** The rolled-up hours that start in `[from, to)`, in order. */
   rolledHours: async (q: Queryable, from: number, to: number) => {
@@ -226,11 +224,8 @@ export const billingRepo = {
 
   // ------------------------------------------------------------------ priced periods and charges
   lastPeriodEnd: async (q: Queryable) => {
-    const r = await q
-      .selectFrom("billing_periods")
-      .select((eb) => eb.fn.max<number>("period_end").as("t"))
-      .executeTakeFirst();
-    return r?.t == null ? null : n(r.t);
+    const r = await q.selectFrom("billing_periods").select("period_end").orderBy("period_start", "desc").limit(1).executeTakeFirst();
+    return r ? n(r.period_end) : null;
   },
   /** Claim a period (false: another run priced it, or prices it now and this one waited for it to commit). */
   claimPeriod: async (q: Queryable, start: number, end: number, now: number) => {
