@@ -40,13 +40,16 @@ const n = (v: unknown) => Number(v ?? 0);
 export const billingRepo = {
   // ------------------------------------------------------------------ accounts and the ledger
   account: (q: Queryable, projectId: string) => q.selectFrom("billing_accounts").selectAll().where("project_id", "=", projectId).executeTakeFirst(),
-  /** The project's account row, created on first use. */
-  ensureAccount: async (q: Queryable, projectId: string, now: number): Promise<AccountRow> => {
-    await q
+  /** Create the project's account row unless it exists. */
+  createAccount: (q: Queryable, projectId: string, now: number) =>
+    q
       .insertInto("billing_accounts")
       .values({ project_id: projectId, updated_at: now } as AccountRow)
       .onConflict((oc) => oc.column("project_id").doNothing())
-      .execute();
+      .execute(),
+  /** The project's account row, created on first use. */
+  ensureAccount: async (q: Queryable, projectId: string, now: number): Promise<AccountRow> => {
+    await billingRepo.createAccount(q, projectId, now);
     return (await billingRepo.account(q, projectId))!;
   },
   updateAccount: (q: Queryable, projectId: string, patch: Partial<AccountRow>) =>
@@ -60,15 +63,15 @@ export const billingRepo = {
       .executeTakeFirst();
     return Number(r.numInsertedOrUpdatedRows ?? 0) > 0;
   },
-  /** Add to the cached balance in the same statement as the read: the new balance. */
+  /** Add to the cached balance in the same statement as the read: the new balance and what its crossing check reads. */
   addToBalance: async (q: Queryable, projectId: string, amount: number, now: number) => {
     const r = await q
       .updateTable("billing_accounts")
       .set({ balance_micros: sql`balance_micros + ${amount}`, updated_at: now })
       .where("project_id", "=", projectId)
-      .returning("balance_micros")
+      .returning(["balance_micros", "auto_recharge_threshold_micros", "balance_low"])
       .executeTakeFirstOrThrow();
-    return n(r.balance_micros);
+    return { ...r, balance_micros: n(r.balance_micros) };
   },
   transaction: (q: Queryable, projectId: string, id: string) =>
     q.selectFrom("billing_transactions").selectAll().where("project_id", "=", projectId).where("id", "=", id).executeTakeFirst(),

@@ -113,7 +113,7 @@ export class BillingService {
   async post(q: Queryable, e: LedgerEntry): Promise<{ inserted: boolean; balance: number; transaction: TransactionRow | null; after: () => void }> {
     if (!Number.isSafeInteger(e.amountMicros)) throw badRequest("the amount is out of range");
     const now = this.deps.clock.now();
-    await billingRepo.ensureAccount(q, e.projectId, now);
+    await billingRepo.createAccount(q, e.projectId, now);
     const row: TransactionRow = {
       id: newId(),
       project_id: e.projectId,
@@ -130,7 +130,8 @@ export class BillingService {
       const acct = (await billingRepo.account(q, e.projectId))!;
       return { inserted: false, balance: Number(acct.balance_micros), transaction: null, after: () => {} };
     }
-    const balance = await billingRepo.addToBalance(q, e.projectId, e.amountMicros, now);
+    const acct = await billingRepo.addToBalance(q, e.projectId, e.amountMicros, now);
+    const balance = acct.balance_micros;
     const afters = [
       await this.deps.bus.publish(q, {
         type: "billing.transaction.created",
@@ -138,14 +139,18 @@ export class BillingService {
         data: { id: row.id, amount: fromMicros(row.amount_micros), kind: row.kind, description: row.description, balance: fromMicros(balance) },
       }),
     ];
-    afters.push(await this.crossing(q, e.projectId, balance));
+    afters.push(await this.crossing(q, e.projectId, acct));
     this.refusals.delete(e.projectId);
     return { inserted: true, balance, transaction: row, after: () => afters.forEach((f) => f()) };
   }
 
   /** billing.balance_low once when the balance goes below the threshold; re-armed when it is back at or above it. */
-  private async crossing(q: Queryable, projectId: string, balance: number): Promise<() => void> {
-    const acct = (await billingRepo.account(q, projectId))!;
+  private async crossing(
+    q: Queryable,
+    projectId: string,
+    acct: Pick<AccountRow, "balance_micros" | "auto_recharge_threshold_micros" | "balance_low">,
+  ): Promise<() => void> {
+    const balance = Number(acct.balance_micros);
     const threshold = acct.auto_recharge_threshold_micros ?? this.config.lowBalanceMicros;
     const below = balance < Number(threshold);
     if (below === !!acct.balance_low) return () => {};
@@ -260,7 +265,7 @@ export class BillingService {
       });
       const acct = (await billingRepo.account(tx, projectId))!;
       // The threshold moved: re-evaluate the crossing against it.
-      (await this.crossing(tx, projectId, Number(acct.balance_micros)))();
+      (await this.crossing(tx, projectId, acct))();
     });
     return this.balance(projectId);
   }
