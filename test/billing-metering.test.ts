@@ -104,6 +104,30 @@ describe("billing: usage metered from what really happens", () => {
     expect(clients.some((e) => typeof e.client === "string" && e.client.startsWith("api_key:"))).toBe(true);
   });
 
+  it("absurd reported usage is recorded capped and priced capped: it never stalls the pricing job", async () => {
+    const p = await s.otherProject();
+    const { inTx } = await import("../src/store/db.js");
+    const after = await inTx(s.ctx.store.db, (tx) =>
+      s.ctx.bus.publish(tx, {
+        type: "usage.recorded",
+        project_id: p.projectId,
+        data: { usage_type: "llm", unit: "input_token", quantity: 1e300, provider: "openai", model: "gpt-4o" },
+      }),
+    );
+    after();
+    const hour = Math.floor(Date.now() / 3600_000) * 3600_000 + 3600_000 * 24 * 365; // an hour no other test prices
+    await s.ctx.store.db
+      .updateTable("usage_records")
+      .set({ recorded_at: hour + 5 })
+      .where("project_id", "=", p.projectId)
+      .execute();
+    const r = await s.ctx.billingEngine.pricePeriod(hour);
+    const debit = r!.debits[p.projectId];
+    expect(Number.isFinite(debit)).toBe(true);
+    expect(debit).toBeLessThan(0);
+    expect((await s.ctx.billing.balance(p.projectId)).balance).toBe(debit);
+  });
+
   it("a pricing run that fails mid-way commits nothing; the next run prices the hour once", async () => {
     const start = Math.floor(Date.now() / 3600_000) * 3600_000 - 5 * 3600_000;
     const original = billingRepo.insertCharges;

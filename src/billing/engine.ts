@@ -7,6 +7,8 @@ import { MICROS, monthStart, type BillingService } from "./service.js";
 import type { UsageMeter } from "./meter.js";
 
 export const PERIOD_MS = 3600_000;
+/** The most one charge debits (10M currency units an hour): absurd reported usage can never make an amount unpostable. */
+const MAX_CHARGE_MICROS = 1e13;
 /** At most this many periods per run (a server that was down for long catches up over a few runs). */
 const MAX_PERIODS_PER_RUN = 48;
 
@@ -140,7 +142,7 @@ export class BillingEngine {
         const allowance = (billing.planOf(accounts.get(c.projectId))?.allowances[c.price.id] ?? 0) * c.price.unit_size;
         const before = used.get(key) ?? 0;
         const billable = Math.max(0, before + c.quantity - allowance) - Math.max(0, before - allowance);
-        const micros = Math.round((billable / c.price.unit_size) * c.price.unit_price * MICROS);
+        const micros = Math.min(MAX_CHARGE_MICROS, Math.round((billable / c.price.unit_size) * c.price.unit_price * MICROS));
         charges.push({
           project_id: c.projectId,
           period_start: start,

@@ -8,6 +8,9 @@ import { billingRepo, type NewUsage } from "./repo.js";
 /** The event every area publishes for what it measured (sessions, hosting, sync, the room server, OTLP, …). */
 export { USAGE_EVENT };
 
+/** The largest quantity one record holds (a petabyte-hour of storage; more is an agent's garbage, not usage). */
+export const MAX_QUANTITY = 1e15;
+
 const str = (v: unknown, max = 200) => (typeof v === "string" && v !== "" ? v.slice(0, max) : null);
 
 /** Annotations of a usage record: string values only, at most 32 keys, stored as canonical JSON. */
@@ -31,7 +34,7 @@ export function recordOf(ev: DomainEvent, now: number): NewUsage | null {
     project_id: ev.project_id,
     usage_type: usageType,
     unit,
-    quantity,
+    quantity: Math.min(quantity, MAX_QUANTITY),
     room_name: str(d.room_name),
     user_id: str(d.user_id) ?? str(d.participant_name),
     role: str(d.role, 64),
@@ -87,7 +90,7 @@ export class UsageMeter {
 
   /** Count something now; written with the next flush. */
   count(projectId: string, m: Measure) {
-    if (!isUuid(projectId) || !(m.quantity > 0)) return;
+    if (!isUuid(projectId) || !(m.quantity > 0) || !Number.isFinite(m.quantity)) return;
     const key = [projectId, m.usage_type, m.unit, m.room_name, m.user_id, m.role, m.provider, m.model, m.client].join("\0");
     const hit = this.pending.get(key);
     if (hit) hit.quantity += m.quantity;
