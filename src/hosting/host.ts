@@ -577,6 +577,8 @@ export class ServiceHost implements RoomHosting {
     if (exitCode === 0) {
       // Done on its own: not a crash, nothing to restart.
       await this.halt(inst);
+      // The room ended meanwhile (an agent exits when its room closes): stopInstance reports the stop, once.
+      if (inst.stopping) return;
       this.set(inst, "stopped");
       await this.publish(inst, "service.stopped", { exit_code: 0 });
       return;
