@@ -83,7 +83,7 @@ const UNUSED = {
 };
 
 export default defineConfig(
-  globalIgnores(["node_modules/", "data/", "dist/", "coverage/"]),
+  globalIgnores(["node_modules/", "data/", "**/dist/", "coverage/", "packages/*/.consumer-*/", ".examples-*/"]),
   js.configs.recommended,
   {
     // The few plain JavaScript files (this config, bin/) run on Node.
@@ -112,7 +112,7 @@ export default defineConfig(
   },
   {
     // Tests and benchmarks read untyped client responses and reach into internals; `any` is the house style there.
-    files: ["test/**/*.ts", "bench/**/*.ts", "src/**/*.test.ts"],
+    files: ["test/**/*.ts", "bench/**/*.ts", "src/**/*.test.ts", "packages/*/test/**/*.ts"],
     rules: {
       "@typescript-eslint/no-explicit-any": "off",
     },

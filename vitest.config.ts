@@ -1,8 +1,11 @@
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 export default defineConfig({
+  // Tests use the workspace SDK's TypeScript sources (what its "meshagent-source" export condition names).
+  resolve: { alias: { "@meshagent-oss/sdk": fileURLToPath(new URL("./packages/sdk/src/index.ts", import.meta.url)) } },
   test: {
-    include: ["test/**/*.test.ts", "src/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "src/**/*.test.ts", "packages/*/test/**/*.test.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
