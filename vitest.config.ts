@@ -6,6 +6,7 @@ export default defineConfig({
   resolve: { alias: { "@meshagent-oss/sdk": fileURLToPath(new URL("./packages/sdk/src/index.ts", import.meta.url)) } },
   test: {
     include: ["test/**/*.test.ts", "src/**/*.test.ts", "packages/*/test/**/*.test.ts"],
+    globalSetup: ["test/global-setup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: "forks",
