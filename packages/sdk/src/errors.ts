@@ -24,7 +24,7 @@ export class MeshagentError extends Error {
     this.body = init.body;
   }
 
-  /** True for answers worth trying again: 408, 409 `idempotency_key_in_use`, 429, 5xx, and transport errors. */
+  /** True for answers worth trying again: 408, 429, 5xx, and transport errors (timeouts included; an abort is not). */
   get retryable(): boolean {
     if (this.code === "aborted") return false;
     return this.status === 0 || this.status === 408 || this.status === 429 || this.status >= 500;
