@@ -1,6 +1,6 @@
 // Our SDK and CLI against the raw transport, in the same run:
-//   1. 10k getRoom calls through the SDK (Meshagent.getRoom) vs raw fetch of the same route, 16 in flight, 3 rounds
-//      each, alternating; prints the median calls/s of each and the ratio (goal >= 0.9x).
+//   1. 10k getRoom calls through the SDK (Meshagent.getRoom) vs raw fetch of the same route, 16 in flight, rounds
+//      each (BENCH_ROUNDS, default 5), alternating; prints the median calls/s of each and the ratio (goal >= 0.9x).
 //   2. `meshagent storage cp` of a 1 GiB file vs curl POSTing the same file, 3 runs each, alternating; prints the
 //      median MiB/s of each, the ratio (goal >= 0.9x), and the CLI's peak RSS. curl streams the file (`-X POST -T
 //      file`): `--data-binary @file` reads the whole file into memory first and refuses 1 GiB ("out of memory").
@@ -16,6 +16,8 @@ import { median, ROOT, startChild, TSX_LOADER } from "./lib.js";
 const CALLS = Number(process.env.BENCH_CALLS ?? 10_000);
 const MIB = Number(process.env.BENCH_UPLOAD_MIB ?? 1024);
 const IN_FLIGHT = 16;
+/** Rounds of part 1, alternating SDK and raw: the two processes share two cores, so single rounds swing by ±20%. */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const dataDir = mkdtempSync(join(tmpdir(), "meshagent-bench-sdk-"));
 const env = {
   MESHAGENT_DATA_DIR: dataDir,
@@ -68,13 +70,13 @@ async function calls(sdk: Meshagent) {
   await rate(500, raw);
   const ours: number[] = [];
   const bare: number[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < ROUNDS; i++) {
     ours.push(await rate(CALLS, () => sdk.getRoom(b.project_id, "bench-room")));
     bare.push(await rate(CALLS, raw));
   }
   const o = median(ours);
   const r = median(bare);
-  console.log(`getRoom through the SDK: ${o.toFixed(0)} calls/s (median of 3 x ${CALLS}, ${IN_FLIGHT} in flight)`);
+  console.log(`getRoom through the SDK: ${o.toFixed(0)} calls/s (median of ${ROUNDS} x ${CALLS}, ${IN_FLIGHT} in flight)`);
   console.log(`raw fetch, same route:   ${r.toFixed(0)} calls/s`);
   console.log(`ratio SDK/raw: ${(o / r).toFixed(2)}x (goal >= 0.9x)`);
 }
