@@ -100,7 +100,12 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
       const limit = req.url.startsWith("/v1/") ? ctx.config.rooms.otlpBodyLimit : ctx.config.bodyLimitBytes;
       return reply.code(413).send(errorBody("payload_too_large", `request body is larger than ${limit} bytes`));
     }
-    if (fe.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE") return reply.code(415).send(errorBody("unsupported_media_type", fe.message));
+    if (fe.code === "FST_ERR_CTP_INVALID_MEDIA_TYPE")
+      return reply
+        .code(415)
+        .send(
+          errorBody("unsupported_media_type", `${fe.message}: send the body as JSON with Content-Type: application/json (or the type the route documents)`),
+        );
     if (fe.statusCode && fe.statusCode >= 400 && fe.statusCode < 500)
       return reply.code(fe.statusCode).send(errorBody(fe.code ? fe.code.toLowerCase().replace(/^fst_err_/, "") : "bad_request", fe.message));
     // A value the store cannot hold (PostgreSQL data exceptions, integers too large to bind) is the input's fault.

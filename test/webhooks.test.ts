@@ -617,6 +617,8 @@ describe("webhooks", () => {
           const res = await strict.http("POST", sp, { token: strict.admin.apiKey, json: { name: "x", url, events: ["*"] } });
           expect(res.status, url).toBe(400);
           expect(res.json.error.message, url).toMatch(/private|loopback|link-local/);
+          // The refusal names the setting that allows it.
+          if (!url.includes("0.0.0.0")) expect(res.json.error.message, url).toContain("MESHAGENT_WEBHOOK_ALLOW_PRIVATE=true");
         }
         // A row that points inside anyway (saved before, or DNS that changed): refused when sending.
         const r2 = await Receiver.start();

@@ -201,7 +201,11 @@ export class WebhooksService {
       await checkUrlTarget(u, this.config.allowPrivate);
       return u.toString();
     } catch (e) {
-      if (e instanceof UnsafeUrlError) throw badRequest(e.message, "invalid_url");
+      if (e instanceof UnsafeUrlError)
+        throw badRequest(
+          e.reason === "private" ? `${e.message}; set MESHAGENT_WEBHOOK_ALLOW_PRIVATE=true to allow private targets (a server on your own network)` : e.message,
+          "invalid_url",
+        );
       throw e;
     }
   }
