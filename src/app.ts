@@ -9,6 +9,7 @@ import { ApiError, errorBody } from "./core/errors.js";
 import { ErrorResponse } from "./core/http.js";
 import { MAX_JSON_DEPTH, jsonHasNul, jsonTooDeep } from "./core/json.js";
 import { isDataException } from "./store/errors.js";
+import { pendingMigrations } from "./store/db.js";
 import { requestSerializer } from "./core/redact.js";
 import { MAX_PARAM_LENGTH, clientErrorHandler, frameworkErrors, refuseNulInUrl } from "./core/client-errors.js";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
@@ -139,6 +140,24 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
   await app.register(swaggerUi, { routePrefix: "/docs" });
 
   app.get("/healthz", { schema: { hide: true } }, async () => ({ ok: true }));
+  // Readiness (for load balancers and orchestrators): the store answers, every migration is applied, and the
+  // background loops this process is configured to run are running. 503 with the failing checks otherwise.
+  app.get("/readyz", { schema: { hide: true } }, async (_req, reply) => {
+    const failed: string[] = [];
+    const checks: Record<string, boolean | "off"> = { store: false, migrations: false };
+    try {
+      const pending = await pendingMigrations(ctx.store);
+      checks.store = true;
+      checks.migrations = pending.length === 0;
+      if (pending.length) failed.push(`migrations not applied: ${pending.join(", ")} (run npm run migrate)`);
+    } catch (e) {
+      failed.push(`store unreachable: ${(e as Error).message}`);
+    }
+    checks.webhook_dispatcher = ctx.config.webhooks.dispatcher ? ctx.webhookDispatcher.isRunning : "off";
+    checks.scheduler = ctx.config.scheduler.enabled ? ctx.schedulerEngine.running : "off";
+    for (const k of ["webhook_dispatcher", "scheduler"]) if (checks[k] === false) failed.push(`${k} is not running`);
+    return reply.code(failed.length ? 503 : 200).send({ ready: failed.length === 0, checks, ...(failed.length ? { failed } : {}) });
+  });
   app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
 
   // Rate limits on every route registered from here on (the health check and the docs above are not limited).

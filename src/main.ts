@@ -65,17 +65,20 @@ program
   .option("--password <password>", "admin password (generated for a new user when absent)")
   .option("--project <name>", "project name", "default")
   .option("--json", "print one line of JSON and nothing else")
-  .action(async (opts: { email: string; password?: string; project: string; json?: boolean }) => {
+  .option("--write-env", "with --json: also write MESHAGENT_API_URL, MESHAGENT_API_KEY and MESHAGENT_PROJECT_ID to ./.env")
+  .action(async (opts: { email: string; password?: string; project: string; json?: boolean; writeEnv?: boolean }) => {
     const config = loadConfig();
     const ctx = await createContext(config, { listen: false });
     try {
       const r = await bootstrap(ctx, opts);
+      const env = { MESHAGENT_API_URL: r.api_url, MESHAGENT_API_KEY: r.api_key, MESHAGENT_PROJECT_ID: r.project_id };
       if (opts.json) {
+        if (opts.writeEnv) updateEnvFile(resolve(".env"), env);
         const { api_url, user_id, email, project_id, api_key, user_token } = r;
         process.stdout.write(JSON.stringify({ api_url, user_id, email, project_id, api_key, user_token }) + "\n");
       } else {
         const envFile = resolve(".env");
-        updateEnvFile(envFile, { MESHAGENT_API_URL: r.api_url, MESHAGENT_API_KEY: r.api_key, MESHAGENT_PROJECT_ID: r.project_id });
+        updateEnvFile(envFile, env);
         console.log(`MeshAgent server bootstrapped.
 
   API URL     ${r.api_url}

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { execFileSync } from "node:child_process";
@@ -43,6 +43,9 @@ describe("processes: bootstrap, kill -9, restart, SIGTERM", () => {
     expect(again.user_id).toBe(b.user_id);
     expect(again.project_id).toBe(b.project_id);
     expect(again.api_key).not.toBe(b.api_key);
+    // --write-env: the same one line of JSON, and .env in the working directory holds its key.
+    const written = JSON.parse(bootstrapJson(["--email", "root@example.com", "--project", "main", "--write-env"]));
+    expect(readFileSync(join(dataDir, ".env"), "utf8")).toContain(`MESHAGENT_API_KEY=${written.api_key}\n`);
 
     const c = new Meshagent({ baseUrl: srv.url, token: b.api_key });
     await c.updateProjectSettings(b.project_id, { durable: true });

@@ -105,6 +105,12 @@ export async function migrate(store: Store): Promise<void> {
   }
 }
 
+/** The names of the migrations not yet applied to this store (empty when it is up to date). */
+export async function pendingMigrations(store: Store): Promise<string[]> {
+  const migrator = new Migrator({ db: store.db, provider: migrationProvider, allowUnorderedMigrations: true });
+  return (await migrator.getMigrations()).filter((m) => !m.executedAt).map((m) => m.name);
+}
+
 /** Run fn in a transaction. */
 export function inTx<T>(db: DB, fn: (tx: Tx) => Promise<T>): Promise<T> {
   return db.transaction().execute(fn);
