@@ -35,9 +35,9 @@ async function documentFromDefaultServer(): Promise<unknown> {
   const config = loadConfig({ MESHAGENT_DATA_DIR: dir, MESHAGENT_MASTER_KEY: "0".repeat(64) } as NodeJS.ProcessEnv);
   const ctx = await createContext(config, { listen: false });
   try {
-    const app = await buildApp(ctx);
+    const app = await buildApp(ctx, { logger: false });
     await app.ready();
-    const doc = app.swagger();
+    const doc = (await app.inject("/openapi.json")).json();
     await app.close();
     return doc;
   } finally {

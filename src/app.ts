@@ -1,4 +1,4 @@
-import Fastify, { LogController, type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { Ajv } from "ajv";
@@ -11,6 +11,8 @@ import { MAX_JSON_DEPTH, jsonHasNul, jsonTooDeep } from "./core/json.js";
 import { isDataException } from "./store/errors.js";
 import { pendingMigrations } from "./store/db.js";
 import { requestSerializer } from "./core/redact.js";
+import { errorCodeOf, requestLogLine } from "./core/logging.js";
+import { normalizeOpenApi } from "./core/openapi.js";
 import { MAX_PARAM_LENGTH, clientErrorHandler, frameworkErrors, refuseNulInUrl } from "./core/client-errors.js";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import { installAccessGate } from "./auth/plugin.js";
@@ -19,6 +21,7 @@ import { installUsageMeter } from "./billing/hook.js";
 import { installAuditLog } from "./audit/hook.js";
 import { installRateLimits } from "./auth/rate-limit.js";
 import { domains } from "./domains.js";
+import { SERVER_VERSION } from "./version.js";
 
 function makeAjv(coerce: boolean) {
   const ajv = new Ajv({ coerceTypes: coerce, useDefaults: true, removeAdditional: true, allErrors: false, strict: false });
@@ -26,15 +29,20 @@ function makeAjv(coerce: boolean) {
   return ajv;
 }
 
+/** The error code of each error answer, for its log line. */
+const errorCodes = new WeakMap<object, string | undefined>();
+
 /** Builds the HTTP app from a context, without listening: `main.ts` listens, tests use it the same way. */
 export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStream?: { write(line: string): void } } = {}): Promise<FastifyInstance> {
   const app = Fastify({
     // The request serializer logs method, url and ids, never headers (bearer tokens stay out of logs), and redacts the
     // query string's secrets (signature, token, code, *key*, *secret*: src/core/redact.ts). `logStream`: tests read the log.
-    logger:
-      opts.logger === false
-        ? false
-        : { level: ctx.config.logLevel, serializers: { req: requestSerializer }, ...(opts.logStream ? { stream: opts.logStream } : {}) },
+    // `logStream`: tests read the log. Otherwise the process's root logger (JSON lines, or pretty on a terminal).
+    ...(opts.logger === false
+      ? { logger: false }
+      : opts.logStream
+        ? { logger: { level: ctx.config.logLevel, serializers: { req: requestSerializer }, stream: opts.logStream } }
+        : { loggerInstance: ctx.log as FastifyBaseLogger }),
     // One log line per request ("request completed", with the request, status and time: the hook below) instead of
     // Fastify's two (incoming + completed): half the logging cost of every call.
     logController: new LogController({ disableRequestLogging: true }),
@@ -65,8 +73,16 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
     done();
   });
   app.addHook("onRequest", refuseNulInUrl);
+  // Requests by route and status, with their latency (GET /metrics).
+  ctx.metrics?.install(app);
+  // An error answer's code goes on its log line ("GET /rooms/x 404 not_found 0.4ms").
+  app.addHook("onSend", (_req, reply, payload, done) => {
+    if (reply.statusCode >= 400) errorCodes.set(reply, errorCodeOf(payload));
+    done(null, payload);
+  });
   app.addHook("onResponse", (req, reply, done) => {
-    req.log.info({ req, statusCode: reply.statusCode, responseTime: reply.elapsedTime }, "request completed");
+    const { level, msg } = requestLogLine(req.method, req.url, reply.statusCode, reply.elapsedTime, errorCodes.get(reply));
+    req.log[level]({ req, statusCode: reply.statusCode, responseTime: reply.elapsedTime, code: errorCodes.get(reply) }, msg);
     done();
   });
 
@@ -128,7 +144,8 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
 
   await app.register(swagger, {
     openapi: {
-      info: { title: "MeshAgent self-hosted API", version: "0.1.0", description: "Wire-compatible with the MeshAgent clients 0.39.9" },
+      openapi: "3.1.0",
+      info: { title: "MeshAgent self-hosted API", version: SERVER_VERSION, description: "Wire-compatible with the MeshAgent clients 0.39.9" },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: [{ bearer: [] }],
     },
@@ -137,7 +154,10 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
       buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === "string" ? json.$id : `def-${i}`),
     },
   });
-  await app.register(swaggerUi, { routePrefix: "/docs" });
+  await app.register(swaggerUi, {
+    routePrefix: "/docs",
+    transformSpecification: (spec) => normalizeOpenApi(spec as Record<string, unknown>, ctx.config.publicUrl),
+  });
 
   app.get("/healthz", { schema: { hide: true } }, async () => ({ ok: true }));
   // Readiness (for load balancers and orchestrators): the store answers, every migration is applied, and the
@@ -158,7 +178,13 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
     for (const k of ["webhook_dispatcher", "scheduler"]) if (checks[k] === false) failed.push(`${k} is not running`);
     return reply.code(failed.length ? 503 : 200).send({ ready: failed.length === 0, checks, ...(failed.length ? { failed } : {}) });
   });
-  app.get("/openapi.json", { schema: { hide: true } }, async () => app.swagger());
+  // Valid OpenAPI 3.1 (src/core/openapi.ts merges the paths that differ only in a parameter's name), built once.
+  let openapi: object | undefined;
+  app.get(
+    "/openapi.json",
+    { schema: { hide: true } },
+    async () => (openapi ??= normalizeOpenApi(app.swagger() as unknown as Record<string, unknown>, ctx.config.publicUrl)),
+  );
 
   // Rate limits on every route registered from here on (the health check and the docs above are not limited).
   await installRateLimits(app, ctx.auth, ctx.config.rateLimit);

@@ -33,6 +33,10 @@ export interface Config {
   rateLimit: RateLimitConfig;
   pricingFile?: string;
   logLevel: string;
+  /** GET /metrics (MESHAGENT_METRICS) and the bearer it needs (MESHAGENT_METRICS_TOKEN; null: public). */
+  metrics: { enabled: boolean; token: string | null };
+  /** MESHAGENT_LOG_FORMAT: JSON lines, pretty lines, or pretty on a terminal only. */
+  logFormat: "auto" | "json" | "pretty";
   webhooks: WebhookConfig;
   /** room.call handoffs (src/calls): MESHAGENT_CALL_*; their SSRF rule is the webhooks' (MESHAGENT_WEBHOOK_ALLOW_PRIVATE). */
   calls: CallConfig;
@@ -64,6 +68,13 @@ export interface Config {
   hosting: HostingConfig;
   /** Sync documents (src/sync): where acknowledged updates are journaled. */
   sync: { journal: "file" | "store"; journalDir: string };
+}
+
+/** The URL a server listening on host:port is reached at: the host itself, or localhost for a wildcard address. */
+export function defaultPublicUrl(host: string, port: number): string {
+  const h =
+    host === "" || host === "0.0.0.0" || host === "::" || host === "[::]" ? "localhost" : host.includes(":") && !host.startsWith("[") ? `[${host}]` : host;
+  return `http://${h}:${port}`;
 }
 
 export interface DockerConfig {
@@ -170,8 +181,8 @@ export const ConfigSchema = Type.Object({
     Type.String({
       pattern: HTTP_URL,
       expected: "an http(s) URL",
-      defaultText: "`http://localhost:<port>`",
-      description: "the URL clients use; room URLs derive from it (`ws(s)://…/rooms/{room}`)",
+      defaultText: "`http://<host>:<port>` (`localhost` when the host is `0.0.0.0` or `::`)",
+      description: "the URL clients use (bootstrap writes it to `.env`); room URLs derive from it (`ws(s)://…/rooms/{room}`)",
     }),
   ),
   MESHAGENT_MASTER_KEY: Type.Optional(
@@ -240,6 +251,19 @@ export const ConfigSchema = Type.Object({
   MESHAGENT_LOG_LEVEL: Type.Union(
     LOG_LEVELS.map((l) => Type.Literal(l)),
     { default: "info", description: "pino log level" },
+  ),
+  MESHAGENT_LOG_FORMAT: Type.Union([Type.Literal("auto"), Type.Literal("json"), Type.Literal("pretty")], {
+    default: "auto",
+    description: "`json`: one JSON object per line; `pretty`: one short readable line per event (pino-pretty); `auto`: pretty when stdout is a terminal",
+  }),
+  MESHAGENT_METRICS: Type.Boolean({ default: true, description: "`false`: no `GET /metrics` and no per-request metrics" }),
+  MESHAGENT_METRICS_TOKEN: Type.Optional(
+    Type.String({
+      minLength: 16,
+      secret: true,
+      defaultText: "none: `/metrics` is public",
+      description: "when set, `GET /metrics` needs `Authorization: Bearer <this token>` (Prometheus: `authorization.credentials`)",
+    }),
   ),
   MESHAGENT_DB_POOL: Type.Integer({ minimum: 1, default: 10, description: "PostgreSQL pool size" }),
   MESHAGENT_ROOM_EMPTY_TIMEOUT: Type.Number({
@@ -698,7 +722,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir,
     databaseUrl: v.MESHAGENT_DATABASE_URL ?? `sqlite://${join(dataDir, "meshagent.db")}`,
     dbPool: v.MESHAGENT_DB_POOL,
-    publicUrl: noTrailingSlash(v.MESHAGENT_PUBLIC_URL ?? `http://localhost:${port}`),
+    publicUrl: noTrailingSlash(v.MESHAGENT_PUBLIC_URL ?? defaultPublicUrl(host, port)),
     masterKey: envMasterKey ?? loadOrCreateMasterKey(dataDir),
     tokenTtlSeconds: v.MESHAGENT_TOKEN_TTL,
     bodyLimitBytes: v.MESHAGENT_BODY_LIMIT,
@@ -714,6 +738,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     pricingFile: v.MESHAGENT_PRICING_FILE,
     logLevel: v.MESHAGENT_LOG_LEVEL,
+    logFormat: v.MESHAGENT_LOG_FORMAT,
+    metrics: { enabled: v.MESHAGENT_METRICS, token: v.MESHAGENT_METRICS_TOKEN ?? null },
     webhooks: {
       allowPrivate: v.MESHAGENT_WEBHOOK_ALLOW_PRIVATE,
       timeoutMs: webhookTimeoutMs,

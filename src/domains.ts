@@ -24,6 +24,7 @@ import { oauthDomain } from "./oauth/index.js";
 import { adminDomain } from "./admin/index.js";
 import { accountsDomain } from "./accounts/index.js";
 import { billingDomain } from "./billing/index.js";
+import { metricsDomain } from "./metrics/index.js";
 
 /** Every area of the app, in registration order. A new area adds its `index.ts` here (and its migration). */
 export const domains: Domain[] = [
@@ -52,4 +53,5 @@ export const domains: Domain[] = [
   adminDomain,
   accountsDomain,
   billingDomain,
+  metricsDomain,
 ];

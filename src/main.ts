@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import { loadConfig } from "./config.js";
 import { createContext } from "./wiring.js";
 import { buildApp } from "./app.js";
@@ -7,6 +7,11 @@ import { bootstrap, updateEnvFile } from "./bootstrap.js";
 import { migrate, openStore } from "./store/db.js";
 import { domains } from "./domains.js";
 import { consoleReporter, rotateMasterKey } from "./keyring/rotate.js";
+import { startupSummary } from "./startup.js";
+import { BackupUnsupported, backupStore, defaultBackupFile, restoreStore } from "./store/backup.js";
+
+/** How this process runs the server: the compiled build (dist/main.js) or the TypeScript sources (through tsx). */
+const runningFrom = () => (import.meta.url.endsWith(".js") ? "compiled build" : "TypeScript sources via tsx");
 
 try {
   process.loadEnvFile?.(".env");
@@ -18,7 +23,7 @@ async function serve() {
   const config = loadConfig();
   const ctx = await createContext(config);
   const app = await buildApp(ctx);
-  await app.listen({ port: config.port, host: config.host });
+  const url = await app.listen({ port: config.port, host: config.host });
   await ctx.webhookDispatcher.start();
   // Inbound SMTP for mailboxes, only when MESHAGENT_SMTP_PORT is set.
   await ctx.mail.start(app.log);
@@ -28,6 +33,8 @@ async function serve() {
   ctx.invitations.start();
   // The billing job (unless MESHAGENT_BILLING_ENABLED=false): prices closed hours, renews, auto-recharges.
   if (config.billing.enabled) ctx.billingEngine.start();
+  // Where it listens, what it runs on, what is on, and what to do next: on stderr, for the person who started it.
+  process.stderr.write(await startupSummary(ctx, { url, ms: process.uptime() * 1000, from: runningFrom() }));
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
@@ -92,6 +99,52 @@ The API key and token are shown only now; run bootstrap again for new ones.`);
       }
     } finally {
       await ctx.close();
+    }
+  });
+
+program
+  .command("backup")
+  .description("write an online backup of the SQLite store while servers keep running (PostgreSQL: use pg_dump)")
+  .option("--output <file>", "where to write it (default: <data dir>/backups/meshagent-<time>.db; never overwritten)")
+  .option("--json", "print one line of JSON")
+  .action(async (opts: { output?: string; json?: boolean }) => {
+    const config = loadConfig();
+    const file = opts.output ?? defaultBackupFile(config.dataDir);
+    const tty = !opts.json && process.stderr.isTTY;
+    try {
+      const r = await backupStore(config.databaseUrl, file, {
+        onProgress: tty
+          ? (done, total) => process.stderr.write(`\rbacking up: ${Math.floor((done / Math.max(total, 1)) * 100)}% of ${total} pages`)
+          : undefined,
+      });
+      if (tty) process.stderr.write("\n");
+      if (opts.json) process.stdout.write(JSON.stringify(r) + "\n");
+      else
+        console.log(
+          `wrote ${r.file} (${(r.bytes / 1048576).toFixed(1)} MiB, ${r.seconds.toFixed(1)} s).\n` +
+            `Keep ${join(config.dataDir, "master.key")} (or MESHAGENT_MASTER_KEY) with it: sealed values open only with that key.\n` +
+            `Files in local storage (${config.storageUrl}) are not in it: copy that directory too. Restore: npm run restore -- ${r.file}`,
+        );
+    } catch (e) {
+      console.error(`backup failed: ${(e as Error).message}`);
+      process.exit(e instanceof BackupUnsupported ? 2 : 1);
+    }
+  });
+
+program
+  .command("restore <file>")
+  .description("replace the SQLite store with a backup (stop every server first; the current database is kept aside)")
+  .option("--json", "print one line of JSON")
+  .action(async (file: string, opts: { json?: boolean }) => {
+    const config = loadConfig();
+    try {
+      const r = await restoreStore(config.databaseUrl, file, { port: config.port, host: config.host });
+      if (opts.json) process.stdout.write(JSON.stringify(r) + "\n");
+      else
+        console.log(`restored ${r.restored} from ${resolve(file)}${r.previous ? `; the previous database is at ${r.previous}` : ""}. Start the server again.`);
+    } catch (e) {
+      console.error(`restore failed: ${(e as Error).message}`);
+      process.exit(e instanceof BackupUnsupported ? 2 : 1);
     }
   });
 

@@ -26,7 +26,9 @@ import { BlobRoomStorage } from "./room-server/storage.js";
 import { WebhooksService } from "./webhooks/service.js";
 import { WebhookDispatcher } from "./webhooks/dispatcher.js";
 import { McpDiscovery } from "./mcp/service.js";
-import pino from "pino";
+import { rootLogger } from "./core/logging.js";
+import { MetricsService } from "./metrics/service.js";
+import { SERVER_VERSION } from "./version.js";
 import { openBlobStore } from "./blobs/index.js";
 import { StorageService } from "./storage/service.js";
 import { QueuesService } from "./queues/service.js";
@@ -61,8 +63,10 @@ import { LocalProvider } from "./billing/providers.js";
 import { StripeProvider } from "./billing/stripe.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
-export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean } = {}) {
+export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean; logStream?: { write(line: string): void } } = {}) {
   const clock = opts.clock ?? systemClock;
+  // One root logger per process (JSON lines, or pretty on a terminal: MESHAGENT_LOG_FORMAT); each area logs as a child.
+  const log = rootLogger(config.logLevel, config.logFormat, opts.logStream);
   const store = openStore(config.databaseUrl, { pool: config.dbPool });
   await migrate(store);
   let invalidator: Invalidator;
@@ -106,27 +110,18 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
       rooms,
       publicUrl: () => config.publicUrl,
       sockets: () => roomServer,
-      log: pino({ level: config.logLevel, name: "calls" }),
+      log: log.child({ name: "calls" }),
     },
     { ...config.calls, allowPrivate: config.webhooks.allowPrivate, maxMessageBytes: config.rooms.maxMessageBytes },
   );
   // Outbound mail (invitations): through MESHAGENT_SMTP_RELAY_URL, else logged. Invitations are an outbox written in
   // the transaction that invited someone unknown, sent after the commit and retried by a sweep.
-  const mailer = new Mailer(config.outboundMail, pino({ level: config.logLevel, name: "mailer" }));
-  const invitations = new InvitationsService(
-    store.db,
-    clock,
-    sealer,
-    mailer,
-    users,
-    projects,
-    () => config.publicUrl,
-    pino({ level: config.logLevel, name: "invitations" }),
-  );
+  const mailer = new Mailer(config.outboundMail, log.child({ name: "mailer" }));
+  const invitations = new InvitationsService(store.db, clock, sealer, mailer, users, projects, () => config.publicUrl, log.child({ name: "invitations" }));
   const signIn = new SignInService(store.db, clock, users, sealer, {
     mailer,
     publicUrl: () => config.publicUrl,
-    log: pino({ level: config.logLevel, name: "accounts" }),
+    log: log.child({ name: "accounts" }),
   });
   // The OAuth 2.0 authorization server (oidc-provider): its tokens are resolved by the bearer check; revocations reach
   // every process's cache through the invalidator. The official CLI's client is registered at first start.
@@ -149,7 +144,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   bus.on((ev) => invitations.onCommitted(ev));
   // Billing: usage.recorded events become usage records in their own transactions; counted usage (API requests, webhook
   // deliveries) is flushed every MESHAGENT_BILLING_METER_FLUSH; the billing job prices closed hours into debits.
-  const meter = new UsageMeter(store.db, clock, config.billing.meterFlushMs, pino({ level: config.logLevel, name: "billing" }));
+  const meter = new UsageMeter(store.db, clock, config.billing.meterFlushMs, log.child({ name: "billing" }));
   meter.subscribe(bus);
   const stripeProvider = config.billing.provider === "stripe" ? new StripeProvider(config.billing.stripe) : null;
   const billing = new BillingService(
@@ -159,19 +154,19 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
       bus,
       pricing,
       provider: stripeProvider ?? new LocalProvider(() => config.publicUrl),
-      log: pino({ level: config.logLevel, name: "billing" }),
+      log: log.child({ name: "billing" }),
     },
     config.billing,
   );
   const billingEngine = new BillingEngine(
-    { db: store.db, clock, pricing, billing, meter, log: pino({ level: config.logLevel, name: "billing" }) },
+    { db: store.db, clock, pricing, billing, meter, log: log.child({ name: "billing" }) },
     { intervalMs: config.billing.intervalMs, graceMs: config.billing.graceMs },
   );
   // MESHAGENT_BILLING_ENFORCE: connect_share, service starts and queue sends ask the ledger too (connect_room's route does).
   shares.admit = (projectId) => billing.enforce(projectId);
   const usageReports = new UsageReports({ db: store.db, dialect: store.dialect, clock, pricing });
   if (opts.listen !== false) meter.start();
-  const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, pino({ level: config.logLevel, name: "webhooks" }), calls);
+  const webhookDispatcher = new WebhookDispatcher(store, clock, sealer, config.webhooks, log.child({ name: "webhooks" }), calls);
   // What a webhook may subscribe to: the union of the events every domain declares.
   const catalog = new EventCatalog(domains.flatMap((d) => d.events ?? []));
   webhookDispatcher.onAttempt = (projectId) => meter.count(projectId, { usage_type: "webhooks", unit: "delivery", quantity: 1 });
@@ -188,7 +183,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   const queues = new QueuesService(store, clock, invalidator);
   const mailboxes = new MailboxesService(store.db, clock, rooms, projects, users);
   // Attachments go to the room's storage (rooms/<room id>/… in the BlobStore).
-  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new StorageAttachmentSink(storage), config.logLevel);
+  const mail = new MailService(config.smtp, store.db, mailboxes, queues, new StorageAttachmentSink(storage), log.child({ name: "smtp" }));
   // Scheduled tasks write storage_write_path files into the same room storage as mail attachments, from inside the
   // run's transaction: hence the detached writer.
   const scheduler = new SchedulerService(store, clock, rooms, config.scheduler, invalidator);
@@ -235,7 +230,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
       isNodeDead: (id) => roomServer.ownership.isNodeDead(id),
       failOrphanedRuns: (isOrphan) => schedulerEngine.failOrphanedContainerRuns(isOrphan),
       refusal: (projectId) => billing.refusal(projectId),
-      log: pino({ level: config.logLevel, name: "hosting" }),
+      log: log.child({ name: "hosting" }),
     },
     config.hosting,
   );
@@ -250,7 +245,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
       storage: roomStorage,
       maxContainersPerProject: config.hosting.maxContainersPerProject,
       nodeId: () => roomServer.nodeId,
-      log: pino({ level: config.logLevel, name: "containers" }),
+      log: log.child({ name: "containers" }),
     }),
   };
   // Scheduled tasks with a container target run through the same launcher.
@@ -261,7 +256,7 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     clock,
     storage: roomStorage,
     journal: config.sync.journal === "file" ? new FileJournal(config.sync.journalDir) : new StoreJournal(store.db),
-    log: pino({ level: config.logLevel, name: "sync" }),
+    log: log.child({ name: "sync" }),
   });
   const roomServer = new RoomServer(
     {
@@ -284,9 +279,21 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
     },
     { ...config.rooms, publicUrl: () => config.publicUrl, masterKey: keyring.currentKey },
   );
+  // Prometheus metrics (GET /metrics), unless MESHAGENT_METRICS=false.
+  const metrics = config.metrics.enabled
+    ? new MetricsService({
+        store,
+        clock,
+        activeRooms: () => roomServer.activeRooms(),
+        webhookFailures: () => webhookDispatcher.failures,
+        version: SERVER_VERSION,
+      })
+    : null;
   return {
     config,
     clock,
+    log,
+    metrics,
     store,
     sealer,
     /** Follows master-key rotations into the sealer; its poll runs in servers and is stopped by close(). */

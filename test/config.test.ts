@@ -59,7 +59,7 @@ describe("loadConfig defaults (as before the schema)", () => {
     expect(c.host).toBe("127.0.0.1");
     expect(c.dataDir).toBe(dir);
     expect(c.databaseUrl).toBe(`sqlite://${join(dir, "meshagent.db")}`);
-    expect(c.publicUrl).toBe("http://localhost:8080");
+    expect(c.publicUrl).toBe("http://127.0.0.1:8080");
     expect(c.masterKey).toEqual(Buffer.from(KEY, "hex"));
     expect(c.tokenTtlSeconds).toBe(21600);
     expect(c.bodyLimitBytes).toBe(1024 * 1024);
@@ -107,6 +107,14 @@ describe("loadConfig defaults (as before the schema)", () => {
     expect(loadConfig({ MESHAGENT_DATA_DIR: join(dir, "nested"), MESHAGENT_MASTER_KEY: Buffer.alloc(32, 7).toString("base64") }).masterKey).toEqual(
       Buffer.alloc(32, 7),
     );
+  });
+
+  it("derives the public URL from the host and port when MESHAGENT_PUBLIC_URL is not set", () => {
+    expect(load({ MESHAGENT_PORT: "9123" }).publicUrl).toBe("http://127.0.0.1:9123");
+    expect(load({ MESHAGENT_PORT: "9123", MESHAGENT_HOST: "10.1.2.3" }).publicUrl).toBe("http://10.1.2.3:9123");
+    expect(load({ MESHAGENT_PORT: "9123", MESHAGENT_HOST: "::" }).publicUrl).toBe("http://localhost:9123");
+    expect(load({ MESHAGENT_PORT: "9123", MESHAGENT_HOST: "::1" }).publicUrl).toBe("http://[::1]:9123");
+    expect(load({ MESHAGENT_PORT: "9123", MESHAGENT_PUBLIC_URL: "https://mesh.example.com/" }).publicUrl).toBe("https://mesh.example.com");
   });
 
   it("derives values and converts units as before", () => {

@@ -37,6 +37,7 @@ export interface PeriodResult {
  */
 export class BillingEngine {
   private timer: NodeJS.Timeout | null = null;
+  private first: NodeJS.Timeout | null = null;
   private running: Promise<{ priced: PeriodResult[]; recharges: Record<string, string> }> | null = null;
   private stopped = false;
 
@@ -205,14 +206,21 @@ export class BillingEngine {
   start() {
     if (this.timer) return;
     this.stopped = false;
-    const run = () => void this.tick().catch((err) => this.deps.log?.warn({ err }, "billing job failed; it runs again next interval"));
+    // A stopped engine starts no run (the first one is a timeout that may fire after stop()).
+    const run = () => {
+      if (this.stopped) return;
+      void this.tick().catch((err) => this.deps.log?.warn({ err }, "billing job failed; it runs again next interval"));
+    };
     this.timer = setInterval(run, this.config.intervalMs);
     this.timer.unref();
-    setTimeout(run, 1000).unref();
+    this.first = setTimeout(run, 1000);
+    this.first.unref();
   }
 
   async stop() {
     this.stopped = true;
+    if (this.first) clearTimeout(this.first);
+    this.first = null;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     await this.running?.catch(() => {});

@@ -81,9 +81,9 @@ export class MailService {
     private readonly mailboxes: MailboxesService,
     private readonly queues: QueuesService,
     private readonly sink: AttachmentSink,
-    logLevel = "info",
+    log: MailLog = pino({ name: "smtp" }),
   ) {
-    this.log = pino({ name: "smtp", level: logLevel });
+    this.log = log;
   }
 
   get enabled(): boolean {

@@ -542,6 +542,17 @@ export class RoomServer {
     ws.on("close", (code, reason) => this.leave(active, conn, code, reason.toString()));
     conn.send("room_ready", pack({ room_name: active.room.name, room_url: roomUrl(this.config.publicUrl(), active.room.name), session_id: active.session.id }));
     conn.send("connected", pack({ type: "init", participantId: conn.id, attributes: conn.attributes }));
+    this.log.info(
+      {
+        room: active.room.name,
+        project_id: active.room.project_id,
+        participant_id: conn.id,
+        participant: conn.name,
+        role: conn.role,
+        participants: active.connections.size,
+      },
+      `${conn.name} joined room ${active.room.name} as ${conn.role}`,
+    );
     void this.deps.sessions
       .join(active.session, { id: conn.id, name: conn.name, role: conn.role }, active.connections.size)
       .catch((e) => this.log.warn({ err: e }, "could not record a join"));
@@ -567,6 +578,17 @@ export class RoomServer {
     // Its toolkits go (their calls in flight fail); what the session records of them comes before the leave.
     this.agents.left(conn);
     this.agents.flush(active.session.id);
+    this.log.info(
+      {
+        room: active.room.name,
+        project_id: active.room.project_id,
+        participant_id: conn.id,
+        participant: conn.name,
+        close_code: code,
+        participants: active.connections.size,
+      },
+      `${conn.name} left room ${active.room.name} (${code}${reason ? ` ${reason}` : ""})`,
+    );
     void this.deps.sessions
       .leave(active.session, { id: conn.id, name: conn.name, role: conn.role }, active.connections.size, {
         close_code: code,

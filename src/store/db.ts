@@ -27,6 +27,8 @@ export interface Store {
   url: string;
   /** SQLite: the database file (absent for PostgreSQL and for an in-memory database). */
   file?: string;
+  /** PostgreSQL: the pool's connections now (for /metrics); absent for SQLite (one connection). */
+  pool?: () => { total: number; idle: number; waiting: number; max: number };
   close(): Promise<void>;
 }
 
@@ -36,6 +38,7 @@ export function openStore(url: string, opts: { pool?: number } = {}): Store {
   let db: DB;
   let checkpointer: { stop(): Promise<void> } | undefined;
   let sqliteFile: string | undefined;
+  let poolStats: Store["pool"];
   if (dialect === "postgres") {
     const pool = new pg.Pool({ connectionString: url, max: opts.pool ?? 10 });
     // An idle client erroring (e.g. the server restarting) must not crash the process.
@@ -43,6 +46,7 @@ export function openStore(url: string, opts: { pool?: number } = {}): Store {
     // ...and so must a checked-out one between statements (a FATAL such as 57P01 arrives with no query to fail).
     pool.on("connect", (client) => client.on("error", () => {}));
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    poolStats = () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max: pool.options.max ?? 10 });
   } else {
     const file = url.replace(/^sqlite:\/\//, "");
     if (file !== ":memory:") mkdirSync(dirname(file), { recursive: true });
@@ -62,6 +66,7 @@ export function openStore(url: string, opts: { pool?: number } = {}): Store {
     dialect,
     url,
     file: sqliteFile,
+    pool: poolStats,
     async close() {
       await db.destroy();
       await checkpointer?.stop();

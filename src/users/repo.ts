@@ -6,6 +6,8 @@ export type UserRow = UsersTable;
 export const usersRepo = {
   byId: (q: Queryable, id: string) => q.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst(),
   byEmail: (q: Queryable, email: string) => q.selectFrom("users").selectAll().where("email_lower", "=", email.toLowerCase()).executeTakeFirst(),
+  /** Whether any user exists (a new server has none until bootstrap or a sign-up). */
+  any: async (q: Queryable) => !!(await q.selectFrom("users").select("id").limit(1).executeTakeFirst()),
   insert: (q: Queryable, row: UserRow) => q.insertInto("users").values(row).execute(),
   update: (q: Queryable, id: string, patch: Partial<UserRow>) => q.updateTable("users").set(patch).where("id", "=", id).execute(),
   /** Records a TOTP step as used, if it is later than the last one (false: that code or a later one was used). */

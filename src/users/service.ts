@@ -30,6 +30,11 @@ export class UsersService {
     private readonly clock: Clock,
   ) {}
 
+  /** Whether any user exists yet. */
+  any(q: Queryable = this.db) {
+    return usersRepo.any(q);
+  }
+
   get(id: string, q: Queryable = this.db) {
     return usersRepo.byId(q, id);
   }

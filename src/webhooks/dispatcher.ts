@@ -283,7 +283,10 @@ export class WebhookDispatcher {
     const ctl = new AbortController();
     this.inflight.set(row.id, ctl);
     void this.deliver(row, ctl.signal)
-      .then((r) => this.push(r))
+      .then((r) => {
+        this.logFailure(r);
+        this.push(r);
+      })
       .catch((err) => this.log?.error({ err }, "webhook dispatcher: delivery crashed"))
       .finally(() => {
         const n = (this.perHook.get(row.webhook_id) ?? 1) - 1;
@@ -376,6 +379,28 @@ export class WebhookDispatcher {
       abortReason: "dispatcher stopping",
       agents: { http: this.httpAgent, https: this.httpsAgent },
     });
+  }
+
+  /** Failed attempts and deliveries given up since this dispatcher started (/metrics). */
+  readonly failures = { attempts: 0, deliveries: 0 };
+
+  /** A failed attempt is logged (warn; error when the delivery gives up): which webhook, which event, why. */
+  private logFailure(r: AttemptResult) {
+    if (r.outcome !== "retry" && r.outcome !== "failed") return;
+    const a = r.attempt;
+    this.failures.attempts++;
+    if (r.outcome === "failed") this.failures.deliveries++;
+    const detail = {
+      webhook_id: r.delivery.webhook_id,
+      delivery_id: r.delivery.id,
+      event: r.delivery.event,
+      attempt: a.attempt,
+      status: a.status_code,
+      error: a.error,
+    };
+    const why = a.status_code !== null ? `answered ${a.status_code}` : (a.error ?? "no answer");
+    if (r.outcome === "failed") this.log?.error(detail, `webhook delivery failed for good after ${a.attempt} attempts: ${why}`);
+    else this.log?.warn({ ...detail, next_at: r.nextAt }, `webhook delivery attempt ${a.attempt} failed (${why}); retrying`);
   }
 
   private push(r: AttemptResult) {

@@ -112,7 +112,7 @@ export async function startServer(
     MESHAGENT_DOCKER_HOST: "none",
     ...opts.env,
   });
-  const ctx = await createContext(config, { clock: opts.clock });
+  const ctx = await createContext(config, { clock: opts.clock, logStream: opts.logStream });
   const app = await buildApp(ctx, opts.logStream ? { logStream: opts.logStream } : { logger: false });
   await app.listen({ port: 0, host: "127.0.0.1" });
   await ctx.webhookDispatcher.start();

@@ -239,7 +239,7 @@ export class Meshagent {
     projectId: string,
     roomId: string,
     name: string,
-    options: Omit<Body<`${PP}/rooms/{room_id}`, "put">, "name"> = {},
+    options: Omit<Body<`${PP}/rooms/{room}`, "put">, "name"> = {},
     opts?: RequestOptions,
   ): Promise<Room> {
     return this.#json("PUT", `${P(projectId)}/rooms/${enc(roomId)}`, opts, { json: { name, ...options } });

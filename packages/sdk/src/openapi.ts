@@ -22,7 +22,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         put?: never;
         post?: never;
@@ -51,7 +59,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         put?: never;
         post?: never;
@@ -3610,229 +3626,6 @@ export type paths = {
         patch?: never;
         trace?: never;
     };
-    "/accounts/projects/{project_id}/rooms/{room_id}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        get?: never;
-        /**
-         * update_room
-         * @description Renames a room (grants, shares and everything else stay with it) and replaces metadata/annotations when given.
-         */
-        put: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    project_id: string;
-                    room_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody: {
-                content: {
-                    "application/json": {
-                        annotations?: {
-                            [key: string]: unknown;
-                        } | null;
-                        metadata?: {
-                            [key: string]: unknown;
-                        } | null;
-                        name: string;
-                    };
-                };
-            };
-            responses: {
-                /** @description wire-contract §7.2; `metadata` is always present */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Room"];
-                    };
-                };
-                /** @description Every error: a snake_case code and a human message */
-                400: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Every error: a snake_case code and a human message */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Every error: a snake_case code and a human message */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Every error: a snake_case code and a human message */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Every error: a snake_case code and a human message */
-                409: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
-        post?: never;
-        /**
-         * delete_room
-         * @description Deletes the room and, in the same transaction, everything that belongs to it (grants, shares, and other areas' rows).
-         */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    project_id: string;
-                    room_id: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            ok: boolean;
-                        };
-                    };
-                };
-                /** @description Every error: a snake_case code and a human message */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Every error: a snake_case code and a human message */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Every error: a snake_case code and a human message */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/accounts/projects/{project_id}/rooms/{room_name}": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * get_room
-         * @description A room by name. Members need a grant on it (403 otherwise); a participant token reads its own room.
-         */
-        get: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    project_id: string;
-                    room_name: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description wire-contract §7.2; `metadata` is always present */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Room"];
-                    };
-                };
-                /** @description Every error: a snake_case code and a human message */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Every error: a snake_case code and a human message */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-                /** @description Every error: a snake_case code and a human message */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": components["schemas"]["Error"];
-                    };
-                };
-            };
-        };
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
     "/accounts/projects/{project_id}/rooms/{room_name}/connect": {
         parameters: {
             query?: never;
@@ -5008,6 +4801,216 @@ export type paths = {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/accounts/projects/{project_id}/rooms/{room}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * get_room
+         * @description A room by name. Members need a grant on it (403 otherwise); a participant token reads its own room.
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    project_id: string;
+                    /** @description (here: the room name) */
+                    room: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description wire-contract §7.2; `metadata` is always present */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Room"];
+                    };
+                };
+                /** @description Every error: a snake_case code and a human message */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every error: a snake_case code and a human message */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every error: a snake_case code and a human message */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        /**
+         * update_room
+         * @description Renames a room (grants, shares and everything else stay with it) and replaces metadata/annotations when given.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    project_id: string;
+                    /** @description (here: the room id) */
+                    room: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        annotations?: {
+                            [key: string]: unknown;
+                        } | null;
+                        metadata?: {
+                            [key: string]: unknown;
+                        } | null;
+                        name: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description wire-contract §7.2; `metadata` is always present */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Room"];
+                    };
+                };
+                /** @description Every error: a snake_case code and a human message */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every error: a snake_case code and a human message */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every error: a snake_case code and a human message */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every error: a snake_case code and a human message */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every error: a snake_case code and a human message */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
+        post?: never;
+        /**
+         * delete_room
+         * @description Deletes the room and, in the same transaction, everything that belongs to it (grants, shares, and other areas' rows).
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    project_id: string;
+                    /** @description (here: the room id) */
+                    room: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            ok: boolean;
+                        };
+                    };
+                };
+                /** @description Every error: a snake_case code and a human message */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every error: a snake_case code and a human message */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+                /** @description Every error: a snake_case code and a human message */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Error"];
+                    };
+                };
+            };
+        };
         options?: never;
         head?: never;
         patch?: never;
@@ -9508,7 +9511,7 @@ export type paths = {
                         "application/json": {
                             balance: number;
                             created: boolean;
-                            transaction?: components["schemas"]["Transaction"] | (never | null);
+                            transaction?: components["schemas"]["Transaction"] | null;
                         };
                     };
                 };
@@ -10558,7 +10561,8 @@ export type paths = {
             requestBody: {
                 content: {
                     "application/json": {
-                        format?: ("service" | "template") | (never | null);
+                        /** @description "service" (default): a ServiceSpec; "template": a ServiceTemplateSpec declaring the credentials discovery could not supply */
+                        format?: ("service" | "template") | null;
                         /** @description the MCP server's endpoint, http(s), without credentials, query or fragment */
                         url: string;
                     };
@@ -10648,7 +10652,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         put?: never;
         /**
@@ -10663,7 +10675,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         delete?: never;
         options?: never;
@@ -10692,7 +10712,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         put?: never;
         post?: never;
@@ -10721,7 +10749,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         put?: never;
         /**
@@ -10736,7 +10772,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         delete?: never;
         options?: never;
@@ -10765,7 +10809,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         put?: never;
         post?: never;
@@ -10796,7 +10848,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         delete?: never;
         options?: never;
@@ -11155,7 +11215,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         delete?: never;
         options?: never;
@@ -11182,7 +11250,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         put?: never;
         post?: never;
@@ -11213,7 +11289,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         delete?: never;
         options?: never;
@@ -11242,7 +11326,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         delete?: never;
         options?: never;
@@ -11269,7 +11361,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         put?: never;
         /**
@@ -11284,7 +11384,15 @@ export type paths = {
                 cookie?: never;
             };
             requestBody?: never;
-            responses: never;
+            responses: {
+                /** @description the endpoint's own answer, as its description says */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+            };
         };
         delete?: never;
         options?: never;
@@ -12429,10 +12537,7 @@ export type components = {
             /** @description in `currency`: the sum of the project's transactions */
             balance: number;
             currency: string;
-            /**
-             * Format: date-time
-             * @description the last auto-recharge attempt
-             */
+            /** @description the last auto-recharge attempt */
             last_recharge?: string | null;
             monthly_budget?: number | null;
         };
@@ -12525,7 +12630,6 @@ export type components = {
         RoomSession: {
             /** Format: date-time */
             created_at: string;
-            /** Format: date-time */
             ended_at: string | null;
             id: string;
             is_active: boolean;
@@ -12562,19 +12666,14 @@ export type components = {
             /** Format: date-time */
             created_at: string;
             id: string;
-            /** Format: date-time */
             last_end_time: string | null;
             last_return_message: string | null;
             last_run_id: number | null;
-            /** Format: date-time */
             last_start_time: string | null;
             last_status: string | null;
             /** @description extension: skip | run_once | catch_up */
             misfire_policy: string;
-            /**
-             * Format: date-time
-             * @description extension: when it fires next; null when inactive
-             */
+            /** @description extension: when it fires next; null when inactive */
             next_run_at: string | null;
             once: boolean;
             payload: {
@@ -12594,7 +12693,6 @@ export type components = {
         };
         ScheduledTaskRun: {
             attempt_count: number;
-            /** Format: date-time */
             completed_at: string | null;
             container_id: string | null;
             error: string | null;
@@ -12611,7 +12709,6 @@ export type components = {
             room_name: string;
             /** Format: date-time */
             scheduled_time: string;
-            /** Format: date-time */
             started_at: string | null;
             /** @description submitted (delivered) or failed */
             status: string;
@@ -12744,8 +12841,7 @@ export type components = {
         };
         StorageEntry: {
             content_type?: string;
-            /** @enum {object|null} */
-            created_at: never | null;
+            created_at: null;
             etag?: string;
             is_folder: boolean;
             name: string;
@@ -12756,9 +12852,7 @@ export type components = {
         Subscription: {
             cancel_at_period_end: boolean;
             currency: string;
-            /** Format: date-time */
             current_period_end?: string | null;
-            /** Format: date-time */
             current_period_start?: string | null;
             monthly_price?: number | null;
             /** @description the plan in force: the subscription's, else the pricing table's default plan */
