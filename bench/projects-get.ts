@@ -1,11 +1,10 @@
 // GET /accounts/projects/{id} with API-key auth vs a bare Fastify route returning the same JSON.
 // Both run as child processes with the same logger setup (info level, to /dev/null), loaded by autocannon on loopback.
 // Prints the median requests/s of 3 runs of each and the ratio (goal ≥ 0.5).
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { load, median, ROOT, startChild, TSX_LOADER } from "./lib.js";
+import { bootstrapData, load, median, ROOT, startChild } from "./lib.js";
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 5);
 const dataDir = mkdtempSync(join(tmpdir(), "meshagent-bench-"));
@@ -14,13 +13,7 @@ const env = {
   MESHAGENT_LOG_LEVEL: "info",
   ...(process.env.MESHAGENT_DATABASE_URL ? { MESHAGENT_DATABASE_URL: process.env.MESHAGENT_DATABASE_URL } : {}),
 };
-const b = JSON.parse(
-  execFileSync(process.execPath, ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), "bootstrap", "--json"], {
-    env: { ...process.env, ...env },
-    cwd: dataDir,
-    encoding: "utf8",
-  }),
-);
+const b = bootstrapData(env);
 
 const ours = await startChild([join(ROOT, "src/main.ts"), "serve"], { ...env, MESHAGENT_PORT: "18181" }, "http://127.0.0.1:18181/healthz");
 const path = `/accounts/projects/${b.project_id}`;

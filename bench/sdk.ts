@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { Meshagent } from "@meshagent-oss/sdk";
-import { median, ROOT, startChild, TSX_LOADER } from "./lib.js";
+import { bootstrapData, median, ROOT, startChild } from "./lib.js";
 
 const CALLS = Number(process.env.BENCH_CALLS ?? 10_000);
 const MIB = Number(process.env.BENCH_UPLOAD_MIB ?? 1024);
@@ -24,13 +24,7 @@ const env = {
   MESHAGENT_LOG_LEVEL: "warn",
   ...(process.env.MESHAGENT_DATABASE_URL ? { MESHAGENT_DATABASE_URL: process.env.MESHAGENT_DATABASE_URL } : {}),
 };
-const b = JSON.parse(
-  execFileSync(process.execPath, ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), "bootstrap", "--json"], {
-    env: { ...process.env, ...env },
-    cwd: dataDir,
-    encoding: "utf8",
-  }),
-);
+const b = bootstrapData(env);
 const PORT = 18191;
 const base = `http://127.0.0.1:${PORT}`;
 const server = await startChild([join(ROOT, "src/main.ts"), "serve"], { ...env, MESHAGENT_PORT: String(PORT) }, `${base}/healthz`);

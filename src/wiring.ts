@@ -60,7 +60,6 @@ import { UsageMeter } from "./billing/meter.js";
 import { BillingEngine } from "./billing/engine.js";
 import { UsageReports } from "./billing/usage.js";
 import { LocalProvider } from "./billing/providers.js";
-import { StripeProvider } from "./billing/stripe.js";
 
 /** Open the store, migrate it and wire every service. The one place that knows how the parts fit. */
 export async function createContext(config: Config, opts: { clock?: Clock; listen?: boolean; logStream?: { write(line: string): void } } = {}) {
@@ -146,7 +145,8 @@ export async function createContext(config: Config, opts: { clock?: Clock; liste
   // deliveries) is flushed every MESHAGENT_BILLING_METER_FLUSH; the billing job prices closed hours into debits.
   const meter = new UsageMeter(store.db, clock, config.billing.meterFlushMs, log.child({ name: "billing" }));
   meter.subscribe(bus);
-  const stripeProvider = config.billing.provider === "stripe" ? new StripeProvider(config.billing.stripe) : null;
+  // Stripe's SDK is loaded only when it is the payment provider.
+  const stripeProvider = config.billing.provider === "stripe" ? new (await import("./billing/stripe.js")).StripeProvider(config.billing.stripe) : null;
   const billing = new BillingService(
     {
       db: store.db,

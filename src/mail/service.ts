@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { SMTPServer, type SMTPServerAddress, type SMTPServerDataStream, type SMTPServerSession } from "smtp-server";
-import { simpleParser, type AddressObject, type ParsedMail } from "mailparser";
+import type { SMTPServer, SMTPServerAddress, SMTPServerDataStream, SMTPServerSession } from "smtp-server";
+import type { AddressObject, ParsedMail } from "mailparser";
 import pino from "pino";
 import type { SmtpConfig } from "../config.js";
 import { newId } from "../core/ids.js";
@@ -100,6 +100,8 @@ export class MailService {
     if (!this.enabled || this.server) return;
     if (log) this.log = log.child({ area: "smtp" });
     const tls = this.config.tlsCert && this.config.tlsKey ? { cert: readFileSync(this.config.tlsCert), key: readFileSync(this.config.tlsKey) } : null;
+    // Loaded only when SMTP is on (smtp-server and mailparser are not needed to start the server).
+    const { SMTPServer } = await import("smtp-server");
     const server = new SMTPServer({
       name: this.config.hostname,
       banner: "MeshAgent mail",
@@ -196,6 +198,7 @@ export class MailService {
       if (m) boxes.set(m.id, m);
     }
     if (boxes.size === 0) return [];
+    const { simpleParser } = await import("mailparser");
     const parsed = await simpleParser(raw, { skipImageLinks: true, skipTextToHtml: true });
     const deliveries: { box: MailboxWithRoom; message: MailMessage }[] = [];
     for (const box of boxes.values()) deliveries.push({ box, message: await this.prepare(box, parsed, sender) });

@@ -1,5 +1,3 @@
-import nodemailer from "nodemailer";
-
 export interface OutboundMail {
   to: string;
   subject: string;
@@ -18,32 +16,40 @@ interface Transport {
  * `send` throws when the relay refuses or cannot be reached (callers retry).
  */
 export class Mailer {
-  private readonly transport: Transport | null;
+  /** Created with the first mail (nodemailer is loaded then, not at start-up). */
+  private transport: Promise<Transport> | null = null;
 
   constructor(
     private readonly cfg: { relayUrl: string | null; from: string },
     private readonly log: { warn(obj: object, msg: string): void },
-  ) {
-    this.transport = cfg.relayUrl ? (nodemailer.createTransport(cfg.relayUrl, { from: cfg.from }) as unknown as Transport) : null;
+  ) {}
+
+  private relay(): Promise<Transport> {
+    return (this.transport ??= import("nodemailer").then(
+      ({ default: nodemailer }) => nodemailer.createTransport(this.cfg.relayUrl!, { from: this.cfg.from }) as unknown as Transport,
+    ));
   }
 
   /** Whether mail actually leaves (a relay is configured). */
   get sends(): boolean {
-    return this.transport !== null;
+    return this.cfg.relayUrl !== null;
   }
 
   async send(m: OutboundMail): Promise<void> {
-    if (!this.transport) {
+    if (!this.cfg.relayUrl) {
       this.log.warn(
         { to: m.to, subject: m.subject, text: m.text },
         "no MESHAGENT_SMTP_RELAY_URL: this mail was not sent; pass its link on yourself, or set a relay",
       );
       return;
     }
-    await this.transport.sendMail({ from: this.cfg.from, to: m.to, subject: m.subject, text: m.text, ...(m.html ? { html: m.html } : {}) });
+    await (await this.relay()).sendMail({ from: this.cfg.from, to: m.to, subject: m.subject, text: m.text, ...(m.html ? { html: m.html } : {}) });
   }
 
   close() {
-    this.transport?.close();
+    void this.transport?.then(
+      (t) => t.close(),
+      () => {},
+    );
   }
 }

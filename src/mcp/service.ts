@@ -1,8 +1,28 @@
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
-import { discoverOAuthServerInfo, extractWWWAuthenticateParams } from "@modelcontextprotocol/sdk/client/auth.js";
-import { ErrorCode, McpError, type Implementation } from "@modelcontextprotocol/sdk/types.js";
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import type { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { SSEClientTransport } from "@modelcontextprotocol/sdk/client/sse.js";
+import type { Implementation } from "@modelcontextprotocol/sdk/types.js";
+
+/** The MCP SDK, loaded with the first discovery (it is not needed to start the server, and takes ~130 ms to load). */
+type Sdk = typeof import("@modelcontextprotocol/sdk/client/index.js") &
+  typeof import("@modelcontextprotocol/sdk/client/streamableHttp.js") &
+  typeof import("@modelcontextprotocol/sdk/client/sse.js") &
+  typeof import("@modelcontextprotocol/sdk/client/auth.js") &
+  Pick<typeof import("@modelcontextprotocol/sdk/types.js"), "ErrorCode" | "McpError">;
+let loaded: Sdk | undefined;
+async function sdk(): Promise<Sdk> {
+  if (!loaded) {
+    const [client, streamable, sse, auth, types] = await Promise.all([
+      import("@modelcontextprotocol/sdk/client/index.js"),
+      import("@modelcontextprotocol/sdk/client/streamableHttp.js"),
+      import("@modelcontextprotocol/sdk/client/sse.js"),
+      import("@modelcontextprotocol/sdk/client/auth.js"),
+      import("@modelcontextprotocol/sdk/types.js"),
+    ]);
+    loaded = { ...client, ...streamable, ...sse, ...auth, ErrorCode: types.ErrorCode, McpError: types.McpError };
+  }
+  return loaded;
+}
 import { ApiError, badRequest, clip } from "../core/errors.js";
 import { checkUrlTarget, guardedFetch, parseHttpUrl, UnsafeUrlError } from "../core/ssrf.js";
 import type { MCPEndpointSpec, ServiceTemplateVariable } from "../services/spec.js";
@@ -150,6 +170,7 @@ export class McpDiscovery {
 
   /** Connect, read, close: everything the answer is built from. Throws ApiError (4xx) when there is no MCP server. */
   private async probe(url: URL): Promise<Findings> {
+    const { Client, StreamableHTTPClientTransport, SSEClientTransport, McpError, ErrorCode } = await sdk();
     const { timeoutMs, allowPrivate } = this.config;
     const budget = new AbortController();
     const deadline = Date.now() + timeoutMs;
@@ -286,6 +307,7 @@ export class McpDiscovery {
 
   /** The server wants authorization: what its OAuth metadata says (the SDK's RFC 9728 / RFC 8414 discovery). */
   private async auth(url: URL, challenge: Seen, fetchFn: (input: string | URL | Request, init?: RequestInit) => Promise<Response>): Promise<AuthFinding> {
+    const { discoverOAuthServerInfo, extractWWWAuthenticateParams } = await sdk();
     const headers = new Headers();
     if (challenge.wwwAuthenticate) headers.set("www-authenticate", challenge.wwwAuthenticate);
     const { resourceMetadataUrl, scope } = extractWWWAuthenticateParams({ headers } as Response);
@@ -336,6 +358,8 @@ function snippet(text: string, max = 60): string {
 
 /** A short account of an answer that is not MCP (HTML page, 404, JSON that is not JSON-RPC). */
 function whatCameBack(s: Seen, err?: unknown): string {
+  // Called while a discovery runs: the SDK is loaded.
+  const { McpError, ErrorCode } = loaded!;
   const mt = mediaType(s.contentType);
   const body = s.excerpt ?? "";
   const ok = s.status >= 200 && s.status < 300;

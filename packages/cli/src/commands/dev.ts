@@ -1,6 +1,6 @@
 import { spawn, spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Command } from "commander";
@@ -23,21 +23,6 @@ function serverBin(): string {
     if (dirname(dir) === dir) break;
   }
   throw new CliError("cannot find the MeshAgent server", "server_not_found", "set MESHAGENT_SERVER_BIN to its bin/meshagent-server.mjs");
-}
-
-/** Set KEY=value lines in a .env file, keeping every other line. */
-function updateEnvFile(file: string, values: Record<string, string>) {
-  const lines = existsSync(file) ? readFileSync(file, "utf8").split("\n") : [];
-  const seen = new Set<string>();
-  const kept = lines.map((line) => {
-    const m = /^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=/.exec(line);
-    if (!m || !(m[1] in values)) return line;
-    seen.add(m[1]);
-    return `${m[1]}=${values[m[1]]}`;
-  });
-  while (kept.length && kept[kept.length - 1] === "") kept.pop();
-  for (const [k, v] of Object.entries(values)) if (!seen.has(k)) kept.push(`${k}=${v}`);
-  writeFileSync(file, kept.join("\n") + "\n", { mode: 0o600 });
 }
 
 interface DevOptions {
@@ -75,10 +60,15 @@ export function registerDev(program: Command) {
           // Request logs would drown the next steps: warnings and errors only, unless asked for.
           MESHAGENT_LOG_LEVEL: process.env.MESHAGENT_LOG_LEVEL ?? "warn",
         };
-        const b = spawnSync(process.execPath, [bin, "bootstrap", "--json", "--email", o.email, "--password", password, "--project", o.projectName], {
-          env,
-          encoding: "utf8",
-        });
+        // The server's bootstrap also writes MESHAGENT_API_URL, MESHAGENT_API_KEY and MESHAGENT_PROJECT_ID to ./.env.
+        const b = spawnSync(
+          process.execPath,
+          [bin, "bootstrap", "--json", "--write-env", "--email", o.email, "--password", password, "--project", o.projectName],
+          {
+            env,
+            encoding: "utf8",
+          },
+        );
         const line = b.stdout?.trim().split("\n").pop() ?? "";
         if (b.status !== 0 || !line.startsWith("{"))
           throw new CliError(`the server's bootstrap failed: ${(b.stderr || b.stdout || String(b.error)).trim().split("\n").pop()}`, "bootstrap_failed");
@@ -127,7 +117,6 @@ export function registerDev(program: Command) {
           };
           s.active_user_id = seed.user_id;
           ctx.save();
-          updateEnvFile(resolve(".env"), { MESHAGENT_API_URL: seed.api_url, MESHAGENT_API_KEY: seed.api_key, MESHAGENT_PROJECT_ID: seed.project_id });
           out(`MeshAgent dev server running at ${seed.api_url} (data in ${dataDir})
 
   user      ${seed.email}   password ${password}
