@@ -5,7 +5,7 @@
 //      median MiB/s of each, the ratio (goal >= 0.9x), and the CLI's peak RSS. curl streams the file (`-X POST -T
 //      file`): `--data-binary @file` reads the whole file into memory first and refuses 1 GiB ("out of memory").
 // BENCH_CALLS (default 10000; 0 skips part 1) and BENCH_UPLOAD_MIB (default 1024; 0 skips part 2) scale it down.
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
