@@ -47,6 +47,8 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
     // Fastify's two (incoming + completed): half the logging cost of every call.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ctx.config.bodyLimitBytes,
+    // Behind a reverse proxy (MESHAGENT_TRUST_PROXY): req.ip is the client's address from X-Forwarded-For.
+    trustProxy: ctx.config.trustProxy as boolean | string[], // a hop count works too (request.js); the types omit it
     requestIdHeader: "x-request-id",
     genReqId: () => randomUUID(),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },

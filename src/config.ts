@@ -33,6 +33,8 @@ export interface Config {
   rateLimit: RateLimitConfig;
   pricingFile?: string;
   logLevel: string;
+  /** MESHAGENT_TRUST_PROXY, as Fastify's `trustProxy`: false, true, a hop count or proxy addresses. */
+  trustProxy: boolean | number | string[];
   /** GET /metrics (MESHAGENT_METRICS) and the bearer it needs (MESHAGENT_METRICS_TOKEN; null: public). */
   metrics: { enabled: boolean; token: string | null };
   /** MESHAGENT_LOG_FORMAT: JSON lines, pretty lines, or pretty on a terminal only. */
@@ -68,6 +70,22 @@ export interface Config {
   hosting: HostingConfig;
   /** Sync documents (src/sync): where acknowledged updates are journaled. */
   sync: { journal: "file" | "store"; journalDir: string };
+}
+
+/** MESHAGENT_TRUST_PROXY: `false`/`true`, a hop count, or a comma-separated list of proxy addresses or CIDRs. */
+function parseTrustProxy(raw: string): boolean | number | string[] {
+  const v = raw.trim().toLowerCase();
+  if (v === "" || v === "false" || v === "0") return false;
+  if (v === "true") return true;
+  if (/^\d+$/.test(v)) return Number(v);
+  const list = raw
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
+  for (const a of list)
+    if (!/^[0-9a-f.:]+(\/\d{1,3})?$/i.test(a) && !["loopback", "linklocal", "uniquelocal"].includes(a))
+      throw new ConfigError(`MESHAGENT_TRUST_PROXY: expected false, true, a hop count, or proxy addresses/CIDRs (e.g. 127.0.0.1,10.0.0.0/8), got "${raw}"`);
+  return list;
 }
 
 /** The URL a server listening on host:port is reached at: the host itself, or localhost for a wildcard address. */
@@ -255,6 +273,12 @@ export const ConfigSchema = Type.Object({
   MESHAGENT_LOG_FORMAT: Type.Union([Type.Literal("auto"), Type.Literal("json"), Type.Literal("pretty")], {
     default: "auto",
     description: "`json`: one JSON object per line; `pretty`: one short readable line per event (pino-pretty); `auto`: pretty when stdout is a terminal",
+  }),
+  MESHAGENT_TRUST_PROXY: Type.String({
+    default: "false",
+    expected: "false, true, a hop count, or comma-separated proxy addresses/CIDRs",
+    description:
+      "behind a reverse proxy: whose `X-Forwarded-For`/`-Proto` to believe for the client address (rate limits, sign-in lockout, audit log, logs). `true`: any; `1`: the nearest hop; `127.0.0.1,10.0.0.0/8`: those proxies",
   }),
   MESHAGENT_METRICS: Type.Boolean({ default: true, description: "`false`: no `GET /metrics` and no per-request metrics" }),
   MESHAGENT_METRICS_TOKEN: Type.Optional(
@@ -739,6 +763,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     pricingFile: v.MESHAGENT_PRICING_FILE,
     logLevel: v.MESHAGENT_LOG_LEVEL,
     logFormat: v.MESHAGENT_LOG_FORMAT,
+    trustProxy: parseTrustProxy(v.MESHAGENT_TRUST_PROXY),
     metrics: { enabled: v.MESHAGENT_METRICS, token: v.MESHAGENT_METRICS_TOKEN ?? null },
     webhooks: {
       allowPrivate: v.MESHAGENT_WEBHOOK_ALLOW_PRIVATE,

@@ -109,6 +109,14 @@ describe("loadConfig defaults (as before the schema)", () => {
     );
   });
 
+  it("parses MESHAGENT_TRUST_PROXY", () => {
+    expect(load().trustProxy).toBe(false);
+    expect(load({ MESHAGENT_TRUST_PROXY: "true" }).trustProxy).toBe(true);
+    expect(load({ MESHAGENT_TRUST_PROXY: "2" }).trustProxy).toBe(2);
+    expect(load({ MESHAGENT_TRUST_PROXY: "127.0.0.1, 10.0.0.0/8,::1" }).trustProxy).toEqual(["127.0.0.1", "10.0.0.0/8", "::1"]);
+    expect(() => load({ MESHAGENT_TRUST_PROXY: "proxy.example.com" })).toThrow(/MESHAGENT_TRUST_PROXY: expected/);
+  });
+
   it("derives the public URL from the host and port when MESHAGENT_PUBLIC_URL is not set", () => {
     expect(load({ MESHAGENT_PORT: "9123" }).publicUrl).toBe("http://127.0.0.1:9123");
     expect(load({ MESHAGENT_PORT: "9123", MESHAGENT_HOST: "10.1.2.3" }).publicUrl).toBe("http://10.1.2.3:9123");

@@ -205,3 +205,22 @@ describe("pretty logs", () => {
     }
   }, 60_000);
 });
+
+describe("behind a reverse proxy (MESHAGENT_TRUST_PROXY)", () => {
+  it("takes the client's address from X-Forwarded-For only from a trusted proxy", async () => {
+    const addressOf = async (env: Record<string, string>) => {
+      const lines: string[] = [];
+      const srv = await startServer({ env: { MESHAGENT_LOG_LEVEL: "info", ...env }, logStream: { write: (l) => void lines.push(l) } });
+      try {
+        await srv.http("GET", `/accounts/projects/${srv.admin.projectId}`, { headers: { "x-forwarded-for": "203.0.113.9" } });
+        const line = await until(() => lines.map((l) => JSON.parse(l)).find((l) => l.msg?.startsWith("GET /accounts/projects/")), "the request line");
+        return line.req.remoteAddress;
+      } finally {
+        await srv.close();
+      }
+    };
+    expect(await addressOf({})).toBe("127.0.0.1");
+    expect(await addressOf({ MESHAGENT_TRUST_PROXY: "127.0.0.1" })).toBe("203.0.113.9");
+    expect(await addressOf({ MESHAGENT_TRUST_PROXY: "10.0.0.0/8" })).toBe("127.0.0.1");
+  }, 60_000);
+});
