@@ -1,5 +1,7 @@
 import { Command } from "commander";
 import { join, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { loadConfig } from "./config.js";
 import { createContext } from "./wiring.js";
 import { buildApp } from "./app.js";
@@ -9,6 +11,12 @@ import { domains } from "./domains.js";
 import { consoleReporter, rotateMasterKey } from "./keyring/rotate.js";
 import { startupSummary } from "./startup.js";
 import { BackupUnsupported, backupStore, defaultBackupFile, restoreStore } from "./store/backup.js";
+
+/** How to run bootstrap here: from a checkout with npm, else (an installed build, the container image) the entry itself. */
+const bootstrapCommand = () =>
+  existsSync(fileURLToPath(new URL("../src/main.ts", import.meta.url)))
+    ? "npm run bootstrap"
+    : "node dist/main.js bootstrap (in the container: docker exec <container> node dist/main.js bootstrap)";
 
 /** How this process runs the server: the compiled build (dist/main.js) or the TypeScript sources (through tsx). */
 const runningFrom = () => (import.meta.url.endsWith(".js") ? "compiled build" : "TypeScript sources via tsx");
@@ -34,7 +42,7 @@ async function serve() {
   // The billing job (unless MESHAGENT_BILLING_ENABLED=false): prices closed hours, renews, auto-recharges.
   if (config.billing.enabled) ctx.billingEngine.start();
   // Where it listens, what it runs on, what is on, and what to do next: on stderr, for the person who started it.
-  process.stderr.write(await startupSummary(ctx, { url, ms: process.uptime() * 1000, from: runningFrom() }));
+  process.stderr.write(await startupSummary(ctx, { url, ms: process.uptime() * 1000, from: runningFrom(), bootstrap: bootstrapCommand() }));
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

@@ -22,7 +22,7 @@ export function describeStorage(storageUrl: string): string {
  * The lines printed on stderr once the server listens: where it is, what it runs on, which optional parts are on,
  * and the next step (bootstrap on a server without users).
  */
-export async function startupSummary(ctx: AppContext, listening: { url: string; ms: number; from: string }): Promise<string> {
+export async function startupSummary(ctx: AppContext, listening: { url: string; ms: number; from: string; bootstrap: string }): Promise<string> {
   const c = ctx.config;
   const smtpPort = ctx.mail.port;
   const lines = [
@@ -36,8 +36,8 @@ export async function startupSummary(ctx: AppContext, listening: { url: string; 
     `  docs         ${c.publicUrl}/docs (OpenAPI at /openapi.json; metrics at /metrics; health at /healthz and /readyz)`,
   ];
   const next = (await ctx.users.any())
-    ? `next: point a client at MESHAGENT_API_URL=${c.publicUrl} (npm run bootstrap issues a new API key)`
-    : "next: npm run bootstrap   (creates an admin user, a project and an API key, and writes them to .env)";
+    ? `next: point a client at MESHAGENT_API_URL=${c.publicUrl} (${listening.bootstrap} issues a new API key)`
+    : `next: ${listening.bootstrap}   (creates an admin user, a project and an API key, and writes them to .env)`;
   lines.push(next);
   return lines.join("\n") + "\n";
 }
