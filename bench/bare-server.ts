@@ -5,7 +5,17 @@ import Fastify from "fastify";
 
 const body = JSON.parse(process.env.BARE_BODY ?? "{}");
 const routes = JSON.parse(process.env.BARE_ROUTES ?? "{}") as Record<string, unknown>;
-const app = Fastify({ logger: { level: process.env.MESHAGENT_LOG_LEVEL ?? "info" } });
+// BARE_ONE_LINE=1: one log line per request, as our server writes it (bench/startup.ts measures what logging costs).
+const oneLine = process.env.BARE_ONE_LINE === "1";
+const app = Fastify({ logger: { level: process.env.MESHAGENT_LOG_LEVEL ?? "info" }, disableRequestLogging: oneLine });
+if (oneLine)
+  app.addHook("onResponse", (req, reply, done) => {
+    req.log.info(
+      { statusCode: reply.statusCode, responseTime: Math.round(reply.elapsedTime * 10) / 10, ip: req.ip },
+      `${req.method} ${req.url} ${reply.statusCode} ${reply.elapsedTime.toFixed(1)}ms`,
+    );
+    done();
+  });
 app.get("/healthz", async () => ({ ok: true }));
 app.get("/accounts/projects/:project_id", async () => body);
 for (const [path, b] of Object.entries(routes)) app.get(path, async () => b);

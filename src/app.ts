@@ -10,7 +10,7 @@ import { ErrorResponse } from "./core/http.js";
 import { MAX_JSON_DEPTH, jsonHasNul, jsonTooDeep } from "./core/json.js";
 import { isDataException } from "./store/errors.js";
 import { pendingMigrations } from "./store/db.js";
-import { requestSerializer } from "./core/redact.js";
+import { redactUrl, requestSerializer } from "./core/redact.js";
 import { errorCodeOf, requestLogLine } from "./core/logging.js";
 import { normalizeOpenApi } from "./core/openapi.js";
 import { MAX_PARAM_LENGTH, clientErrorHandler, frameworkErrors, refuseNulInUrl } from "./core/client-errors.js";
@@ -83,8 +83,22 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
     done(null, payload);
   });
   app.addHook("onResponse", (req, reply, done) => {
-    const { level, msg } = requestLogLine(req.method, req.url, reply.statusCode, reply.elapsedTime, errorCodes.get(reply));
-    req.log[level]({ req, statusCode: reply.statusCode, responseTime: reply.elapsedTime, code: errorCodes.get(reply) }, msg);
+    const code = errorCodes.get(reply);
+    const { level, msg } = requestLogLine(req.method, req.url, reply.statusCode, reply.elapsedTime, code);
+    // A short line (the method and path are in msg): the client's address, and the URL only when it has a query
+    // (its secrets redacted). What each request costs in logging is what each line costs.
+    const enabled = (req.log as { isLevelEnabled?: (l: string) => boolean }).isLevelEnabled;
+    if (!enabled || enabled.call(req.log, level))
+      req.log[level](
+        {
+          statusCode: reply.statusCode,
+          responseTime: Math.round(reply.elapsedTime * 10) / 10,
+          ip: req.ip,
+          ...(code ? { code } : {}),
+          ...(req.url.includes("?") ? { url: redactUrl(req.url) } : {}),
+        },
+        msg,
+      );
     done();
   });
 

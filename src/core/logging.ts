@@ -9,7 +9,6 @@ export type LogFormat = "auto" | "json" | "pretty";
 const QUIET_PATHS = new Set(["/healthz", "/readyz", "/metrics"]);
 
 const roots = new Map<string, Logger>();
-
 /**
  * The process's root logger for a level and format (one per pair: every area's logger is a child of it, so the whole
  * process writes through one stream). Pretty output is pino-pretty run in this thread (no worker per context) with
@@ -30,7 +29,7 @@ export function rootLogger(level: string, format: LogFormat = "auto", stream?: {
         pinoPretty({
           colorize: !!process.stdout.isTTY,
           translateTime: "HH:MM:ss.l",
-          ignore: "pid,hostname,reqId,req,statusCode,responseTime,code",
+          ignore: "pid,hostname,reqId,req,statusCode,responseTime,code,ip,url",
           singleLine: true,
           sync: true,
         }),
