@@ -1,7 +1,8 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
-import { Ajv } from "ajv";
+import { Ajv, type ValidateFunction } from "ajv";
+import SerializerSelector from "@fastify/fast-json-stringify-compiler";
 import addFormats from "ajv-formats";
 import { randomUUID } from "node:crypto";
 import type { AppContext } from "./context.js";
@@ -27,6 +28,16 @@ function makeAjv(coerce: boolean) {
   const ajv = new Ajv({ coerceTypes: coerce, useDefaults: true, removeAdditional: true, allErrors: false, strict: false });
   (addFormats as unknown as (a: Ajv) => void)(ajv);
   return ajv;
+}
+
+const buildSerializers = SerializerSelector();
+/** Fastify's serializer factory, each route's serializer compiled when first used. */
+function lazySerializers(external: unknown, options: unknown) {
+  const compile = (buildSerializers as unknown as (e: unknown, o: unknown) => (route: unknown) => (data: unknown) => string)(external, options);
+  return (route: unknown) => {
+    let fn: ((data: unknown) => string) | undefined;
+    return (data: unknown) => (fn ??= compile(route))(data);
+  };
 }
 
 /** The error code of each error answer, for its log line. */
@@ -63,12 +74,28 @@ export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStr
     // A client that stops sending (a stalled upload) or reading does not hold its connection forever. WebSocket
     // connections are not affected: `ws` turns the timeout off on the sockets it takes over.
     connectionTimeout: ctx.config.httpIdleTimeoutMs,
+    // Response serializers (fast-json-stringify) are built on a route's first answer, not at start-up: building all
+    // of them was over half of the start-up time.
+    schemaController: { compilersFactory: { buildSerializer: lazySerializers } },
   });
 
   // Bodies are validated strictly (a number is not a string); query strings and params arrive as text and are coerced.
   const strict = makeAjv(false);
   const coercing = makeAjv(true);
-  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === "body" ? strict : coercing).compile(schema as object) as never);
+  // Compiled on a route's first request, not at start-up (compiling every route's schemas took most of a second).
+  app.setValidatorCompiler(({ schema, httpPart }) => {
+    const ajv = httpPart === "body" ? strict : coercing;
+    let fn: ValidateFunction | undefined;
+    // Fastify reads `errors` off the function it was given after a failed validation.
+    const validate = (data: unknown) => {
+      fn ??= ajv.compile(schema as object);
+      const ok = fn(data);
+      validate.errors = fn.errors;
+      return ok;
+    };
+    validate.errors = null as ValidateFunction["errors"];
+    return validate as never;
+  });
 
   app.addHook("onRequest", (req, reply, done) => {
     reply.header("x-request-id", req.id);
