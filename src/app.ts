@@ -46,16 +46,16 @@ const errorCodes = new WeakMap<object, string | undefined>();
 /** Builds the HTTP app from a context, without listening: `main.ts` listens, tests use it the same way. */
 export async function buildApp(ctx: AppContext, opts: { logger?: boolean; logStream?: { write(line: string): void } } = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    // The request serializer logs method, url and ids, never headers (bearer tokens stay out of logs), and redacts the
-    // query string's secrets (signature, token, code, *key*, *secret*: src/core/redact.ts). `logStream`: tests read the log.
-    // `logStream`: tests read the log. Otherwise the process's root logger (JSON lines, or pretty on a terminal).
+    // The process's root logger (JSON lines, or pretty on a terminal: src/core/logging.ts); `logStream`: tests read the
+    // log. Its request serializer logs method, url and ids, never headers (bearer tokens stay out of logs), and redacts
+    // the query string's secrets (signature, token, code, *key*, *secret*: src/core/redact.ts).
     ...(opts.logger === false
       ? { logger: false }
       : opts.logStream
         ? { logger: { level: ctx.config.logLevel, serializers: { req: requestSerializer }, stream: opts.logStream } }
         : { loggerInstance: ctx.log as FastifyBaseLogger }),
-    // One log line per request ("request completed", with the request, status and time: the hook below) instead of
-    // Fastify's two (incoming + completed): half the logging cost of every call.
+    // One log line per request ("GET /path 200 1.2ms": the onResponse hook below) instead of Fastify's two (incoming +
+    // completed): half the logging cost of every call.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: ctx.config.bodyLimitBytes,
     // Behind a reverse proxy (MESHAGENT_TRUST_PROXY): req.ip is the client's address from X-Forwarded-For.

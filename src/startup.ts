@@ -27,12 +27,18 @@ export async function startupSummary(ctx: AppContext, listening: { url: string; 
   const smtpPort = ctx.mail.port;
   const lines = [
     `MeshAgent server listening on ${listening.url} (started in ${(listening.ms / 1000).toFixed(1)} s, ${listening.from})`,
-    `  public URL   ${c.publicUrl}${c.publicUrl === listening.url ? "" : "   (MESHAGENT_PUBLIC_URL, or http://localhost:<port>)"}`,
+    `  public URL   ${c.publicUrl}${c.publicUrl === listening.url ? "" : "   (what clients are told; MESHAGENT_PUBLIC_URL sets it)"}`,
     `  data         ${c.dataDir}`,
     `  store        ${describeStore(c.databaseUrl)}`,
     `  storage      ${describeStorage(c.storageUrl)}`,
     `  SMTP         ${smtpPort !== null ? `on, port ${smtpPort} (mail to <mailbox>@<domain> lands in room queues)` : "off (MESHAGENT_SMTP_PORT turns it on)"}`,
-    `  containers   ${c.docker.host ? `Docker at ${c.docker.host}` : "off (no Docker daemon found: MESHAGENT_DOCKER_HOST or DOCKER_HOST names one)"}`,
+    `  containers   ${
+      ctx.hosting.runtime
+        ? `Docker at ${c.docker.host}`
+        : c.docker.host
+          ? `off: the Docker daemon at ${c.docker.host} did not answer at start-up`
+          : "off (no Docker daemon found: MESHAGENT_DOCKER_HOST or DOCKER_HOST names one)"
+    }`,
     `  docs         ${c.publicUrl}/docs (OpenAPI at /openapi.json; metrics at /metrics; health at /healthz and /readyz)`,
   ];
   const next = (await ctx.users.any())
