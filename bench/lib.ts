@@ -2,6 +2,7 @@ import autocannon from "autocannon";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import type { BootstrapJson } from "../src/bootstrap.js";
 
 export const ROOT = join(import.meta.dirname, "..");
 export const TSX_LOADER = pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href;
@@ -54,23 +55,13 @@ export async function startChild(args: string[], env: Record<string, string>, re
   throw new Error(`${args.join(" ")} did not start`);
 }
 
-/** What `bootstrap --json` prints: an admin, a project and an API key on a data directory. */
-export interface Bootstrapped {
-  api_url: string;
-  user_id: string;
-  email: string;
-  project_id: string;
-  api_key: string;
-  user_token: string;
-}
-
 /** Run `bootstrap --json` on the data directory (and database) `env` names, from the sources. */
-export function bootstrapData(env: Record<string, string>, args: string[] = []): Bootstrapped {
+export function bootstrapData(env: Record<string, string>, args: string[] = []): BootstrapJson {
   return JSON.parse(
     execFileSync(process.execPath, ["--import", TSX_LOADER, join(ROOT, "src/main.ts"), "bootstrap", "--json", ...args], {
       env: { ...process.env, MESHAGENT_LOG_LEVEL: "warn", ...env },
       cwd: env.MESHAGENT_DATA_DIR ?? ROOT,
       encoding: "utf8",
     }),
-  ) as Bootstrapped;
+  ) as BootstrapJson;
 }

@@ -60,6 +60,21 @@ async function stop(child: ChildProcess) {
   await done;
 }
 
+/** `rounds` rounds of `measure` on two ports, their order swapped every round; each result goes to its port's list. */
+async function alternate(a: number, aRuns: number[], b: number, bRuns: number[], measure: (port: number) => Promise<number>) {
+  for (let i = 0; i < rounds; i++)
+    for (const [port, runs] of i % 2
+      ? ([
+          [b, bRuns],
+          [a, aRuns],
+        ] as const)
+      : ([
+          [a, aRuns],
+          [b, bRuns],
+        ] as const))
+      runs.push(await measure(port));
+}
+
 /** Start a server process; resolves once /healthz answers, with the time that took. */
 async function start(args: string[], extra: Record<string, string>, port: number, stdout: "ignore" | string = "ignore") {
   // Logs go straight to a file (the server writes it, as it would to a journal or a log file), not through this process.
@@ -120,20 +135,11 @@ try {
   const offRuns: number[] = [];
   try {
     for (const port of [18302, 18303]) await load(`http://127.0.0.1:${port}${path}`, { headers, seconds: 2 }); // warm-up
-    for (let i = 0; i < rounds; i++)
-      for (const [port, runs] of i % 2
-        ? ([
-            [18303, offRuns],
-            [18302, onRuns],
-          ] as const)
-        : ([
-            [18302, onRuns],
-            [18303, offRuns],
-          ] as const)) {
-        const r = await load(`http://127.0.0.1:${port}${path}`, { headers, seconds });
-        if (r.non2xx) throw new Error(`${r.non2xx} non-2xx answers`);
-        runs.push(r.rps);
-      }
+    await alternate(18302, onRuns, 18303, offRuns, async (port) => {
+      const r = await load(`http://127.0.0.1:${port}${path}`, { headers, seconds });
+      if (r.non2xx) throw new Error(`${r.non2xx} non-2xx answers`);
+      return r.rps;
+    });
   } finally {
     await stop(on.child);
     await stop(off.child);
@@ -160,17 +166,7 @@ try {
   const bOnRuns: number[] = [];
   const bOffRuns: number[] = [];
   try {
-    for (let i = 0; i < rounds; i++)
-      for (const [port, runs] of i % 2
-        ? ([
-            [18305, bOffRuns],
-            [18304, bOnRuns],
-          ] as const)
-        : ([
-            [18304, bOnRuns],
-            [18305, bOffRuns],
-          ] as const))
-        runs.push((await load(`http://127.0.0.1:${port}${path}`, { seconds })).rps);
+    await alternate(18304, bOnRuns, 18305, bOffRuns, async (port) => (await load(`http://127.0.0.1:${port}${path}`, { seconds })).rps);
   } finally {
     await stop(bOn.child);
     await stop(bOff.child);

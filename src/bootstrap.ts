@@ -15,6 +15,9 @@ export interface BootstrapResult {
   password?: string;
 }
 
+/** What `bootstrap --json` prints (one line). */
+export type BootstrapJson = Pick<BootstrapResult, "api_url" | "user_id" | "email" | "project_id" | "api_key" | "user_token">;
+
 /**
  * Idempotent: reuses the admin user (matched by email) and their project (matched by name), and always issues a
  * new API key and a new personal access token. A password is set only when the user is new or one is given. The user

@@ -20,6 +20,7 @@ import {
   type ServerContainer,
 } from "./helpers/image.js";
 import { Meshagent } from "./helpers/official.js";
+import type { BootstrapJson } from "../src/bootstrap.js";
 
 const FILE = "image.test.ts";
 const runtime = await dockerForTests(FILE);
@@ -44,19 +45,10 @@ function logLines(out: string): Record<string, any>[] {
     });
 }
 
-interface Bootstrap {
-  api_url: string;
-  user_id: string;
-  email: string;
-  project_id: string;
-  api_key: string;
-  user_token: string;
-}
-
 describe.skipIf(!enabled)("the container image", () => {
   let image: BuiltImage;
   let main: ServerContainer;
-  let boot: Bootstrap;
+  let boot: BootstrapJson;
 
   beforeAll(async () => {
     let output = "";
@@ -98,7 +90,7 @@ describe.skipIf(!enabled)("the container image", () => {
     expect((await fetch(`${main.url}/readyz`)).status).toBe(200);
 
     const r = await main.exec(["node", "dist/main.js", "bootstrap", "--json"]);
-    boot = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as Bootstrap;
+    boot = JSON.parse(r.stdout.trim().split("\n").at(-1)!) as BootstrapJson;
     expect(boot).toMatchObject({ email: "admin@example.com", api_url: expect.stringContaining(String(main.port)) });
     expect(boot.api_key).toBeTruthy();
 
