@@ -9,6 +9,7 @@ ENV NPM_CONFIG_UPDATE_NOTIFIER=false NPM_CONFIG_FUND=false NPM_CONFIG_AUDIT=fals
 COPY package.json package-lock.json ./
 COPY packages/sdk/package.json packages/sdk/
 COPY packages/cli/package.json packages/cli/
+COPY packages/console/package.json packages/console/
 RUN npm ci --ignore-scripts
 # better-sqlite3 is compiled here by node-gyp when no prebuilt binary can be downloaded (python3, make, g++).
 RUN npm rebuild better-sqlite3 esbuild
@@ -19,7 +20,8 @@ RUN npm prune --omit=dev \
  && cd node_modules/better-sqlite3 \
  && rm -rf deps src build/deps build/Release/obj build/Release/obj.target build/Release/.deps build/Release/*.a build/Release/test_extension.node
 
-# --- build: the server (tsc into dist/) and the workspaces (packages/sdk/dist, packages/cli/dist).
+# --- build: the server (tsc into dist/) and the workspaces (packages/sdk/dist, packages/cli/dist, the console's static
+# files in packages/console/dist).
 FROM deps AS build
 COPY tsconfig.json tsconfig.build.json ./
 COPY bin bin
@@ -45,6 +47,7 @@ COPY --from=build /app/packages/sdk/dist packages/sdk/dist
 COPY --from=build /app/packages/cli/package.json packages/cli/
 COPY --from=build /app/packages/cli/bin packages/cli/bin
 COPY --from=build /app/packages/cli/dist packages/cli/dist
+COPY --from=build /app/packages/console/dist packages/console/dist
 ENV NODE_ENV=production \
     MESHAGENT_HOST=0.0.0.0 \
     MESHAGENT_PORT=8080 \

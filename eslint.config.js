@@ -91,7 +91,7 @@ export default defineConfig(
     languageOptions: { globals: { console: "readonly", process: "readonly", URL: "readonly" } },
   },
   {
-    files: ["**/*.ts"],
+    files: ["**/*.{ts,tsx}"],
     extends: [tseslint.configs.recommended],
   },
   {
@@ -107,12 +107,12 @@ export default defineConfig(
     rules: { "no-unused-vars": ["error", UNUSED] },
   },
   {
-    files: ["**/*.ts"],
+    files: ["**/*.{ts,tsx}"],
     rules: { "@typescript-eslint/no-unused-vars": ["error", UNUSED] },
   },
   {
     // Tests and benchmarks read untyped client responses and reach into internals; `any` is the house style there.
-    files: ["test/**/*.ts", "bench/**/*.ts", "src/**/*.test.ts", "packages/*/test/**/*.ts"],
+    files: ["test/**/*.ts", "bench/**/*.ts", "src/**/*.test.ts", "packages/*/test/**/*.{ts,tsx}"],
     rules: {
       "@typescript-eslint/no-explicit-any": "off",
     },

@@ -19,6 +19,8 @@ export interface Config {
   port: number;
   host: string;
   dataDir: string;
+  /** The web console's built files (served at /console); null: the build in packages/console/dist. */
+  consoleDir: string | null;
   databaseUrl: string;
   /** MESHAGENT_DB_POOL: PostgreSQL connections per process. */
   dbPool: number;
@@ -192,6 +194,13 @@ export const ConfigSchema = Type.Object({
   MESHAGENT_PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: "HTTP port (`0`: any free port)" }),
   MESHAGENT_HOST: Type.String({ default: "127.0.0.1", description: "listen address" }),
   MESHAGENT_DATA_DIR: Type.String({ default: "./data", description: "SQLite file, local storage, generated master key" }),
+  MESHAGENT_CONSOLE_DIR: Type.Optional(
+    Type.String({
+      minLength: 1,
+      defaultText: "`packages/console/dist`",
+      description: "the web console's built files, served at `/console` (`npm run build -w @meshagent-oss/console` writes the default)",
+    }),
+  ),
   MESHAGENT_DATABASE_URL: Type.Optional(
     Type.String({ secret: true, defaultText: "`sqlite://<data dir>/meshagent.db`", description: "or `postgres://user@host:5432/db`" }),
   ),
@@ -744,6 +753,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     port,
     host,
     dataDir,
+    consoleDir: v.MESHAGENT_CONSOLE_DIR === undefined ? null : resolve(v.MESHAGENT_CONSOLE_DIR),
     databaseUrl: v.MESHAGENT_DATABASE_URL ?? `sqlite://${join(dataDir, "meshagent.db")}`,
     dbPool: v.MESHAGENT_DB_POOL,
     publicUrl: noTrailingSlash(v.MESHAGENT_PUBLIC_URL ?? defaultPublicUrl(host, port)),

@@ -25,6 +25,7 @@ import { adminDomain } from "./admin/index.js";
 import { accountsDomain } from "./accounts/index.js";
 import { billingDomain } from "./billing/index.js";
 import { metricsDomain } from "./metrics/index.js";
+import { consoleDomain } from "./console/index.js";
 
 /** Every area of the app, in registration order. A new area adds its `index.ts` here (and its migration). */
 export const domains: Domain[] = [
@@ -54,4 +55,5 @@ export const domains: Domain[] = [
   accountsDomain,
   billingDomain,
   metricsDomain,
+  consoleDomain,
 ];

@@ -80,6 +80,8 @@ export function artifactAdapter(deps: {
   revoked: (key: string) => Promise<unknown>;
   /** The provider's invalid_grant error, for a second use. */
   reused: (message: string) => Error;
+  /** Redirect URIs a server client has beyond its stored ones (the console's, which follow the public URL). */
+  extraRedirects?: (clientId: string) => string[];
 }) {
   const { db, clock, sealer, revoked, reused } = deps;
   return class ArtifactAdapter {
@@ -123,7 +125,11 @@ export function artifactAdapter(deps: {
     private async client(id: string) {
       if (typeof id !== "string" || id.length > 200) return undefined;
       const own = await artifactsRepo.serverClient(db, id);
-      if (own) return serverClientMetadata(own, sealer);
+      if (own) {
+        const meta = serverClientMetadata(own, sealer);
+        const extra = deps.extraRedirects?.(id) ?? [];
+        return extra.length ? { ...meta, redirect_uris: [...new Set([...meta.redirect_uris, ...extra])] } : meta;
+      }
       const p = await artifactsRepo.projectClient(db, id);
       return p ? projectClientMetadata(p, sealer) : undefined;
     }

@@ -48,6 +48,20 @@ export const OFFICIAL_CLI = {
   metadata: { client_name: "MeshAgent CLI" },
 };
 
+/**
+ * The web console (packages/console, served at /console): a public client (PKCE, no secret), registered as official
+ * at first start. Its redirect URI follows the public URL (`<public URL>/console/callback`), so it is not stored.
+ */
+export const OFFICIAL_CONSOLE = {
+  client_id: "meshagent-console",
+  redirect_path: "/console/callback",
+  // No refresh token: the browser holds one access token, and signs in again (silently, while the sign-in session
+  // lasts) when it expires.
+  grant_types: ["authorization_code"],
+  scope: API_SCOPES.join(" "),
+  metadata: { client_name: "MeshAgent Console" },
+};
+
 /** What the bearer check learns from an OAuth access token. */
 export interface OAuthAccess {
   userId: string;
@@ -148,7 +162,9 @@ export class AuthorizationServer {
     const issuer = this.deps.publicUrl();
     const cookieKey = createHmac("sha256", this.deps.masterKey).update("meshagent oauth cookies").digest("base64url");
     const config: Configuration = {
-      adapter: artifactAdapter({ db, clock, sealer, revoked: this.deps.revoked, reused: (m) => new errors.InvalidGrant(m) }) as never,
+      adapter: artifactAdapter({ db, clock, sealer, revoked: this.deps.revoked, reused: (m) => new errors.InvalidGrant(m),
+        extraRedirects: (id) => (id === OFFICIAL_CONSOLE.client_id ? [this.deps.publicUrl() + OFFICIAL_CONSOLE.redirect_path] : []),
+      }) as never,
       clients: [],
       async findAccount(_ctx, id) {
         const u = await users.get(id);
@@ -252,8 +268,18 @@ export class AuthorizationServer {
     return grant;
   }
 
-  /** Registers the official CLI at first start (and leaves it as an administrator changed it). */
+  /** Registers the official CLI and the console at first start (and leaves them as an administrator changed them). */
   async seed() {
+    await artifactsRepo.insertServerClient(this.deps.db, {
+      client_id: OFFICIAL_CONSOLE.client_id,
+      secret_sealed: null,
+      grant_types: JSON.stringify(OFFICIAL_CONSOLE.grant_types),
+      redirect_uris: "[]",
+      scope: OFFICIAL_CONSOLE.scope,
+      metadata: JSON.stringify(OFFICIAL_CONSOLE.metadata),
+      official: 1,
+      created_at: this.deps.clock.now(),
+    });
     await artifactsRepo.insertServerClient(this.deps.db, {
       client_id: OFFICIAL_CLI.client_id,
       secret_sealed: null,

@@ -1,0 +1,7 @@
+import type { PageProps } from "../pages";
+import { Page } from "../ui";
+
+// PLACEHOLDER: replaced by the real page.
+export default function Placeholder(_: PageProps) {
+  return <Page title="webhooks">{null}</Page>;
+}
