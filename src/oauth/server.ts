@@ -162,7 +162,12 @@ export class AuthorizationServer {
     const issuer = this.deps.publicUrl();
     const cookieKey = createHmac("sha256", this.deps.masterKey).update("meshagent oauth cookies").digest("base64url");
     const config: Configuration = {
-      adapter: artifactAdapter({ db, clock, sealer, revoked: this.deps.revoked, reused: (m) => new errors.InvalidGrant(m),
+      adapter: artifactAdapter({
+        db,
+        clock,
+        sealer,
+        revoked: this.deps.revoked,
+        reused: (m) => new errors.InvalidGrant(m),
         extraRedirects: (id) => (id === OFFICIAL_CONSOLE.client_id ? [this.deps.publicUrl() + OFFICIAL_CONSOLE.redirect_path] : []),
       }) as never,
       clients: [],

@@ -198,9 +198,9 @@ export const DEFAULT_SCOPE = "profile project/* room/*";
 export type ClientAuth = "client_secret_basic" | "client_secret_post" | "none";
 
 export const CLIENT_AUTH_LABELS: Record<ClientAuth, string> = {
-  client_secret_basic: "Confidential: a server holds the secret (sent with HTTP Basic)",
-  client_secret_post: "Confidential: a server holds the secret (sent in the form body)",
-  none: "Public: a browser or native app (PKCE, no secret)",
+  client_secret_basic: "Confidential (secret by HTTP Basic)",
+  client_secret_post: "Confidential (secret in the form body)",
+  none: "Public (PKCE, no secret)",
 };
 
 export function clientAuth(c: Pick<OAuthClient, "metadata">): ClientAuth {

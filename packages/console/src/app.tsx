@@ -56,7 +56,7 @@ async function loadMe(signal: AbortSignal): Promise<Me> {
 function Shell({ path }: { path: string }) {
   const me = useAsync(loadMe, []);
   const projects = useAsync((signal) => api().listProjects({ signal }), []);
-  const projectId = match("/projects/:project/*", path.split("/").slice(0, 4).join("/") + "/x")?.project ?? null;
+  const projectId = match("/projects/:project", path.split("/").slice(0, 3).join("/"))?.project ?? null;
   const role = useAsync(async (signal) => (projectId ? api().getProjectRole(projectId, { signal }) : null), [projectId]);
   const [menuOpen, setMenuOpen] = useState(false);
   useEffect(() => setMenuOpen(false), [path]);

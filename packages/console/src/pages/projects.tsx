@@ -34,8 +34,8 @@ export function ProjectsView({ sdk, onCreated }: { sdk: Sdk; onCreated: (p: Proj
         empty={(list) =>
           list.length === 0 ? (
             <Empty title="You are not in any project yet.">
-              A project holds rooms, the services agents run in them, API keys, secrets and members, with its own usage and billing. Create one below,
-              or ask an admin of an existing project to invite you.
+              A project holds rooms, the services agents run in them, API keys, secrets and members, with its own usage and billing. Create one below, or ask an
+              admin of an existing project to invite you.
             </Empty>
           ) : null
         }
