@@ -19,6 +19,7 @@ export default defineConfig({
     // No inline assets: the CSP allows the console's own files only (data: images aside).
     assetsInlineLimit: 0,
     reportCompressedSize: false,
+    // dist/.vite/manifest.json: which files each page needs (bench/console.ts sums the initial load from it).
+    manifest: true,
   },
-  test: undefined,
 });
