@@ -360,16 +360,3 @@ export function When({ at }: { at: string | number | null | undefined }) {
   if (Number.isNaN(d.getTime())) return <span>{String(at)}</span>;
   return <time dateTime={d.toISOString()}>{d.toLocaleString()}</time>;
 }
-
-/** Tabs as links-in-a-list (each a page of its own, so they work with the keyboard and the back button). */
-export function Tabs({ items, current }: { items: { id: string; label: string; onSelect: () => void }[]; current: string }) {
-  return (
-    <div className="tabs" role="tablist" aria-label="Sections">
-      {items.map((t) => (
-        <button key={t.id} type="button" role="tab" aria-selected={t.id === current} className={t.id === current ? "tab active" : "tab"} onClick={t.onSelect}>
-          {t.label}
-        </button>
-      ))}
-    </div>
-  );
-}

@@ -8,7 +8,7 @@ import { editableService, formatValues, parseValues, summarizeStatus, toYaml } f
 import { blankSecret, secretRequest } from "../src/secrets-lib";
 import { RoomsView } from "../src/pages/rooms";
 import { RoomGrantsView } from "../src/pages/room-grants";
-import { ServiceEditor } from "../src/pages/service";
+import { restartInRoom, ServiceEditor } from "../src/pages/service";
 import { SecretEditor } from "../src/pages/secrets";
 
 afterEach(cleanup);
@@ -296,5 +296,27 @@ describe("secrets: typed values, never shown again", () => {
     expect((screen.getByLabelText("Key 1 value") as HTMLInputElement).value).toBe("");
     expect(document.body.textContent).not.toContain("s3cret");
     expect(onSaved).toHaveBeenCalled();
+  });
+});
+
+describe("services: restart in a room", () => {
+  it("joins the room, calls services.restart with the service id, and leaves, even when the restart fails", async () => {
+    const calls: unknown[][] = [];
+    let closed = 0;
+    const client = { connectRoom: async (p: string, r: string) => ({ room_url: `ws://x/rooms/${r}`, jwt: `jwt-${p}` }) } as unknown as Pick<
+      Meshagent,
+      "connectRoom"
+    >;
+    const connect = (async (o: { url: string; token: string }) => ({
+      invoke: async (...a: unknown[]) => {
+        calls.push([o.url, o.token, ...a]);
+        if (calls.length > 1) throw new Error('no service "svc" runs in this room');
+      },
+      close: () => void closed++,
+    })) as never;
+    await restartInRoom(client, "p1", "lobby", "svc", connect);
+    expect(calls[0]).toEqual(["ws://x/rooms/lobby", "jwt-p1", "services", "restart", { service_id: "svc" }]);
+    await expect(restartInRoom(client, "p1", "lobby", "svc", connect)).rejects.toThrow(/no service "svc" runs/);
+    expect(closed).toBe(2);
   });
 });

@@ -1,5 +1,5 @@
 import { useId, useState } from "react";
-import type { Meshagent, ServiceSpec, ServiceStatus, ServiceTemplateSpec } from "@meshagent-oss/sdk";
+import { RoomConnection, type Meshagent, type ServiceSpec, type ServiceStatus, type ServiceTemplateSpec } from "@meshagent-oss/sdk";
 import { api, errorText } from "../api";
 import { useAsync, useDebounced, usePoll } from "../hooks";
 import type { PageProps } from "../pages";
@@ -87,7 +87,8 @@ function ServiceView({
       <h2>Status</h2>
       <StatusView client={client} projectId={projectId} room={room} serviceId={spec.id} />
       <p className="muted">
-        The API has no restart action. Saving the service restarts it in the rooms where it runs; a crashed service starts again with the room's next session.
+        Restart stops the service's container in that room and starts it again (the room's <code>services.restart</code>, through a short connection to the
+        room). Saving the service restarts it in every room where it runs.
       </p>
 
       <h2>Definition</h2>
@@ -130,7 +131,30 @@ function ServiceView({
   );
 }
 
-type StatusClient = Pick<Meshagent, "getServiceStatus" | "getRoomServiceStatus">;
+type StatusClient = Pick<Meshagent, "getServiceStatus" | "getRoomServiceStatus" | "connectRoom">;
+
+/** A service's state in which it runs in a room's live session (and so can be restarted there). */
+const RUNNING = new Set(["pending", "pulling", "starting", "running", "restarting", "failed"]);
+
+/**
+ * Restarts a service in one room. The REST API has no restart: the room's `services` toolkit does it, so this joins
+ * the room for the call (connectRoom, then RoomConnection), calls `services.restart`, and leaves.
+ */
+export async function restartInRoom(
+  client: Pick<Meshagent, "connectRoom">,
+  projectId: string,
+  roomName: string,
+  serviceId: string,
+  connect = RoomConnection.connect,
+) {
+  const info = await client.connectRoom(projectId, roomName);
+  const room = await connect({ url: info.room_url, token: info.jwt });
+  try {
+    await room.invoke("services", "restart", { service_id: serviceId });
+  } finally {
+    room.close();
+  }
+}
 
 /** Where the service runs, polled with backoff: every room for a project service, the one room for a room's own. */
 export function StatusView({ client, projectId, room, serviceId }: { client: StatusClient; projectId: string; room: string | null; serviceId: string }) {
@@ -162,6 +186,20 @@ export function StatusView({ client, projectId, room, serviceId }: { client: Sta
             { label: "Started", render: (r) => <When at={secs(r.started_at)} /> },
             { label: "Last exit", render: (r) => <LastExit s={r} /> },
             { label: "Last error", render: (r) => r.last_error ?? "—" },
+            {
+              label: "Actions",
+              render: (r) =>
+                r.session_id && RUNNING.has(r.state) ? (
+                  <ConfirmButton
+                    kind="secondary"
+                    label="Restart"
+                    confirm={`Restart it in ${r.room_name}?`}
+                    onConfirm={() => restartInRoom(client, projectId, r.room_name, serviceId).then(status.reload)}
+                  />
+                ) : (
+                  "—"
+                ),
+            },
           ]}
         />
       )}
