@@ -1,5 +1,7 @@
-import { createContext, useContext } from "react";
+import { createContext, useContext, type ReactNode } from "react";
 import type { Project } from "@meshagent-oss/sdk";
+import { accessNote } from "./ops-lib";
+import { Empty, Page } from "./ui";
 
 export type Role = "admin" | "developer" | "member" | "none";
 
@@ -40,3 +42,28 @@ export interface Me {
 }
 export const MeContext = createContext<Me | null>(null);
 export const useMe = () => useContext(MeContext);
+
+/**
+ * A page only some roles may use (the API refuses the others): its content for them, and for everyone else the page's
+ * title with why it is empty and whom to ask. `what` names the page's things, plural ("webhooks").
+ */
+export function RoleGate({
+  need,
+  title,
+  what,
+  children,
+}: {
+  need: "admin" | "developer";
+  title: string;
+  what: string;
+  children: (p: ProjectInfo) => ReactNode;
+}) {
+  const p = useProject();
+  if (p.can[need]) return <>{children(p)}</>;
+  const noun = what.charAt(0).toUpperCase() + what.slice(1);
+  return (
+    <Page title={title}>
+      <Empty title={`${noun} ${what === "billing" ? "is" : "are"} for ${need === "admin" ? "administrators" : "developers"}`}>{accessNote(need, what)}</Empty>
+    </Page>
+  );
+}

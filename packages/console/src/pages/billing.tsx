@@ -3,9 +3,9 @@ import type { Balance, Subscription, Transaction } from "@meshagent-oss/sdk";
 import { api } from "../api";
 import { Chart } from "../chart";
 import { useAsync } from "../hooks";
-import { accessNote, formatMoney, formatNumber, rechargeArgs, usageCharts, usageTotals, usageWindow, type RechargeForm } from "../ops-lib";
+import { formatMoney, formatNumber, rechargeArgs, usageCharts, usageTotals, usageWindow, type RechargeForm } from "../ops-lib";
 import type { PageProps } from "../pages";
-import { useProject } from "../project";
+import { RoleGate } from "../project";
 import { BASE, setQuery, useLocation } from "../router";
 import { AsyncView, ConfirmButton, Empty, Field, Form, Page, Select, Table, When } from "../ui";
 
@@ -16,14 +16,11 @@ const STEP: Record<string, number> = { hour: 3600, day: 86_400, week: 604_800, m
 const LIVE = new Set(["active", "trialing", "past_due"]);
 
 export default function BillingPage(_: PageProps) {
-  const { project, can } = useProject();
-  if (!can.admin)
-    return (
-      <Page title="Billing">
-        <Empty title="Billing is for administrators">{accessNote("admin", "billing")}</Empty>
-      </Page>
-    );
-  return <Billing projectId={project.id} />;
+  return (
+    <RoleGate need="admin" title="Billing" what="billing">
+      {({ project }) => <Billing projectId={project.id} />}
+    </RoleGate>
+  );
 }
 
 /** Where a checkout comes back to: this page, saying how it went. */

@@ -2,9 +2,9 @@ import { useEffect, useId, useRef, useState, type InputHTMLAttributes } from "re
 import type { Mailbox } from "@meshagent-oss/sdk";
 import { api } from "../api";
 import { useAsync, useDebounced } from "../hooks";
-import { accessNote, formatAnnotations, mailboxBody, type MailboxForm } from "../ops-lib";
+import { formatAnnotations, mailboxBody, type MailboxForm } from "../ops-lib";
 import type { PageProps } from "../pages";
-import { useProject } from "../project";
+import { RoleGate } from "../project";
 import { Link, setQuery, useLocation } from "../router";
 import { AsyncView, Button, ConfirmButton, Empty, Field, Form, Page, Pager, Table, TextArea } from "../ui";
 
@@ -80,14 +80,11 @@ function MailboxFields({
 }
 
 export default function MailboxesPage(_: PageProps) {
-  const { project, can } = useProject();
-  if (!can.developer)
-    return (
-      <Page title="Mailboxes">
-        <Empty title="Mailboxes are for developers">{accessNote("developer", "mailboxes")}</Empty>
-      </Page>
-    );
-  return <Mailboxes projectId={project.id} />;
+  return (
+    <RoleGate need="developer" title="Mailboxes" what="mailboxes">
+      {({ project }) => <Mailboxes projectId={project.id} />}
+    </RoleGate>
+  );
 }
 
 function Mailboxes({ projectId }: { projectId: string }) {

@@ -114,7 +114,7 @@ export default function RoomPage({ params }: PageProps) {
       actions={
         <>
           <Link to={base}>All rooms</Link>
-          {can.admin ? <Link to={`${base}/${encodeURIComponent(params.room)}/grants`}>Grants</Link> : null}
+          {can.developer ? <Link to={`${base}/${encodeURIComponent(params.room)}/grants`}>Grants</Link> : null}
         </>
       }
     >

@@ -2,9 +2,9 @@ import { useState } from "react";
 import type { ScheduledTask, ScheduledTaskRun } from "@meshagent-oss/sdk";
 import { api } from "../api";
 import { useAsync, usePoll } from "../hooks";
-import { accessNote, MISFIRE_POLICIES, taskFormOf, taskRequest, taskTarget, type TaskForm } from "../ops-lib";
+import { MISFIRE_POLICIES, taskFormOf, taskRequest, taskTarget, type TaskForm } from "../ops-lib";
 import type { PageProps } from "../pages";
-import { useProject } from "../project";
+import { RoleGate } from "../project";
 import { Link, navigate } from "../router";
 import { AsyncView, Button, ConfirmButton, Empty, ErrorBox, Form, Page, Pager, Table, When } from "../ui";
 import { TaskFields } from "./scheduled-tasks";
@@ -12,14 +12,11 @@ import { TaskFields } from "./scheduled-tasks";
 const RUNS = 20;
 
 export default function ScheduledTaskPage({ params }: PageProps) {
-  const { project, can } = useProject();
-  if (!can.developer)
-    return (
-      <Page title="Scheduled task">
-        <Empty title="Scheduled tasks are for developers">{accessNote("developer", "scheduled tasks")}</Empty>
-      </Page>
-    );
-  return <TaskView projectId={project.id} taskId={params.task} />;
+  return (
+    <RoleGate need="developer" title="Scheduled task" what="scheduled tasks">
+      {({ project }) => <TaskView projectId={project.id} taskId={params.task} />}
+    </RoleGate>
+  );
 }
 
 function TaskView({ projectId, taskId }: { projectId: string; taskId: string }) {

@@ -2,9 +2,9 @@ import { useId, useMemo, useState } from "react";
 import type { ScheduledTask } from "@meshagent-oss/sdk";
 import { api } from "../api";
 import { useAsync, useDebounced } from "../hooks";
-import { accessNote, emptyTaskForm, MISFIRE_POLICIES, previewSchedule, taskRequest, taskTarget, type TaskForm } from "../ops-lib";
+import { emptyTaskForm, MISFIRE_POLICIES, previewSchedule, taskRequest, taskTarget, type TaskForm } from "../ops-lib";
 import type { PageProps } from "../pages";
-import { useProject } from "../project";
+import { RoleGate } from "../project";
 import { Link, setQuery, useLocation } from "../router";
 import { AsyncView, ConfirmButton, Empty, Field, Form, Page, Pager, Select, Table, TextArea, When } from "../ui";
 import { RoomField } from "./mailboxes";
@@ -146,14 +146,11 @@ export function TaskFields({ projectId, form, set }: { projectId: string; form: 
 }
 
 export default function ScheduledTasksPage(_: PageProps) {
-  const { project, can } = useProject();
-  if (!can.developer)
-    return (
-      <Page title="Scheduled tasks">
-        <Empty title="Scheduled tasks are for developers">{accessNote("developer", "scheduled tasks")}</Empty>
-      </Page>
-    );
-  return <ScheduledTasks projectId={project.id} />;
+  return (
+    <RoleGate need="developer" title="Scheduled tasks" what="scheduled tasks">
+      {({ project }) => <ScheduledTasks projectId={project.id} />}
+    </RoleGate>
+  );
 }
 
 function ScheduledTasks({ projectId }: { projectId: string }) {

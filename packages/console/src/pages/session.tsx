@@ -2,9 +2,9 @@ import { useMemo, useState } from "react";
 import { api } from "../api";
 import { Chart } from "../chart";
 import { usePoll } from "../hooks";
-import { accessNote, elapsed, excerpt, metricCharts, participantsText } from "../ops-lib";
+import { elapsed, excerpt, metricCharts, participantsText } from "../ops-lib";
 import type { PageProps } from "../pages";
-import { useProject } from "../project";
+import { RoleGate } from "../project";
 import { Link } from "../router";
 import { AsyncView, ConfirmButton, Empty, Page, Pager, Select, Table, When } from "../ui";
 import { formatDuration, layoutWaterfall, waterfallTicks, type Waterfall as WaterfallData } from "../waterfall-lib";
@@ -32,14 +32,11 @@ const EVENTS_PAGE = 50;
 const MAX_INDENT = 12;
 
 export default function SessionPage({ params }: PageProps) {
-  const { project, can } = useProject();
-  if (!can.developer)
-    return (
-      <Page title="Session">
-        <Empty title="Sessions are for developers">{accessNote("developer", "sessions")}</Empty>
-      </Page>
-    );
-  return <SessionView projectId={project.id} sessionId={params.session} />;
+  return (
+    <RoleGate need="developer" title="Session" what="sessions">
+      {({ project }) => <SessionView projectId={project.id} sessionId={params.session} />}
+    </RoleGate>
+  );
 }
 
 function SessionView({ projectId, sessionId }: { projectId: string; sessionId: string }) {

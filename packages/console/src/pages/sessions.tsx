@@ -2,21 +2,18 @@ import { useState } from "react";
 import type { RoomSession } from "@meshagent-oss/sdk";
 import { api } from "../api";
 import { useDebounced, usePoll } from "../hooks";
-import { accessNote, elapsed, participantsText } from "../ops-lib";
+import { elapsed, participantsText } from "../ops-lib";
 import type { PageProps } from "../pages";
-import { useProject } from "../project";
+import { RoleGate } from "../project";
 import { Link, setQuery, useLocation } from "../router";
 import { AsyncView, ConfirmButton, Empty, Field, Page, Select, Table, When, type Column } from "../ui";
 
 export default function SessionsPage(_: PageProps) {
-  const { project, can } = useProject();
-  if (!can.developer)
-    return (
-      <Page title="Sessions">
-        <Empty title="Sessions are for developers">{accessNote("developer", "sessions")}</Empty>
-      </Page>
-    );
-  return <Sessions projectId={project.id} />;
+  return (
+    <RoleGate need="developer" title="Sessions" what="sessions">
+      {({ project }) => <Sessions projectId={project.id} />}
+    </RoleGate>
+  );
 }
 
 function columns(projectId: string, extra: Column<RoomSession>[] = []): Column<RoomSession>[] {

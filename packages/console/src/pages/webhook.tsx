@@ -2,9 +2,9 @@ import { useEffect, useRef, useState } from "react";
 import type { Webhook, WebhookDelivery } from "@meshagent-oss/sdk";
 import { api } from "../api";
 import { useAsync, usePoll } from "../hooks";
-import { accessNote, deliveryRow, webhookFormOf, webhookUpdateBody, type DeliveryRow, type WebhookForm } from "../ops-lib";
+import { deliveryRow, webhookFormOf, webhookUpdateBody, type DeliveryRow, type WebhookForm } from "../ops-lib";
 import type { PageProps } from "../pages";
-import { useProject } from "../project";
+import { RoleGate } from "../project";
 import { Link, setQuery, useLocation } from "../router";
 import { AsyncView, Button, ConfirmButton, Empty, ErrorBox, Form, Page, Pager, Select, ShownOnce, Table, When } from "../ui";
 import { useEventCatalog, WebhookFields } from "./webhooks";
@@ -32,14 +32,11 @@ function newSecret(): string {
 }
 
 export default function WebhookPage({ params }: PageProps) {
-  const { project, can } = useProject();
-  if (!can.admin)
-    return (
-      <Page title="Webhook">
-        <Empty title="Webhooks are for administrators">{accessNote("admin", "webhooks")}</Empty>
-      </Page>
-    );
-  return <WebhookView projectId={project.id} webhookId={params.webhook} />;
+  return (
+    <RoleGate need="admin" title="Webhook" what="webhooks">
+      {({ project }) => <WebhookView projectId={project.id} webhookId={params.webhook} />}
+    </RoleGate>
+  );
 }
 
 function WebhookView({ projectId, webhookId }: { projectId: string; webhookId: string }) {

@@ -2,9 +2,9 @@ import { useState } from "react";
 import type { Webhook } from "@meshagent-oss/sdk";
 import { api } from "../api";
 import { useAsync, type Async } from "../hooks";
-import { accessNote, ALL_EVENTS, emptyWebhookForm, groupEvents, webhookCreateBody, type WebhookForm } from "../ops-lib";
+import { ALL_EVENTS, emptyWebhookForm, groupEvents, webhookCreateBody, type WebhookForm } from "../ops-lib";
 import type { PageProps } from "../pages";
-import { useProject } from "../project";
+import { RoleGate } from "../project";
 import { Link } from "../router";
 import { AsyncView, ConfirmButton, Empty, ErrorBox, Field, Form, Loading, Page, Select, ShownOnce, Table, TextArea, When } from "../ui";
 
@@ -92,14 +92,11 @@ export function WebhookFields({ form, set, catalog }: { form: WebhookForm; set: 
 export const useEventCatalog = () => useAsync((signal) => api().listWebhookEvents({ signal }), []);
 
 export default function WebhooksPage(_: PageProps) {
-  const { project, can } = useProject();
-  if (!can.admin)
-    return (
-      <Page title="Webhooks">
-        <Empty title="Webhooks are for administrators">{accessNote("admin", "webhooks")}</Empty>
-      </Page>
-    );
-  return <Webhooks projectId={project.id} />;
+  return (
+    <RoleGate need="admin" title="Webhooks" what="webhooks">
+      {({ project }) => <Webhooks projectId={project.id} />}
+    </RoleGate>
+  );
 }
 
 function Webhooks({ projectId }: { projectId: string }) {
