@@ -53,6 +53,7 @@ describe("the web console at /console", () => {
       const r = await s.http("GET", bad, { token: null });
       expect(r.status, `${bad}: ${r.text}`).toBe(404);
       expect(r.json.error.code).toBe("not_found");
+      expect(r.headers.get("cache-control") ?? "").not.toContain("immutable");
     }
   });
 

@@ -24,10 +24,15 @@ export async function consoleRoutes(app: AreaApp, ctx: AppContext) {
 
   // @fastify/static streams the files (ranges, ETag, content types); the routes are ours, declared like any other.
   const { default: fastifyStatic } = await import("@fastify/static");
-  await app.register(fastifyStatic, { root: dir, serve: false, cacheControl: false });
+  // The caching headers go on files found only (setHeaders), never on a 404.
+  await app.register(fastifyStatic, {
+    root: dir,
+    serve: false,
+    cacheControl: false,
+    setHeaders: (reply) => void reply.header("cache-control", "public, max-age=31536000, immutable").header("x-content-type-options", "nosniff"),
+  });
   app.get("/console/assets/*", hidden, async (req, reply) => {
     if (page() === null) throw notBuilt();
-    reply.header("cache-control", "public, max-age=31536000, immutable").header("x-content-type-options", "nosniff");
     const file = (req.params as { "*": string })["*"];
     // Only files under assets/: a dot segment is not a console asset (send would refuse it too, with a 403).
     if (file.split(/[\\/]/).some((seg) => seg === ".." || seg === ".")) throw new ApiError(404, "not_found", "no such console asset");

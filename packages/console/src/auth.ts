@@ -49,8 +49,17 @@ export function storedToken(storage: Storage = sessionStorage, now = Date.now())
   return null;
 }
 
-/** Starts the flow: remembers the verifier, state and where to come back to, and goes to the authorization endpoint. */
-export async function beginSignIn(returnTo: string, storage: Storage = sessionStorage, go = (url: string) => location.assign(url)) {
+let starting: Promise<void> | null = null;
+
+/**
+ * Starts the flow: remembers the verifier, state and where to come back to, and goes to the authorization endpoint.
+ * Once per page: several calls failing with 401 at the same moment start one flow, not several racing for the state.
+ */
+export function beginSignIn(returnTo: string, storage: Storage = sessionStorage, go = (url: string) => location.assign(url)): Promise<void> {
+  return (starting ??= startFlow(returnTo, storage, go));
+}
+
+async function startFlow(returnTo: string, storage: Storage, go: (url: string) => void) {
   const flow: Flow = { verifier: randomString(48), state: randomString(16), returnTo };
   storage.setItem(FLOW_KEY, JSON.stringify(flow));
   const q = new URLSearchParams({
